@@ -1,0 +1,42 @@
+"""`python -m core`: train -> info -> embed, as a user would chain them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import torch
+
+from core.__main__ import main
+from core.checkpoints import load_checkpoint
+
+
+def test_train_info_embed_chain(tmp_path, digits, capsys):
+    out = tmp_path / "digits-aae"
+    assert main(["train", "--dataset", "digits", "--model", "aae", "--prior", "uniform", "--latent-dim", "2",
+                 "--epochs", "1", "--hidden", "64", "--out", str(out)]) == 0
+    ckpt = load_checkpoint(out, device="cpu")
+    assert ckpt.model.prior == "uniform" and ckpt.meta["dataset"] == "digits"
+    assert ckpt.meta["metrics"]["recon_mse"] > 0 and ckpt.meta["history"]["epoch"] == [1]
+    assert main(["embed", str(out), "--out", str(tmp_path / "z.npz")]) == 0
+    saved = np.load(tmp_path / "z.npz")
+    with torch.no_grad():
+        expected = ckpt.model.encode(digits.x).numpy()
+    np.testing.assert_array_equal(saved["z"], expected)
+    np.testing.assert_array_equal(saved["y"], digits.y.numpy())
+
+
+def test_embed_refuses_a_dataset_of_another_shape(tmp_path, capsys):
+    out = tmp_path / "ae"
+    assert main(["train", "--dataset", "wine", "--model", "ae", "--latent-dim", "2", "--epochs", "1",
+                 "--out", str(out)]) == 0
+    assert main(["embed", str(out), "--dataset", "digits", "--out", str(tmp_path / "z.npz")]) == 1
+    assert "same shape" in capsys.readouterr().err
+
+
+def test_unknown_dataset_is_one_clear_line(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "core", "train", "--dataset", "nope", "--out", str(tmp_path / "x")],
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and "unknown dataset 'nope'" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "x").exists()
