@@ -62,7 +62,7 @@ def fit(model: nn.Module, data: Dataset, cfg: TrainConfig, on_step: StepCallback
     x = data.x.to(device)  # (N, *shape), resident
     gen = torch.Generator().manual_seed(cfg.seed)
     phases = model.training_phases()
-    optimisers = [_optimiser(p.name, p.params, cfg.lr) for p in phases]
+    optimisers = [_optimiser(p.name, p.params, cfg.lr * p.lr_scale) for p in phases]
     steps_per_epoch = -(-len(x) // cfg.batch_size)
     total_steps = steps_per_epoch * cfg.epochs
     history: dict = {"epoch": [], "seconds": [], "stopped": False, "device": str(device)}

@@ -32,6 +32,7 @@ class Phase:
     name: str
     loss_fn: Callable[[torch.Tensor], dict[str, torch.Tensor]]  # x -> {"loss": scalar, other named terms}
     params: Iterable[nn.Parameter]
+    lr_scale: float = 1.0  # this phase's learning rate = TrainConfig.lr * lr_scale
 
 
 def list_models() -> list[str]:
