@@ -1,0 +1,130 @@
+"""Few-shot lab: configure an experiment, run it in the background, compare methods by shots."""
+
+import json
+
+import pandas as pd
+import streamlit as st
+
+from ui import jobs, state
+from ui.fewshot_ops import chart_rows, fewshot_dir, records_csv, start_run, summary_table
+from ui.sidebar import shared_sidebar
+
+shared_sidebar("fewshot")
+st.title("Few-shot lab")
+st.markdown(
+    "Does augmentation help when only a handful of labelled examples per class exist? Each run trains the "
+    "same small classifier on k shots per class, once per method and seed, and scores it on held-out data "
+    "(the Bonn slides' few-shot tables; LSI from Liu et al. 2018; ISDA from Wang et al. 2019). "
+    "Try first: the defaults (digits, 5 shots, none / classic / mixup — under half a minute), then add `lsi` "
+    "or `vae-interp` to see the latent methods (each first trains a small generator, ~20 s on a CPU)."
+)
+
+from core.augment import AUGMENTATIONS, list_augmentations  # noqa: E402
+from core.data import list_datasets  # noqa: E402
+from core.viz import results_figure  # noqa: E402
+from core.fewshot import DEFAULT_GENERATOR, ExperimentSpec, list_runs, load_run  # noqa: E402
+
+job: jobs.Job | None = st.session_state.get("_ll_fs_job")
+
+# ----------------------------------------------------------------------------- configure
+with st.form("fs_form"):
+    c1, c2, c3 = st.columns(3)
+    datasets = list_datasets()
+    spec_ds = c1.selectbox("Dataset", datasets, index=datasets.index("digits") if "digits" in datasets else 0,
+                           key="w_fs_ds", help="digits and the tabular sets run in seconds; MNIST takes longer.")
+    shots = c1.multiselect("Shots per class", [1, 2, 5, 10, 20, 50], default=[5], key="w_fs_shots")
+    methods = c2.multiselect("Methods", list_augmentations(), default=["none", "classic", "mixup"],
+                             key="w_fs_methods", format_func=lambda m: m,
+                             help="\n".join(f"- **{k}**: {a.description}" for k, a in AUGMENTATIONS.items()))
+    combos = c2.text_input("Combinations (optional, comma-separated)", "", key="w_fs_combos",
+                           placeholder="classic+lsi, mixup+isda")
+    seeds = c3.number_input("Seeds", 1, 10, 2, key="w_fs_seeds")
+    steps = c3.number_input("Budget: classifier steps", 20, 5000, 200, step=20, key="w_fs_steps")
+    gen_steps = c3.number_input("Generator training steps (latent methods)", 50, 20000,
+                                int(DEFAULT_GENERATOR.get("steps", 2000)), step=50, key="w_fs_gen_steps",
+                                help="Optimiser steps for the VAE/AAE the latent methods sample from.")
+    go = st.form_submit_button("Run", type="primary", disabled=bool(job and job.running))
+
+if go:
+    chosen = list(methods) + [m.strip() for m in combos.split(",") if m.strip()]
+    try:
+        spec = ExperimentSpec(dataset=spec_ds, shots=sorted(shots), methods=chosen, seeds=int(seeds),
+                              steps=int(steps), generator={"steps": int(gen_steps)} if "steps" in DEFAULT_GENERATOR else {})
+        if "none" not in chosen:
+            st.warning("Without `none` there is no baseline to compare against.")
+        job = start_run(spec)
+    except ValueError as e:
+        st.error(f"Cannot start: {e}")
+    else:
+        st.session_state["_ll_fs_job"] = job
+        st.session_state["_ll_fs_seen"] = False
+
+
+def show_results(records: list[dict], title: str, key: str) -> None:
+    if not records:
+        st.caption("No finished cells yet.")
+        return
+    st.markdown(f"**{title}** — mean ± 95% CI over seeds")
+    st.dataframe(summary_table(records), width="stretch", hide_index=True,
+                 column_config={"F1 vs none": st.column_config.NumberColumn(
+                     format="%+.3f", help="paired difference in weighted F1 against `none` on the same seeds")})
+    metric = st.radio("Chart", ["f1_weighted", "accuracy"], horizontal=True, key=f"w_fs_metric_{key}",
+                      format_func=lambda m: {"f1_weighted": "weighted F1", "accuracy": "accuracy"}[m])
+    st.plotly_chart(results_figure(chart_rows(records, metric), metric=metric), key=f"w_fs_chart_{key}")
+    c1, c2 = st.columns(2)
+    c1.download_button("Download CSV", records_csv(records), "fewshot-results.csv", "text/csv", key=f"dl_csv_{key}")
+    c2.download_button("Download JSON", json.dumps(records, indent=1), "fewshot-results.json", "application/json",
+                       key=f"dl_json_{key}")
+
+
+def run_panel() -> None:
+    job = st.session_state.get("_ll_fs_job")
+    if job is None:
+        return
+    prog, records = job.snapshot()
+    total, done = int(prog.get("total") or 0), int(prog.get("done") or 0)
+    label = f"{done}/{total} cells" + (f" · last: seed {prog['cell'][0]}, {prog['cell'][1]} shots, {prog['cell'][2]}"
+                                       if prog.get("cell") else "")
+    if job.running:
+        with st.status(f"Running… {label}", expanded=True):
+            st.progress(done / max(total, 1))
+            st.caption("The page stays usable; results appear cell by cell. First cells may train generators.")
+            if st.button("Stop", key="w_fs_stop"):
+                job.stop.set()
+    elif job.error:
+        st.error(f"The run failed: {job.error}")
+    else:
+        st.status(f"Finished{' (stopped)' if job.stop.is_set() else ''}: {label}", state="complete")
+    show_results([r for r in records if r], "This run", "live")
+    if job.done and not st.session_state.get("_ll_fs_seen"):
+        st.session_state["_ll_fs_seen"] = True
+        st.rerun(scope="app")  # refresh the list of runs below
+
+
+st.subheader("Current run")
+if job is not None and job.running:
+    st.fragment(run_panel, run_every=1.0)()
+elif job is not None:
+    run_panel()
+else:
+    st.caption("Nothing running. Configure a run above, or open an earlier one below.")
+
+# ----------------------------------------------------------------------------- earlier runs
+st.subheader("Earlier runs")
+runs = list_runs(fewshot_dir())
+if not runs:
+    st.caption(f"No runs yet in `{fewshot_dir()}`.")
+else:
+    table = pd.DataFrame([{k: r[k] for k in ("name", "created", "dataset", "shots", "methods", "seeds",
+                                            "n_records", "complete")} for r in runs])
+    st.dataframe(table, width="stretch", hide_index=True)
+    names = [r["name"] for r in runs]
+    pick = st.selectbox("Open a run", names, key="w_fs_open")
+    try:
+        run = load_run(next(r["path"] for r in runs if r["name"] == pick))
+    except (ValueError, OSError) as e:
+        st.error(f"Cannot open that run: {e}")
+    else:
+        show_results(run["records"], pick, "old")
+
+state.sync_url()

@@ -1,0 +1,177 @@
+"""Interpolation: LSI between two samples with a lambda slider, pixel mixup beside it, and the
+Bonn-slides samplers (noise, kNN inter/extrapolation, prior)."""
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from ui import show, state
+from ui.compute import interpolation_frame, interpolation_path, sampler_batch
+from ui.resources import UiError, check_compatible, friendly, latents
+from ui.sidebar import shared_sidebar
+
+sel = shared_sidebar("interpolation")
+st.title("Interpolation")
+st.markdown(
+    "Latent space interpolation (LSI, Liu et al. 2018) makes a new training sample by decoding "
+    "(1 − λ)·z₀ + λ·z₁ between the codes of two images and labels it with the λ-weighted mix of their "
+    "labels (half-half at λ = 0.5). Pixel **mixup** of the same pair is shown beside it: "
+    "compare how the decoded sample stays a plausible digit while mixup is a double exposure. "
+    "Try first: move λ slowly from 0 to 1, then beyond 1 (extrapolation), then switch the sidebar to an "
+    "AE or Gaussian-prior checkpoint and watch the midpoint get worse."
+)
+
+
+def _stop() -> None:
+    state.sync_url()
+    st.stop()
+
+
+if sel.ckpt is None:
+    st.info("No checkpoint for this dataset: train or upload one on **Train or load**.")
+    _stop()
+try:
+    ckpt, ds = check_compatible(sel.ckpt, sel.dataset)
+    latents(sel.ckpt, ckpt.sha256, sel.dataset)  # encode once here, not inside the slider's timing
+except UiError as e:
+    st.error(str(e))
+    _stop()
+
+n, names = len(ds), list(ds.class_names)
+y = ds.y.numpy()
+
+
+def _first_of(c: int) -> int:
+    hits = np.flatnonzero(y == c)
+    return int(hits[0]) if len(hits) else 0
+
+
+if not isinstance(state.get("i0"), int) or not 0 <= state.get("i0") < n:
+    state.put("i0", _first_of(1 if ds.n_classes > 7 else 0))
+if not isinstance(state.get("i1"), int) or not 0 <= state.get("i1") < n:
+    state.put("i1", _first_of(7 if ds.n_classes > 7 else min(1, ds.n_classes - 1)))
+
+# ----------------------------------------------------------------------------- pick the pair
+st.subheader("1 · Pick two samples")
+rng_key = "_ll_pick_counter"
+
+
+def _rng() -> np.random.Generator:
+    st.session_state[rng_key] = st.session_state.get(rng_key, 0) + 1
+    return np.random.default_rng(st.session_state[rng_key])
+
+
+def _from_classes() -> None:
+    g = _rng()
+    a, b = st.session_state["w_cls_a"], st.session_state["w_cls_b"]
+    state.put("i0", int(g.choice(np.flatnonzero(y == names.index(a)))))
+    state.put("i1", int(g.choice(np.flatnonzero(y == names.index(b)))))
+
+
+def _random_pair() -> None:
+    g = _rng()
+    i0 = int(g.integers(n))
+    others = np.flatnonzero(y != y[i0])
+    state.put("i0", i0)
+    state.put("i1", int(g.choice(others)) if len(others) else int(g.integers(n)))
+
+
+def _from_map() -> None:
+    chosen = [i for i in st.session_state.get("ll_selection") or [] if 0 <= i < n]
+    if len(chosen) >= 2:
+        state.put("i0", int(chosen[0]))
+        state.put("i1", int(chosen[1]))
+
+
+how = st.radio("How", ["By class", "Random", "By index", "From the map's selection"], horizontal=True,
+               key="w_pick_how", label_visibility="collapsed")
+c1, c2, c3, c4, c5 = st.columns([2, 2, 2, 1.5, 1.5], vertical_alignment="bottom")
+if how == "By class":
+    c1.selectbox("Class of A", names, index=int(y[state.get("i0")]), key="w_cls_a")
+    c2.selectbox("Class of B", names, index=int(y[state.get("i1")]), key="w_cls_b")
+    c3.button("Draw a pair", on_click=_from_classes, width="stretch")
+elif how == "Random":
+    c1.button("Random pair (two classes)", on_click=_random_pair, width="stretch")
+elif how == "From the map's selection":
+    chosen = [i for i in st.session_state.get("ll_selection") or [] if 0 <= i < n]
+    c1.caption(f"{len(chosen)} point(s) selected on **Latent map & holes**."
+               + ("" if len(chosen) >= 2 else " Select at least two there first."))
+    c2.button("Use the first two selected", on_click=_from_map, disabled=len(chosen) < 2, width="stretch")
+i0 = c4.number_input(f"Index of A (0–{n - 1})", 0, n - 1, step=1,
+                     **state.bind_widget("i0", "w_i0", lambda v: 0 <= v < n))
+i1 = c5.number_input(f"Index of B (0–{n - 1})", 0, n - 1, step=1,
+                     **state.bind_widget("i1", "w_i1", lambda v: 0 <= v < n))
+state.put("i0", int(i0))
+state.put("i1", int(i1))
+st.caption(f"A = #{i0} (class {names[y[i0]]}), B = #{i1} (class {names[y[i1]]}).")
+
+
+# ----------------------------------------------------------------------------- slider + previews
+@st.fragment
+def slider_panel() -> None:
+    with friendly("Interpolation"):
+        st.subheader("2 · Move along the path")
+        c1, c2 = st.columns([3, 1])
+        lam = c1.slider("λ  (outside [0, 1] is extrapolation)", -0.5, 1.5, step=0.05,
+                        **state.bind_widget("lam", "w_lam", lambda v: -0.5 <= v <= 1.5))
+        mode = c2.radio("Path", ["linear", "slerp"], horizontal=True, key="w_mode",
+                        help="slerp follows the great circle between the two codes (White 2016).")
+        state.put("lam", float(lam))
+        state.sync_url()
+        f = interpolation_frame(sel.ckpt, ckpt.sha256, sel.dataset, int(i0), int(i1), float(lam), mode)
+        cols = st.columns([1, 1, 2])
+        with cols[0]:
+            st.markdown("**Decoded LSI sample**")
+            show.one(f["x_lsi"], f"λ = {lam:.2f}", width=168, is_image=ds.is_image)
+        with cols[1]:
+            st.markdown("**Pixel mixup, same λ**")
+            show.one(f["x_mix"], f"λ = {lam:.2f}", width=168, is_image=ds.is_image)
+        with cols[2]:
+            st.markdown("**LSI soft label** (λ-weighted, two-hot at 0.5)")
+            st.bar_chart(pd.DataFrame({"weight": f["soft"]}, index=names), height=200)
+        st.caption(f"Server time for this λ: {f['ms']:.1f} ms")
+        st.session_state["_ll_last_frame_ms"] = f["ms"]
+
+        lambdas = tuple(float(v) for v in np.round(np.linspace(-0.5, 1.5, 9), 3))
+        path, mix = interpolation_path(sel.ckpt, ckpt.sha256, sel.dataset, int(i0), int(i1), mode, lambdas)
+        caps = [f"λ={v:g}" for v in lambdas]
+        st.markdown(f"**The whole path ({mode})** — decoded, then pixel mixup")
+        show.samples(path, caps, width=72, is_image=ds.is_image)
+        show.samples(mix, caps, width=72, is_image=ds.is_image)
+
+
+slider_panel()
+
+# ----------------------------------------------------------------------------- samplers
+st.subheader("3 · Samplers from the Bonn slides")
+st.markdown(
+    "Other ways to make new latent codes: **noise** z + ε with ε ~ N(0, α²I); **kNN interpolation / "
+    "extrapolation** z ± α·(z_k − z) towards (or away from) one of the k nearest neighbours of the same "
+    "class; **prior** samples scaled by α. Each tile says where it came from."
+)
+c1, c2, c3, c4 = st.columns(4)
+method = c1.selectbox("Sampler", ["knn-interpolate", "knn-extrapolate", "noise", "prior"], key="w_s_method")
+alpha = c2.slider("α", 0.0, 2.0, 0.5, 0.05, key="w_s_alpha")
+k = c3.number_input("k neighbours", 1, 50, 5, key="w_s_k", disabled=not method.startswith("knn"))
+count = c4.number_input("How many", 1, 32, 12, key="w_s_n")
+around_a = st.checkbox(f"Only around sample A (#{i0})", value=False, key="w_s_around",
+                       disabled=method == "prior")
+seed = st.number_input("Seed", 0, 10_000, 0, key="w_s_seed")
+try:
+    sources = tuple([int(i0)] * int(count)) if around_a and method != "prior" else ()
+    xs, recs = sampler_batch(sel.ckpt, ckpt.sha256, sel.dataset, method, float(alpha), int(k), int(count),
+                             int(seed), sources)
+except (UiError, ValueError) as e:
+    st.error(f"Could not sample: {e}")
+else:
+    caps = []
+    for r in recs:
+        if r["source_index"] < 0:
+            caps.append("prior")
+        elif r["neighbour_index"] >= 0:
+            caps.append(f"#{r['source_index']}→#{r['neighbour_index']} ({names[r['label']]})")
+        else:
+            caps.append(f"#{r['source_index']}+ε ({names[r['label']]})")
+    show.samples(xs, caps, width=84, is_image=ds.is_image)
+
+state.sync_url()

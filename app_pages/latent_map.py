@@ -1,0 +1,186 @@
+"""Latent map (PCA / UMAP / raw axes) with selection -> gallery, and the hole effect side by side."""
+
+import time
+
+import pandas as pd
+import streamlit as st
+
+from ui import catalog, show, state
+from ui.maps import hole_job, quick_projection, umap_job, warm_umap_in_background
+from ui.resources import UiError, check_compatible, entries, friendly, latents
+from ui.sidebar import shared_sidebar
+
+sel = shared_sidebar("latent_map")
+st.title("Latent map & holes")
+st.markdown(
+    "Each dot is one training image, placed by its latent code (projected to 2-d) and coloured by class. "
+    "Liu et al. (2018) argue that a plain autoencoder leaves **holes** — empty regions between classes that "
+    "decode to garbage — and that an adversarial autoencoder with a **uniform prior** fills them, which is "
+    "what makes latent interpolation a good augmentation. "
+    "Try first: box-select a cluster to see its images, then compare the four z = 2 models at the bottom."
+)
+
+
+def _stop() -> None:
+    state.sync_url()
+    st.stop()
+
+
+if sel.ckpt is None:
+    st.info("No checkpoint for this dataset: train or upload one on **Train or load**.")
+    _stop()
+try:
+    ckpt, ds = check_compatible(sel.ckpt, sel.dataset)
+    z = latents(sel.ckpt, ckpt.sha256, sel.dataset)
+except UiError as e:
+    st.error(str(e))
+    _stop()
+
+from core.viz import density_figure, latent_scatter, selection_to_indices  # noqa: E402
+
+names = list(ds.class_names)
+d = z.shape[1]
+warm_umap_in_background()  # pays UMAP's one-off compile while the user looks at the PCA map
+
+# ----------------------------------------------------------------------------- the map
+st.subheader("1 · The encoded dataset")
+options = (["raw axes"] if d == 2 else []) + ["PCA", "UMAP"]
+method = st.radio("Projection", options, horizontal=True, key=f"w_map_method_{d == 2}",
+                  help="PCA is instant. UMAP shows neighbourhoods better but the first fit in a server process "
+                       "takes about a minute (numba compiles); it is cached on disk afterwards.")
+umap = umap_job(sel.ckpt, ckpt.sha256, sel.dataset) if method == "UMAP" else None
+umap_ready = umap is not None and umap.done and not umap.error
+
+
+def _poll_umap() -> None:
+    job = umap_job(sel.ckpt, ckpt.sha256, sel.dataset)
+    if job.done:
+        st.rerun(scope="app")
+    st.info(f"Computing the UMAP in the background ({time.time() - job.started:.0f} s)… "
+            "the PCA map is shown meanwhile. The first UMAP in a server process compiles for about a minute.",
+            icon=":material/hourglass_top:")
+
+
+if umap is not None and not umap.done:
+    st.fragment(_poll_umap, run_every=1.0)()
+if umap is not None and umap.error:
+    st.error(f"UMAP failed: {umap.error.splitlines()[0]} — showing PCA instead.")
+
+
+@st.fragment
+def map_and_gallery() -> None:
+    with friendly("The map"):
+        if umap_ready:
+            xy, shown = umap.result["xy"], "UMAP"
+        else:
+            shown = "raw axes" if method == "raw axes" else "PCA"
+            xy = quick_projection(sel.ckpt, ckpt.sha256, sel.dataset, "raw" if shown == "raw axes" else "pca")
+        fig = latent_scatter(xy, ds.y.numpy(), names, list(range(len(xy))))
+        fig.update_layout(title=f"{sel.entry.name if sel.entry else sel.ckpt} · {shown} · {len(xy):,} points", height=520,
+                          margin={"t": 60})
+        event = st.plotly_chart(fig, on_select="rerun", selection_mode=("points", "box", "lasso"),
+                                key=f"w_map_{sel.ckpt}_{shown}_{st.session_state.get('_ll_map_nonce', 0)}",
+                                width="stretch")
+        chosen = selection_to_indices(event)
+        if chosen:
+            st.session_state["ll_selection"] = [int(i) for i in chosen]
+        chosen = [i for i in st.session_state.get("ll_selection") or [] if 0 <= i < len(ds)]
+        st.markdown(f"**Selection** — {len(chosen)} point(s)" + (" (showing the first 48)" if len(chosen) > 48 else ""))
+        if not chosen:
+            st.caption("Use the box or lasso tool (top right of the chart), or click a point.")
+            return
+        idx = chosen[:48]
+        y = ds.y.numpy()
+        show.samples(ds.x[idx].numpy(), [f"#{i} · {names[y[i]]}" for i in idx], width=64, is_image=ds.is_image)
+        counts = pd.Series([names[y[i]] for i in chosen]).value_counts()
+        st.caption("Classes in the selection: " + ", ".join(f"{k} × {v}" for k, v in counts.items()))
+        c1, c2 = st.columns(2)
+        if len(chosen) >= 2 and c1.button("Interpolate between the first two", key="w_map_to_interp"):
+            state.put("i0", int(chosen[0]))
+            state.put("i1", int(chosen[1]))
+            state.sync_url()
+            st.switch_page("app_pages/interpolation.py")
+        if c2.button("Clear selection", key="w_map_clear"):
+            st.session_state["ll_selection"] = []
+            st.session_state["_ll_map_nonce"] = st.session_state.get("_ll_map_nonce", 0) + 1  # a fresh chart
+            st.rerun()
+
+
+map_and_gallery()
+
+# ----------------------------------------------------------------------------- hole effect
+st.subheader("2 · The hole effect, side by side")
+st.markdown(
+    "The same dataset encoded by two to four models. A **density** view shows where the codes lie; empty "
+    "patches inside the cloud are holes. The table measures it:\n"
+    "- **hole fraction (box / prior)** — share of random points (in the codes' bounding box, or drawn from the "
+    "prior) that are farther from every training code than 95% of training codes are from their nearest "
+    "neighbour. ≈ 0.05 means no holes; near 1 means mostly holes.\n"
+    "- **hole depth (box / prior)** — median distance from a random point to the nearest training code, in "
+    "units of the codes' own nearest-neighbour distance: ≈ 1 = filled, much larger = deep holes.\n"
+    "- **midpoint confidence** — how sure a classifier trained on real images is about decoded midpoints "
+    "between two classes (compare with **recon confidence** on plain reconstructions): higher = more realistic.\n"
+    "- **re-encode error** — ‖E(D(z)) − z‖ along interpolation paths, relative to the path length: "
+    "low = the path stays on the learned manifold."
+)
+same = [e for e in entries() if e.dataset == sel.dataset]
+by_name = {e.name: e.key for e in same}
+default = [by_name[n] for n in catalog.HOLE_SET if n in by_name] or [e.key for e in same[:4]]
+labels = {e.key: e.label for e in same}
+picked = st.multiselect("Models to compare (2–4)", [e.key for e in same], default=default[:4], max_selections=4,
+                        format_func=lambda k: labels.get(k, k), key="w_holes_models")
+if len(picked) < 2:
+    st.info("Pick at least two checkpoints to compare.")
+    _stop()
+
+rows, cols, pending = [], st.columns(len(picked)), []
+all_2d = all(next(e for e in same if e.key == k).latent_dim == 2 for k in picked)
+view = "raw" if all_2d else "pca"
+for col, key in zip(cols, picked):
+    with col:
+        try:
+            ck, _ = check_compatible(key, sel.dataset)
+            xy = quick_projection(key, ck.sha256, sel.dataset, view)
+        except (UiError, ValueError) as e:
+            st.error(str(e))
+            continue
+        name = key.split("/", 1)[1]
+        fig = density_figure(xy, title=name)
+        fig.update_traces(showscale=False)
+        fig.update_layout(height=320, margin={"l": 10, "r": 10, "t": 40, "b": 10}, title_font_size=13)
+        st.plotly_chart(fig, width="stretch", key=f"w_density_{key}", config={"displayModeBar": False})
+        job = hole_job(key, ck.sha256, sel.dataset)
+        if job.done and not job.error:
+            rows.append({"model": name, **{k: v for k, v in job.result.items() if k != "seconds"}})
+        elif job.error:
+            st.error(f"Hole metrics failed for {name}: {job.error.splitlines()[0]}")
+        else:
+            pending.append(name)
+st.caption(f"Density of the codes on the {'raw latent axes' if all_2d else 'first two principal components'}.")
+
+
+def _poll_holes() -> None:
+    jobs_ = [hole_job(k, check_compatible(k, sel.dataset)[0].sha256, sel.dataset) for k in picked]
+    if all(j.done for j in jobs_):
+        st.rerun(scope="app")
+    done = sum(j.done for j in jobs_)
+    st.progress(done / len(jobs_), text=f"Computing hole metrics in the background: {done}/{len(jobs_)} models "
+                                        "(the first run also trains a small real-data classifier)…")
+
+
+if pending:
+    st.fragment(_poll_holes, run_every=1.0)()
+COLUMNS = {"hole_fraction_box": "hole fraction (box)", "hole_fraction_prior": "hole fraction (prior)",
+           "hole_depth_box": "hole depth (box)", "hole_depth_prior": "hole depth (prior)",
+           "midpoint_confidence": "midpoint confidence", "recon_confidence": "recon confidence",
+           "reencode_error": "re-encode error"}
+if rows:
+    table = pd.DataFrame(rows).set_index("model")
+    table = table[[c for c in COLUMNS if c in table] + [c for c in table if c not in COLUMNS]]
+    st.dataframe(table.rename(columns=COLUMNS).style.format("{:.3f}"), width="stretch")
+    if "hole_fraction_box" in table and "midpoint_confidence" in table:
+        st.caption(f"Fewest holes in its bounding box: **{table['hole_fraction_box'].idxmin()}**; most realistic "
+                   f"midpoints: **{table['midpoint_confidence'].idxmax()}**. Liu et al. expect the uniform-prior "
+                   "AAE to win both — check whether these checkpoints bear that out.")
+
+state.sync_url()

@@ -1,0 +1,138 @@
+"""Train or load a model: settings -> background training with live loss; or pick/upload a checkpoint."""
+
+import pandas as pd
+import streamlit as st
+
+from ui import jobs, show, state
+from ui.resources import MAX_UPLOAD_BYTES, UiError, check_compatible, dataset, friendly, register_upload
+from ui.sidebar import shared_sidebar
+from ui.training import MODEL_CHOICES, start_training
+
+sel = shared_sidebar("train_load")
+st.title("Train or load")
+st.markdown(
+    "Every other page works on the checkpoint chosen in the sidebar. Here you can **train** your own "
+    "(an AE, an adversarial autoencoder with a uniform or Gaussian prior as in Liu et al. 2018, or a "
+    "beta-VAE as in the Bonn slides) or **load** one and check how well it reconstructs. "
+    "Try first: look at the reconstructions of the shipped `aae-uniform-z16`, then train a z = 2 model "
+    "for 5 epochs and compare it on the latent map."
+)
+
+tab_load, tab_train = st.tabs(["Load / inspect", "Train"])
+
+# ----------------------------------------------------------------------------- load
+with tab_load:
+    st.caption("Pick a shipped, trained or uploaded checkpoint in the sidebar; upload your own here.")
+    up = st.file_uploader("Upload a checkpoint (a zipped checkpoint folder: config.json + model.safetensors)",
+                          type=["zip"], key="w_upload", max_upload_size=MAX_UPLOAD_BYTES // 2**20,
+                          help="Checked in memory and never unpickled; size-limited (see .streamlit/config.toml).")
+    if up is not None and st.session_state.get("_ll_upload_done") != up.file_id:
+        st.session_state["_ll_upload_done"] = up.file_id
+        try:
+            new_key = register_upload(up.getvalue())
+        except UiError as e:
+            st.session_state["_ll_upload_error"] = str(e)
+        else:
+            st.session_state.pop("_ll_upload_error", None)
+            state.put("ckpt", new_key)
+            st.rerun()
+    if st.session_state.get("_ll_upload_error"):
+        st.error(f"Upload rejected — {st.session_state['_ll_upload_error']} "
+                 "The previously selected checkpoint stays selected.")
+
+    if sel.ckpt is None:
+        st.info("No checkpoint for this dataset yet — use the Train tab.")
+    else:
+        try:
+            ckpt, ds = check_compatible(sel.ckpt, sel.dataset)
+        except UiError as e:
+            st.error(str(e))
+        else:
+            meta = ckpt.meta
+            st.subheader(sel.ckpt.split("/", 1)[1])
+            m = meta.get("model", {})
+            cols = st.columns(4)
+            cols[0].metric("Model", m.get("kind", "?").upper() + (f" · {m.get('prior')}" if m.get("kind") == "aae" else ""))
+            cols[1].metric("Latent size", m.get("latent_dim", "?"))
+            recon = meta.get("metrics", {}).get("recon_mse")
+            cols[2].metric("Reconstruction MSE", f"{recon:.4f}" if isinstance(recon, (int, float)) else "—")
+            cols[3].metric("Trained on", meta.get("dataset", "?"))
+            from ui.compute import reconstructions
+
+            with friendly("Reconstructing"):
+                x, x_hat = reconstructions(sel.ckpt, ckpt.sha256, sel.dataset, n=12)
+                st.markdown("**Originals (top) and reconstructions (bottom)** — the first sample of each class, "
+                            "then more.")
+                show.samples(x, width=56, is_image=ds.is_image)
+                show.samples(x_hat, width=56, is_image=ds.is_image)
+            hist = meta.get("history") or {}
+            if hist.get("epoch"):
+                from core.viz import loss_curve
+
+                fig = loss_curve(hist, title=f"Training losses per epoch ({len(hist['epoch'])} epochs)")
+                fig.update_layout(height=280)
+                st.plotly_chart(fig, key="w_loss_curve")
+            with st.expander("Full config"):
+                st.json({k: meta.get(k) for k in ("model", "train", "dataset", "metrics", "versions", "created")})
+
+# ----------------------------------------------------------------------------- train
+with tab_train:
+    job: jobs.Job | None = st.session_state.get("_ll_train_job")
+    with st.form("train_form"):
+        c1, c2, c3 = st.columns(3)
+        choice = c1.selectbox("Model", list(MODEL_CHOICES), key="w_t_model")
+        latent_dim = c1.number_input("Latent size d", 1, 128, 2, key="w_t_d",
+                                     help="2 shows the latent space without projection.")
+        beta = c2.number_input("beta (beta-VAE only)", 0.0, 100.0, 1.0, step=0.5, key="w_t_beta")
+        beta_norm = c2.checkbox("normalise beta (beta·d/N, Bonn eq. 2)", key="w_t_bnorm")
+        epochs = c2.number_input("Epochs", 1, 200, 5, key="w_t_epochs")
+        lr = c3.number_input("Learning rate", 1e-5, 1e-1, 1e-3, format="%.5f", key="w_t_lr")
+        seed = c3.number_input("Seed", 0, 2**31 - 1, 0, key="w_t_seed")
+        go = st.form_submit_button(f"Train on {sel.dataset}", type="primary",
+                                   disabled=bool(job and job.running))
+    if go:
+        kind, prior = MODEL_CHOICES[choice]
+        try:
+            ds = dataset(sel.dataset)
+            job = start_training(ds, kind=kind, prior=prior, latent_dim=latent_dim, beta=beta,
+                                 beta_norm=beta_norm, epochs=epochs, lr=lr, seed=seed)
+        except (UiError, ValueError) as e:
+            st.error(f"Cannot start training: {e}")
+        else:
+            st.session_state["_ll_train_job"] = job
+            st.session_state["_ll_train_seen"] = False
+
+    def progress_panel() -> None:
+        job = st.session_state.get("_ll_train_job")
+        if job is None:
+            st.caption("Training runs in the background: the other pages stay usable meanwhile.")
+            return
+        prog, events = job.snapshot()
+        total = max(int(prog.get("total_steps") or 1), 1)
+        frac = min(int(prog.get("step") or 0) / total, 1.0)
+        label = f"epoch {prog.get('epoch', 0)} · step {prog.get('step', 0)}/{total}"
+        if job.running:
+            st.progress(frac, text=f"Training… {label}")
+            if st.button("Stop", key="w_t_stop"):
+                job.stop.set()
+                st.toast("Stopping after the current batch…")
+        elif job.error:
+            st.error(f"Training failed: {job.error}")
+        else:
+            st.progress(1.0, text=f"Done{' (stopped early)' if job.stop.is_set() else ''}: {label}")
+            st.success(f"Saved as `{job.result}` and selected in the sidebar.")
+        if events:
+            df = pd.DataFrame([e["losses"] for e in events], index=[e["step"] for e in events])
+            st.line_chart(df, height=240, x_label="step")
+        if job.done and not job.error and not st.session_state.get("_ll_train_seen"):
+            st.session_state["_ll_train_seen"] = True
+            state.put("dataset", job.progress.get("dataset", sel.dataset))
+            state.put("ckpt", job.result)
+            st.rerun(scope="app")
+
+    if job is not None and job.running:
+        st.fragment(progress_panel, run_every=0.75)()  # polls only while training runs
+    else:
+        progress_panel()
+
+state.sync_url()

@@ -1,0 +1,64 @@
+"""AppTest: the Interpolation page — renders with defaults; the slider changes the decoded image fast."""
+
+import time
+
+from app_support import app_env, app_checkpoints, assert_clean, new_app  # noqa: F401
+
+PAGE = "app_pages/interpolation.py"
+
+
+def _lsi_image(at):
+    # The first st.image inside the slider fragment is the decoded LSI sample.
+    return next(img for img in at.image if img.captions and img.captions[0].startswith("λ = "))
+
+
+def test_renders_with_defaults(app_env):
+    at = new_app(PAGE)
+    assert_clean(at)
+    assert at.title[0].value == "Interpolation"
+    assert len(at.image) >= 4  # LSI, mixup, both path strips, sampler tiles
+    assert at.query_params.get("i0") is not None or at.session_state["ll_i0"] is not None
+
+
+def test_slider_changes_decoded_image_and_url(app_env):
+    at = new_app(PAGE)
+    before = _lsi_image(at).value
+    slider = next(s for s in at.slider if s.key == "w_lam")
+    assert slider.value == 0.5
+    t0 = time.perf_counter()
+    slider.set_value(0.9).run()
+    rerun_ms = (time.perf_counter() - t0) * 1e3
+    assert_clean(at)
+    after = _lsi_image(at)
+    assert after.captions[0] == "λ = 0.90"
+    assert after.value != before, "moving lambda must change the decoded image"
+    assert at.session_state["ll_lam"] == 0.9
+    server_ms = at.session_state["_ll_last_frame_ms"]
+    assert server_ms < 150, f"decoding one lambda took {server_ms:.0f} ms"
+    assert rerun_ms < 5000
+
+
+def test_url_parameters_restore_the_pair(app_env):
+    at = new_app(PAGE, query={"i0": "10", "i1": "20", "lam": "1.25"})
+    assert_clean(at)
+    assert next(n for n in at.number_input if n.key == "w_i0").value == 10
+    assert next(n for n in at.number_input if n.key == "w_i1").value == 20
+    assert next(s for s in at.slider if s.key == "w_lam").value == 1.25
+
+
+def test_bad_url_parameters_are_ignored(app_env):
+    at = new_app(PAGE, query={"i0": "banana", "i1": "999999", "lam": "7"})
+    assert not at.exception
+    assert next(s for s in at.slider if s.key == "w_lam").value == 0.5
+
+
+def test_random_pair_and_samplers(app_env):
+    at = new_app(PAGE)
+    at.radio(key="w_pick_how").set_value("Random").run()
+    before = (at.session_state["ll_i0"], at.session_state["ll_i1"])
+    at.button[0].click().run()
+    assert_clean(at)
+    assert (at.session_state["ll_i0"], at.session_state["ll_i1"]) != before
+    for method in ("noise", "knn-extrapolate", "prior"):
+        at.selectbox(key="w_s_method").set_value(method).run()
+        assert_clean(at)

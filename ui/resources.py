@@ -1,0 +1,185 @@
+"""Cached loaders at the UI edge: models (st.cache_resource), datasets, latents (st.cache_data).
+
+Models are cached per (checkpoint path, sha256 of its weights file), so a retrained checkpoint in
+the same folder is never served stale. Uploaded checkpoints live in memory only, in a small
+process-wide registry keyed by the sha256 of the uploaded bytes (never by the file's name).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from ui import catalog
+
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # keep in step with server.maxUploadSize
+MAX_UPLOADS = 8  # in-memory uploaded checkpoints kept per process
+
+
+class UiError(ValueError):
+    """Something the user can fix; pages show it with st.error."""
+
+
+# ----------------------------------------------------------------------------- hashing
+
+_sha_lock = threading.Lock()
+_sha_memo: dict[tuple[str, int, int], str] = {}
+
+
+def weights_sha256(folder: str) -> str:
+    """sha256 of folder/model.safetensors, memoised on (path, mtime, size)."""
+    f = Path(folder) / "model.safetensors"
+    st_ = f.stat()
+    key = (str(f), st_.st_mtime_ns, st_.st_size)
+    with _sha_lock:
+        if key not in _sha_memo:
+            _sha_memo[key] = hashlib.sha256(f.read_bytes()).hexdigest()
+        return _sha_memo[key]
+
+
+# ----------------------------------------------------------------------------- uploads
+
+
+@st.cache_resource
+def _upload_registry() -> "OrderedDict[str, object]":
+    return OrderedDict()
+
+
+def upload_metas() -> dict[str, dict]:
+    """Uploaded checkpoints of *this* session: key -> meta (for the pickers)."""
+    reg = _upload_registry()
+    mine = st.session_state.get("_ll_uploads", [])
+    return {k: reg[k].meta for k in mine if k in reg}
+
+
+def register_upload(data: bytes) -> str:
+    """Validate an uploaded zipped checkpoint in memory; returns its key "upload/SHA12".
+
+    Raises UiError with a message for the user. Nothing is written to disk."""
+    if len(data) == 0:
+        raise UiError("The uploaded file is empty.")
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise UiError(f"The file is {len(data) / 2**20:.1f} MB; the limit is {MAX_UPLOAD_BYTES // 2**20} MB.")
+    if not data.startswith(b"PK\x03\x04"):
+        raise UiError("That is not a zip file. Zip a checkpoint folder (config.json + model.safetensors) and upload it.")
+    from core.checkpoints import load_checkpoint_zip
+
+    try:
+        ckpt = load_checkpoint_zip(data, device="cpu")
+    except ValueError as e:  # CheckpointError is a ValueError
+        raise UiError(f"Not a valid checkpoint: {e}") from None
+    key = "upload/" + hashlib.sha256(data).hexdigest()[:12]
+    reg = _upload_registry()
+    reg[key] = ckpt
+    reg.move_to_end(key)
+    while len(reg) > MAX_UPLOADS:
+        reg.popitem(last=False)
+    mine = st.session_state.setdefault("_ll_uploads", [])
+    if key not in mine:
+        mine.append(key)
+    return key
+
+
+# ----------------------------------------------------------------------------- models
+
+
+@st.cache_resource(max_entries=12, show_spinner="Loading checkpoint…")
+def _load_checkpoint(path: str, sha256: str):
+    from core.checkpoints import load_checkpoint
+
+    return load_checkpoint(path, device="cpu")
+
+
+def entries() -> list[catalog.CheckpointEntry]:
+    return catalog.scan(upload_metas())
+
+
+def checkpoint(key: str):
+    """key -> core Checkpoint (.model, .meta, .sha256). Raises UiError if unknown/broken."""
+    if key and key.startswith("upload/"):
+        reg = _upload_registry()
+        if key not in reg:
+            raise UiError("That uploaded checkpoint is no longer in memory; upload it again.")
+        return reg[key]
+    entry = catalog.find(entries(), key)
+    if entry is None:
+        raise UiError(f"Unknown checkpoint {key!r}; pick one in the sidebar.")
+    try:
+        return _load_checkpoint(entry.path, weights_sha256(entry.path))
+    except (OSError, ValueError) as e:
+        raise UiError(f"Could not load checkpoint {entry.name}: {e}") from None
+
+
+def checkpoint_sha(key: str) -> str:
+    return checkpoint(key).sha256
+
+
+# ----------------------------------------------------------------------------- data
+
+
+@st.cache_resource(max_entries=6, show_spinner="Loading dataset…")
+def _load_dataset(spec: str):
+    from core.data import load_dataset
+
+    return load_dataset(spec)
+
+
+def dataset(spec: str):
+    """Shared, read-only Dataset (never modify its tensors)."""
+    try:
+        return _load_dataset(spec)
+    except ValueError as e:
+        raise UiError(str(e)) from None
+    except OSError as e:
+        raise UiError(f"Could not read dataset {spec!r}: {e}") from None
+
+
+def check_compatible(key: str, spec: str):
+    """-> (checkpoint, dataset) or UiError if the model cannot read this dataset."""
+    ckpt = checkpoint(key)
+    ds = dataset(spec)
+    shape = tuple(ckpt.model.config.input_shape)
+    if shape != tuple(ds.input_shape):
+        raise UiError(f"Checkpoint {key.split('/', 1)[1]} reads inputs of shape {shape}, but {spec} has "
+                      f"{tuple(ds.input_shape)}. Pick a checkpoint trained on {spec} (or train one).")
+    return ckpt, ds
+
+
+@st.cache_data(max_entries=24, show_spinner="Encoding the dataset…")
+def latents(key: str, sha: str, spec: str) -> np.ndarray:
+    """(N, d) float32 latents of the whole dataset (VAE: means). Keyed by checkpoint sha."""
+    from core.latent import encode_dataset
+
+    ckpt, ds = check_compatible(key, spec)
+    return encode_dataset(ckpt.model, ds.x).numpy()
+
+
+def labels(spec: str) -> np.ndarray:
+    return dataset(spec).y.numpy()
+
+
+class friendly:
+    """`with friendly("The map"):` — show a user-facing st.error instead of a traceback when a
+    section fails on bad input (ValueError / RuntimeError, which core raises with a message)."""
+
+    def __init__(self, what: str):
+        self.what = what
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is None:
+            return False
+        if issubclass(exc_type, UiError):
+            st.error(str(exc))
+            return True
+        if issubclass(exc_type, (ValueError, RuntimeError, np.linalg.LinAlgError)):
+            st.error(f"{self.what} failed: {exc}")
+            return True
+        return False  # st.stop / st.rerun and real bugs pass through

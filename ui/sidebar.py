@@ -1,0 +1,59 @@
+"""The shared sidebar: dataset and checkpoint pickers, drawn by every page (including home).
+
+Imports no torch: it lists checkpoints from their config.json files (ui.catalog).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+
+from ui import catalog, state
+from ui.resources import entries
+
+
+@dataclass
+class Selection:
+    dataset: str
+    ckpt: str | None  # checkpoint key, None when there is none for this dataset
+    entry: catalog.CheckpointEntry | None
+
+
+def shared_sidebar(page: str) -> Selection:
+    """Draw the pickers. `page` names the calling page: the widgets get per-page keys, because a
+    widget with the same key on two pages is reset to its default on a page switch."""
+    state.init()
+    all_entries = entries()
+    datasets = list(catalog.DATASETS)
+    for e in all_entries:
+        if e.dataset not in datasets and e.dataset != "?":
+            datasets.append(e.dataset)
+    if state.get("dataset") not in datasets:
+        state.put("dataset", catalog.DEFAULT_DATASET)
+    sb = st.sidebar
+    sb.markdown("### Shared settings")
+    spec = sb.selectbox("Dataset", datasets, help="Used by every page. Kept in the URL.",
+                        **state.bind_widget("dataset", f"w_dataset_{page}", lambda v: v in datasets))
+    state.put("dataset", spec)
+
+    usable = [e for e in all_entries if e.dataset == spec]
+    if not usable:
+        sb.info(f"No checkpoint was trained on {spec} yet: train one on **Train or load**.")
+        state.put("ckpt", None)
+        state.sync_url()
+        return Selection(spec, None, None)
+    keys = [e.key for e in usable]
+    if state.get("ckpt") not in keys:
+        state.put("ckpt", catalog.default_key(usable, spec))
+    labels = {e.key: e.label for e in usable}
+    key = sb.selectbox("Checkpoint", keys, format_func=lambda k: labels.get(k, k),
+                       help="Shipped, trained here, or uploaded. Kept in the URL.",
+                       **state.bind_widget("ckpt", f"w_ckpt_{page}", lambda v: v in keys))
+    state.put("ckpt", key)
+    warning = state.url_warning()
+    if warning:
+        sb.warning(warning)
+    sb.caption("Copy the address bar to share this view.")
+    state.sync_url()
+    return Selection(spec, key, catalog.find(usable, key))
