@@ -7,7 +7,7 @@ import streamlit as st
 
 from ui import show, state
 from ui.compute import interpolation_frame, interpolation_path, sampler_batch
-from ui.resources import UiError, check_compatible, friendly, latents
+from ui.resources import UiError, friendly, page_inputs
 from ui.sidebar import shared_sidebar
 
 sel = shared_sidebar("interpolation")
@@ -22,20 +22,7 @@ st.markdown(
 )
 
 
-def _stop() -> None:
-    state.sync_url()
-    st.stop()
-
-
-if sel.ckpt is None:
-    st.info("No checkpoint for this dataset: train or upload one on **Train or load**.")
-    _stop()
-try:
-    ckpt, ds = check_compatible(sel.ckpt, sel.dataset)
-    latents(sel.ckpt, ckpt.sha256, sel.dataset)  # encode once here, not inside the slider's timing
-except UiError as e:
-    st.error(str(e))
-    _stop()
+ckpt, ds, _ = page_inputs(sel)  # encode once here, not inside the slider's timing
 
 n, names = len(ds), list(ds.class_names)
 y = ds.y.numpy()

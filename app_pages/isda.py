@@ -7,8 +7,9 @@ import streamlit as st
 
 from ui import show, state
 from ui.isda_ops import bound_check, bound_figure, class_covariance, gaussian_grid, move_along, spectrum
-from ui.resources import UiError, check_compatible, friendly, latents
+from ui.resources import friendly, page_inputs
 from ui.sidebar import shared_sidebar
+from ui.state import stop_page
 
 sel = shared_sidebar("isda")
 st.title("ISDA semantic directions")
@@ -21,20 +22,7 @@ st.markdown(
 )
 
 
-def _stop() -> None:
-    state.sync_url()
-    st.stop()
-
-
-if sel.ckpt is None:
-    st.info("No checkpoint for this dataset: train or upload one on **Train or load**.")
-    _stop()
-try:
-    ckpt, ds = check_compatible(sel.ckpt, sel.dataset)
-    z_all = latents(sel.ckpt, ckpt.sha256, sel.dataset)
-except UiError as e:
-    st.error(str(e))
-    _stop()
+ckpt, ds, z_all = page_inputs(sel)
 
 from core.viz import spectrum_figure  # noqa: E402
 
@@ -54,7 +42,7 @@ batch = c2.select_slider("Streaming batch size (eqs. 9–11 update per batch)", 
 est = class_covariance(sel.ckpt, ckpt.sha256, sel.dataset, int(batch))
 if est["count"][c] < 2:
     st.error(f"Class {cls_name} has fewer than two samples; its covariance is undefined. Pick another class.")
-    _stop()
+    stop_page()
 eigvals, eigvecs = spectrum(est["cov"][c])
 share = eigvals / max(eigvals.sum(), 1e-12)
 st.caption(f"{int(est['count'][c])} samples of class {cls_name}, streamed in {est['batches']} batches of {batch}. "

@@ -7,8 +7,9 @@ import streamlit as st
 
 from ui import catalog, show, state
 from ui.maps import hole_job, quick_projection, umap_job, warm_umap_in_background
-from ui.resources import UiError, check_compatible, entries, friendly, latents
+from ui.resources import UiError, check_compatible, entries, friendly, page_inputs
 from ui.sidebar import shared_sidebar
+from ui.state import stop_page
 
 sel = shared_sidebar("latent_map")
 st.title("Latent map & holes")
@@ -21,20 +22,7 @@ st.markdown(
 )
 
 
-def _stop() -> None:
-    state.sync_url()
-    st.stop()
-
-
-if sel.ckpt is None:
-    st.info("No checkpoint for this dataset: train or upload one on **Train or load**.")
-    _stop()
-try:
-    ckpt, ds = check_compatible(sel.ckpt, sel.dataset)
-    z = latents(sel.ckpt, ckpt.sha256, sel.dataset)
-except UiError as e:
-    st.error(str(e))
-    _stop()
+ckpt, ds, z = page_inputs(sel)
 
 from core.viz import density_figure, latent_scatter, selection_to_indices  # noqa: E402
 
@@ -131,7 +119,7 @@ picked = st.multiselect("Models to compare (2–4)", [e.key for e in same], defa
                         format_func=lambda k: labels.get(k, k), key="w_holes_models")
 if len(picked) < 2:
     st.info("Pick at least two checkpoints to compare.")
-    _stop()
+    stop_page()
 
 rows, cols, pending = [], st.columns(len(picked)), []
 all_2d = all(next(e for e in same if e.key == k).latent_dim == 2 for k in picked)

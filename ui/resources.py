@@ -183,3 +183,21 @@ class friendly:
             st.error(f"{self.what} failed: {exc}")
             return True
         return False  # st.stop / st.rerun and real bugs pass through
+
+
+def page_inputs(sel):
+    """The sidebar's checkpoint, dataset and latents -> (checkpoint, dataset, z (N, d) numpy).
+
+    Stops the page with a message saying what to do when there is no checkpoint or it does not fit the data.
+    """
+    from ui.state import stop_page
+
+    if sel.ckpt is None:
+        st.info("No checkpoint for this dataset: train or upload one on **Train or load**.")
+        stop_page()
+    try:
+        ckpt, ds = check_compatible(sel.ckpt, sel.dataset)
+        return ckpt, ds, latents(sel.ckpt, ckpt.sha256, sel.dataset)
+    except UiError as e:
+        st.error(str(e))
+        stop_page()

@@ -92,3 +92,9 @@ def bind_widget(name: str, wkey: str, valid: Callable[[Any], bool] = lambda v: T
         put(name, st.session_state[wkey])
 
     return {"key": wkey, "on_change": _copy}
+
+
+def stop_page() -> None:
+    """End this page's run early, keeping the URL in step with the state shown so far."""
+    sync_url()
+    st.stop()
