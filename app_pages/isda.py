@@ -39,11 +39,15 @@ cls_name = c1.selectbox("Class", names, index=default_c, key="w_isda_class")
 c = names.index(cls_name)
 batch = c2.select_slider("Streaming batch size (eqs. 9–11 update per batch)", [32, 64, 128, 256, 512, 1024],
                          value=256, key="w_isda_batch")
-est = class_covariance(sel.ckpt, ckpt.sha256, sel.dataset, int(batch))
-if est["count"][c] < 2:
+est = eigvals = None
+with friendly("The covariance estimate"):
+    est = class_covariance(sel.ckpt, ckpt.sha256, sel.dataset, int(batch))
+    if est["count"][c] >= 2:
+        eigvals, eigvecs = spectrum(est["cov"][c])
+if est is not None and est["count"][c] < 2:
     st.error(f"Class {cls_name} has fewer than two samples; its covariance is undefined. Pick another class.")
+if eigvals is None:
     stop_page()
-eigvals, eigvecs = spectrum(est["cov"][c])
 share = eigvals / max(eigvals.sum(), 1e-12)
 st.caption(f"{int(est['count'][c])} samples of class {cls_name}, streamed in {est['batches']} batches of {batch}. "
            f"Latent size d = {d}; the top direction carries {share[0]:.0%} of the class variance.")

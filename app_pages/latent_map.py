@@ -148,7 +148,14 @@ st.caption(f"Density of the codes on the {'raw latent axes' if all_2d else 'firs
 
 
 def _poll_holes() -> None:
-    jobs_ = [hole_job(k, check_compatible(k, sel.dataset)[0].sha256, sel.dataset) for k in picked]
+    jobs_ = []
+    for k in picked:
+        try:
+            jobs_.append(hole_job(k, check_compatible(k, sel.dataset)[0].sha256, sel.dataset))
+        except (UiError, ValueError):
+            continue  # already reported above, once, in the main run
+    if not jobs_:
+        return
     if all(j.done for j in jobs_):
         st.rerun(scope="app")
     done = sum(j.done for j in jobs_)

@@ -181,7 +181,7 @@ def _build(meta, weights: bytes, where: str, device) -> Checkpoint:
     try:
         cfg = ModelConfig.from_dict(meta["model"])
         model = build_model(cfg)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RuntimeError, MemoryError) as exc:
         raise CheckpointError(f"{where}: the model config is invalid ({exc})") from exc
     try:
         state = load_safetensors_bytes(weights)

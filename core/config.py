@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 PRIORS = ("uniform", "gaussian", "none")
+MAX_LATENT, MAX_HIDDEN, MAX_INPUTS = 1024, 8192, 3 * 256 * 256
 
 
 class _DictMixin:
@@ -34,8 +36,14 @@ class ModelConfig(_DictMixin):
 
     def __post_init__(self):
         self.input_shape = tuple(int(s) for s in self.input_shape)
-        if self.latent_dim < 1:
-            raise ValueError(f"latent_dim must be >= 1 (2 for direct plots), got {self.latent_dim}")
+        # Bounds also guard loading: a checkpoint's config.json is user input, and a huge or negative size
+        # would otherwise allocate gigabytes or crash inside torch.
+        if not 1 <= self.latent_dim <= MAX_LATENT:
+            raise ValueError(f"latent_dim must be in 1..{MAX_LATENT} (2 for direct plots), got {self.latent_dim}")
+        if not 2 <= self.hidden <= MAX_HIDDEN:
+            raise ValueError(f"hidden must be in 2..{MAX_HIDDEN}, got {self.hidden}")
+        if not self.input_shape or any(s < 1 for s in self.input_shape) or math.prod(self.input_shape) > MAX_INPUTS:
+            raise ValueError(f"input_shape must be positive sizes with at most {MAX_INPUTS:,} values, got {self.input_shape}")
         if self.prior not in PRIORS:
             raise ValueError(f"prior must be one of {PRIORS}, got {self.prior!r}")
         if self.arch not in ("auto", "mlp", "conv"):

@@ -279,13 +279,25 @@ def prior_sample(model: torch.nn.Module, n: int, generator: torch.Generator | No
     return model.sample_prior(n, generator=generator).float().cpu()
 
 
-def sample_prior(model: torch.nn.Module, n: int, alpha: float = 1.0, generator=None) -> LatentSamples:
+def sample_prior(model: torch.nn.Module, n: int, alpha: float = 1.0, generator=None,
+                 z_train: Tensor | None = None) -> LatentSamples:
     """n samples from the model's prior scaled by alpha (gaussian: N(0, alpha^2 I); uniform:
-    U[-alpha, alpha]^d). Unlabelled: source, neighbour and label are all -1."""
+    U[-alpha, alpha]^d). A plain AE (prior "none") has no prior: its samples come from a diagonal
+    Gaussian fitted to `z_train` (mean + alpha * std * eps), which must then be given.
+    Unlabelled: source, neighbour and label are all -1."""
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
     if not alpha >= 0:
         raise ValueError(f"alpha must be >= 0, got {alpha}")
-    z = prior_sample(model, n, _generator(generator)) * alpha
+    gen = _generator(generator)
+    if getattr(model, "prior", "none") == "none":
+        if z_train is None:
+            raise ValueError("a plain autoencoder has no prior; pass z_train (its encoded training latents) "
+                             "to sample from a Gaussian fitted to them")
+        z_train = torch.as_tensor(z_train, dtype=torch.float32).cpu()
+        mean, std = z_train.mean(0), z_train.std(0)
+        z = mean + alpha * std * torch.randn(n, z_train.shape[1], generator=gen)
+    else:
+        z = prior_sample(model, n, gen) * alpha
     none = torch.full((n,), -1, dtype=torch.long)
     return LatentSamples(z, none, none.clone(), none.clone(), float(alpha))

@@ -56,11 +56,13 @@ def fit(model: nn.Module, data: Dataset, cfg: TrainConfig, on_step: StepCallback
     if tuple(data.input_shape) != tuple(model.config.input_shape):
         raise ValueError(f"the model expects inputs of shape {model.config.input_shape} but {data.id} has "
                          f"{data.input_shape}; build the model from this dataset's input_shape")
-    torch.manual_seed(cfg.seed)
     device = pick_device(cfg.device)
     model.to(device).train()
     x = data.x.to(device)  # (N, *shape), resident
-    gen = torch.Generator().manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)  # batch order
+    # The model's own randomness (VAE noise, AAE prior draws) comes from a per-fit generator, not the global
+    # RNG: two trainings in two threads (two app users) then stay reproducible and never disturb each other.
+    model.rng = torch.Generator(device=device).manual_seed(cfg.seed)
     phases = model.training_phases()
     optimisers = [_optimiser(p.name, p.params, cfg.lr * p.lr_scale) for p in phases]
     steps_per_epoch = -(-len(x) // cfg.batch_size)
@@ -69,45 +71,55 @@ def fit(model: nn.Module, data: Dataset, cfg: TrainConfig, on_step: StepCallback
     last_good = copy.deepcopy(model.state_dict())
     step = 0
 
-    for epoch in range(1, cfg.epochs + 1):
-        t0 = time.perf_counter()
-        sums: dict[str, torch.Tensor] = {}
-        n_batches = 0
-        for idx in torch.randperm(len(x), generator=gen).split(cfg.batch_size):
-            xb = x[idx.to(device)]
-            for phase, opt in zip(phases, optimisers):
-                opt.zero_grad(set_to_none=True)
-                with _autocast(device, cfg.amp):
-                    terms = phase.loss_fn(xb)
-                terms["loss"].backward()
-                opt.step()
-                named = {k: v for k, v in terms.items() if k != "loss"} or {phase.name: terms["loss"]}
-                for k, v in named.items():
-                    sums[k] = sums.get(k, 0.0) + v.detach().float()
-            n_batches += 1
-            step += 1
-            if on_step and step % LOG_EVERY == 0:
-                on_step({"epoch": epoch, "step": step, "total_steps": total_steps,
-                         "losses": {k: float(v) / n_batches for k, v in sums.items()}})
-            if stop is not None and stop.is_set():
-                history["stopped"] = True
+    def diverged(epoch: int, losses: dict) -> TrainingDiverged:
+        model.load_state_dict(last_good)
+        return TrainingDiverged(
+            f"training diverged in epoch {epoch} (losses {losses}); the model keeps its epoch-{epoch - 1} "
+            f"weights and no checkpoint was written. Try a lower learning rate (now {cfg.lr}).", history)
+
+    try:
+        for epoch in range(1, cfg.epochs + 1):
+            t0 = time.perf_counter()
+            sums: dict[str, torch.Tensor] = {}
+            n_batches = 0
+            for idx in torch.randperm(len(x), generator=gen).split(cfg.batch_size):
+                xb = x[idx.to(device)]
+                for phase, opt in zip(phases, optimisers):
+                    opt.zero_grad(set_to_none=True)
+                    with _autocast(device, cfg.amp):
+                        terms = phase.loss_fn(xb)
+                    terms["loss"].backward()
+                    opt.step()
+                    named = {k: v for k, v in terms.items() if k != "loss"} or {phase.name: terms["loss"]}
+                    for k, v in named.items():
+                        sums[k] = sums.get(k, 0.0) + v.detach().float()
+                n_batches += 1
+                step += 1
+                if step % LOG_EVERY == 0:  # one device sync per LOG_EVERY batches
+                    running = {k: float(v) / n_batches for k, v in sums.items()}
+                    if not all(map(_finite, running.values())):
+                        raise diverged(epoch, running)
+                    if on_step:
+                        on_step({"epoch": epoch, "step": step, "total_steps": total_steps, "losses": running})
+                if stop is not None and stop.is_set():
+                    history["stopped"] = True
+                    break
+            means = {k: float(v) / n_batches for k, v in sums.items()}
+            # The losses were computed before each step: the last step may still have broken the weights.
+            if not all(map(_finite, means.values())) or not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+                raise diverged(epoch, means)
+            last_good = copy.deepcopy(model.state_dict())
+            history["epoch"].append(epoch)
+            history["seconds"].append(time.perf_counter() - t0)
+            for k, v in means.items():
+                history.setdefault(k, []).append(v)
+            if on_step:
+                on_step({"epoch": epoch, "step": step, "total_steps": total_steps, "losses": means})
+            if history["stopped"]:
                 break
-        means = {k: float(v) / n_batches for k, v in sums.items()}
-        if not all(map(_finite, means.values())):
-            model.load_state_dict(last_good)
-            raise TrainingDiverged(
-                f"training diverged in epoch {epoch} (losses {means}); the model keeps its epoch-{epoch - 1} "
-                f"weights and no checkpoint was written. Try a lower learning rate (now {cfg.lr}).", history)
-        last_good = copy.deepcopy(model.state_dict())
-        history["epoch"].append(epoch)
-        history["seconds"].append(time.perf_counter() - t0)
-        for k, v in means.items():
-            history.setdefault(k, []).append(v)
-        if on_step:
-            on_step({"epoch": epoch, "step": step, "total_steps": total_steps, "losses": means})
-        if history["stopped"]:
-            break
-    model.eval()
+    finally:
+        model.rng = None
+        model.eval()
     return history
 
 

@@ -76,6 +76,14 @@ def _damage(path: Path, how: str):
         meta = json.loads(cfg.read_text())
         meta["model"]["kind"] = "gan"
         cfg.write_text(json.dumps(meta))
+    elif how == "huge-model":  # a crafted config must not allocate gigabytes or crash inside torch
+        meta = json.loads(cfg.read_text())
+        meta["model"]["hidden"] = 10**8
+        cfg.write_text(json.dumps(meta))
+    elif how == "negative-size":
+        meta = json.loads(cfg.read_text())
+        meta["model"]["hidden"] = -4
+        cfg.write_text(json.dumps(meta))
     elif how == "not-ours":
         cfg.write_text(json.dumps({"hello": 1}))
     elif how == "pickle-weights":  # a pickle posing as weights must never be unpickled
@@ -92,6 +100,7 @@ def _damage(path: Path, how: str):
     ("no-weights", "model.safetensors is missing"), ("truncated", "truncated or were modified"),
     ("tampered-weights", "truncated or were modified"), ("bad-json", "not valid JSON"),
     ("mismatched-model", "do not match the model"), ("invalid-model", "model config is invalid"),
+    ("huge-model", "hidden must be in"), ("negative-size", "hidden must be in"),
     ("not-ours", "written by Latent Lab"), ("pickle-weights", "not a readable safetensors"),
 ])
 def test_damaged_checkpoints_are_named(saved, how, message):

@@ -220,3 +220,13 @@ def test_samplers_reject_bad_arguments(call):
     z, y = _clusters()
     with pytest.raises(ValueError):
         call(z, y)
+
+
+def test_plain_ae_prior_samples_follow_its_latents(tiny_model):
+    model = tiny_model("ae", "none")
+    with pytest.raises(ValueError, match="no prior"):
+        sample_prior(model, 10)
+    z_train = torch.randn(3000, 2) * torch.tensor([9.0, 2.0]) + torch.tensor([-10.0, 4.0])
+    s = sample_prior(model, 4000, generator=0, z_train=z_train)
+    assert torch.allclose(s.z.mean(0), torch.tensor([-10.0, 4.0]), atol=0.6)
+    assert torch.allclose(s.z.std(0), torch.tensor([9.0, 2.0]), rtol=0.1)

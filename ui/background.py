@@ -2,12 +2,15 @@
 
 `submit(name, key, fn)` starts fn() in a worker thread once per (name, key) and returns the Job;
 later calls with the same key return the same Job, so a rerun, another tab or another user
-waiting for the same result do not start it again. Failed jobs are retried on the next submit.
+waiting for the same result do not start it again. A failed job keeps its error (the page shows it)
+and is retried only when submitted again RETRY_AFTER_S after it failed, so a polling page cannot
+turn a persistent failure into a restart loop.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from typing import Any, Callable
 
@@ -16,6 +19,7 @@ import streamlit as st
 from ui import jobs
 
 MAX_JOBS = 64
+RETRY_AFTER_S = 30.0
 
 
 @st.cache_resource
@@ -27,7 +31,7 @@ def submit(name: str, key: tuple, fn: Callable[[], Any]) -> jobs.Job:
     reg, lock = _registry()
     with lock:
         job = reg.get((name, key))
-        if job is None or (job.done and job.error):
+        if job is None or (job.done and job.error and time.time() - job.finished > RETRY_AFTER_S):
             job = jobs.start(name, lambda _job: fn())
             reg[(name, key)] = job
         reg.move_to_end((name, key))
@@ -48,8 +52,6 @@ def peek(name: str, key: tuple) -> jobs.Job | None:
 def wait_all(timeout: float = 60.0) -> bool:
     """Wait for every shared job to finish (tests call this before the process exits: a torch
     thread still running at interpreter shutdown aborts the process). -> all finished."""
-    import time
-
     reg, lock = _registry()
     with lock:
         pending = [j for j in reg.values() if not j.done]

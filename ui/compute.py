@@ -110,7 +110,7 @@ def sampler_batch(key: str, sha: str, spec: str, method: str, alpha: float, k: i
         s = L.knn_interpolate(z, ds.y, alpha=alpha, k=k, n_per=1, generator=gen,
                               extrapolate=method == "knn-extrapolate", sources=src)
     elif method == "prior":
-        s = L.sample_prior(ckpt.model, n, alpha=alpha, generator=gen)
+        s = L.sample_prior(ckpt.model, n, alpha=alpha, generator=gen, z_train=z)  # AE: fitted Gaussian
     else:
         raise ValueError(f"unknown sampler {method!r}")
     return L.decode_latents(ckpt.model, s.z).numpy(), s.records()

@@ -46,15 +46,18 @@ def weights_sha256(folder: str) -> str:
 
 
 @st.cache_resource
-def _upload_registry() -> "OrderedDict[str, object]":
-    return OrderedDict()
+def _upload_registry() -> tuple["OrderedDict[str, object]", threading.Lock]:
+    """Shared by every session (the lock guards it): key -> Checkpoint, oldest first."""
+    return OrderedDict(), threading.Lock()
 
 
 def upload_metas() -> dict[str, dict]:
     """Uploaded checkpoints of *this* session: key -> meta (for the pickers)."""
-    reg = _upload_registry()
+    reg, lock = _upload_registry()
     mine = st.session_state.get("_ll_uploads", [])
-    return {k: reg[k].meta for k in mine if k in reg}
+    with lock:
+        found = {k: reg.get(k) for k in mine}
+    return {k: c.meta for k, c in found.items() if c is not None}
 
 
 def register_upload(data: bytes) -> str:
@@ -74,11 +77,12 @@ def register_upload(data: bytes) -> str:
     except ValueError as e:  # CheckpointError is a ValueError
         raise UiError(f"Not a valid checkpoint: {e}") from None
     key = "upload/" + hashlib.sha256(data).hexdigest()[:12]
-    reg = _upload_registry()
-    reg[key] = ckpt
-    reg.move_to_end(key)
-    while len(reg) > MAX_UPLOADS:
-        reg.popitem(last=False)
+    reg, lock = _upload_registry()
+    with lock:
+        reg[key] = ckpt
+        reg.move_to_end(key)
+        while len(reg) > MAX_UPLOADS:
+            reg.popitem(last=False)
     mine = st.session_state.setdefault("_ll_uploads", [])
     if key not in mine:
         mine.append(key)
@@ -102,10 +106,12 @@ def entries() -> list[catalog.CheckpointEntry]:
 def checkpoint(key: str):
     """key -> core Checkpoint (.model, .meta, .sha256). Raises UiError if unknown/broken."""
     if key and key.startswith("upload/"):
-        reg = _upload_registry()
-        if key not in reg:
+        reg, lock = _upload_registry()
+        with lock:
+            found = reg.get(key)
+        if found is None:
             raise UiError("That uploaded checkpoint is no longer in memory; upload it again.")
-        return reg[key]
+        return found
     entry = catalog.find(entries(), key)
     if entry is None:
         raise UiError(f"Unknown checkpoint {key!r}; pick one in the sidebar.")

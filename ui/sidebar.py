@@ -27,7 +27,10 @@ def shared_sidebar(page: str) -> Selection:
     all_entries = entries()
     datasets = list(catalog.DATASETS)
     for e in all_entries:
-        if e.dataset not in datasets and e.dataset != "?":
+        # An upload's config.json is user input: its dataset may only name a registry id, never a path
+        # (idx:/npz: specs would make the server read files the uploader chose).
+        trusted = not e.key.startswith("upload/")
+        if e.dataset not in datasets and e.dataset != "?" and trusted:
             datasets.append(e.dataset)
     if state.get("dataset") not in datasets:
         state.put("dataset", catalog.DEFAULT_DATASET)

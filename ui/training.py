@@ -49,7 +49,7 @@ def start_training(ds, *, kind: str, prior: str, latent_dim: int, beta: float, b
         job.report(dataset=ds.id, step=0, epoch=1, total_steps=-(-len(ds) // tcfg.batch_size) * tcfg.epochs)
         history = fit(model, ds, tcfg, on_step=on_step, stop=job.stop)
         job.report(phase="saving")
-        metrics = {"recon_mse": reconstruction_error(model, ds.x[:2000])}
+        metrics = {"recon_mse": reconstruction_error(model, ds.x)}  # the whole set, as the CLI records
         out = catalog.user_checkpoint_dir() / name
         save_checkpoint(out, model, train_config=tcfg, dataset_id=ds.id, class_names=list(ds.class_names),
                         metrics=metrics, history=history)

@@ -26,6 +26,8 @@ ADVERSARIAL_LR_SCALE = 0.2
 
 @register_model("aae")
 class AAE(nn.Module):
+    rng: torch.Generator | None = None  # set by core.train.fit for seeded, thread-local prior draws
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.config = cfg
@@ -70,7 +72,7 @@ class AAE(nn.Module):
     def discriminator_loss(self, x):
         with torch.no_grad():
             fake = self.encode(x)
-        real = self.sample_prior(len(x)).to(fake.dtype)
+        real = self.sample_prior(len(x), generator=self.rng).to(fake.dtype)
         logits = self.discriminator(torch.cat([real, fake])).float().squeeze(1)
         target = torch.cat([torch.ones(len(x)), torch.zeros(len(x))]).to(logits.device)
         disc = F.binary_cross_entropy_with_logits(logits, target)

@@ -5,7 +5,6 @@ so ISDA can augment the features with the head's W and b.
 """
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
 

@@ -20,6 +20,8 @@ from core.models.nets import build_decoder, build_encoder, is_image_shape, outpu
 
 @register_model("vae")
 class VAE(nn.Module):
+    rng: torch.Generator | None = None  # set by core.train.fit for seeded, thread-local noise
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         if cfg.prior != "gaussian":
@@ -49,7 +51,11 @@ class VAE(nn.Module):
 
     def loss(self, x):
         mu, logvar = self.encode_dist(x)
-        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp() if self.training else mu
+        if self.training:
+            eps = torch.randn(mu.shape, generator=self.rng, device=mu.device, dtype=mu.dtype)
+            z = mu + eps * (0.5 * logvar).exp()
+        else:
+            z = mu
         out = self.decoder(z)
         if is_image_shape(self.config.input_shape):
             recon = F.binary_cross_entropy_with_logits(out.float(), x, reduction="sum") / len(x)
