@@ -1,0 +1,176 @@
+"""Latent-level augmentations: generate `n_per` new examples per class from a trained generator.
+
+Each is ``fn(x, y_soft, rng, *, n_per, model=... | models=... | gc=..., **params) -> (x', y_soft')``
+where x', y_soft' are the labelled examples followed by the generated ones (the first len(x)
+rows are the input, unchanged). Samplers come from ``core.latent`` (seeds 000 and 002).
+z are encoder means (VAE mu); decoding runs on the model's device, results move to x's device.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from core.latent import (decode_latents, encode_dataset, interpolate_latent, knn_interpolate, lsi_soft_label,
+                         sample_noise)
+
+
+def cpu_generator(rng: torch.Generator) -> torch.Generator:
+    """A CPU generator seeded from rng (the latent samplers draw on the CPU)."""
+    seed = int(torch.randint(0, 2**62, (1,), generator=rng, device=rng.device).item())
+    return torch.Generator().manual_seed(seed)
+
+
+def _require(obj, name: str, method: str):
+    if obj is None:
+        raise ValueError(f"augmentation {method!r} needs a trained {name}; the few-shot runner trains one, "
+                         f"or pass {name}=... yourself")
+    return obj
+
+
+def _sources_per_class(y: Tensor, n_per: int, gen: torch.Generator, n_classes: int) -> Tensor:
+    """n_per random row indices (with replacement) of each class present in y -> (S,), grouped by class."""
+    if n_per < 1:
+        raise ValueError(f"n_per (generated examples per class) must be >= 1, got {n_per}")
+    order = torch.argsort(y, stable=True)                                       # rows grouped by class
+    counts = torch.bincount(y, minlength=n_classes)                            # (C,)
+    starts = torch.cumsum(counts, 0) - counts
+    present = torch.nonzero(counts > 0).flatten()
+    cls = present.repeat_interleave(n_per)                                      # (S,)
+    offset = (torch.rand(len(cls), generator=gen) * counts[cls]).long().clamp_max(counts[cls] - 1)
+    return order[starts[cls] + offset]
+
+
+def _prior(model, n: int, alpha: float, gen: torch.Generator) -> Tensor:
+    """n prior samples scaled by alpha, as (n, d) on the CPU. Drawn with a generator on the model's device
+    (core.latent.sample_prior passes a CPU generator, which torch refuses for a model on CUDA)."""
+    device = next(model.parameters()).device
+    seed = int(torch.randint(0, 2**62, (1,), generator=gen))
+    g = torch.Generator(device=device).manual_seed(seed)
+    return (model.sample_prior(n, generator=g) * alpha).float().cpu()
+
+
+def _append(x: Tensor, y: Tensor, x_new: Tensor, y_new: Tensor) -> tuple[Tensor, Tensor]:
+    return torch.cat([x, x_new.to(x.device, x.dtype)]), torch.cat([y, y_new.to(y.device, y.dtype)])
+
+
+def _decode(model, z: Tensor, like: Tensor) -> Tensor:
+    return decode_latents(model, z).reshape(len(z), *like.shape[1:])
+
+
+def lsi(x: Tensor, y: Tensor, rng: torch.Generator, *, model=None, n_per: int = 10, lam: float | None = 0.5,
+        alpha: float = 1.0, mode: str = "linear") -> tuple[Tensor, Tensor]:
+    """Latent space interpolation (Liu et al. 2018): z = (1 - lam) z_i + lam z_j for a source i of each class and
+    a partner j of another class, decoded with the AAE (uniform prior); label (1 - lam) e_yi + lam e_yj (two-hot
+    at lam = 0.5). lam=None draws lam ~ Beta(alpha, alpha) per sample."""
+    model = _require(model, "model (an AAE with a uniform prior)", "lsi")
+    gen = cpu_generator(rng)
+    labels = y.argmax(1).cpu()
+    n_classes = y.shape[1]
+    if len(torch.unique(labels)) < 2:
+        raise ValueError("lsi interpolates between classes: it needs examples of at least 2 classes")
+    z = encode_dataset(model, x)                                                # (N, d)
+    src = _sources_per_class(labels, n_per, gen, n_classes)                     # (S,)
+    # Partner: uniform over the rows of any other class (rejection-free: index into the complement).
+    order = torch.argsort(labels, stable=True)
+    counts = torch.bincount(labels, minlength=n_classes)
+    starts = torch.cumsum(counts, 0) - counts
+    c = labels[src]
+    pos = (torch.rand(len(src), generator=gen) * (len(labels) - counts[c])).long()
+    pos = torch.minimum(pos, len(labels) - counts[c] - 1)
+    pos = torch.where(pos >= starts[c], pos + counts[c], pos)
+    partner = order[pos]
+    if lam is None:
+        from core.augment.pixel import beta_sample
+        lams = beta_sample(gen, alpha, len(src))
+    else:
+        lams = torch.full((len(src),), float(lam))
+    z_new = interpolate_latent(z[src], z[partner], lams, mode=mode)              # (S, d)
+    y_new = lsi_soft_label(labels[src], labels[partner], lams, n_classes)
+    return _append(x, y, _decode(model, z_new, x), y_new)
+
+
+def _knn(x, y, rng, model, n_per, alpha, k, extrapolate, noise, random_alpha, method):
+    model = _require(model, "model (a VAE)", method)
+    gen = cpu_generator(rng)
+    labels = y.argmax(1).cpu()
+    z = encode_dataset(model, x)                                                # (N, d) mu
+    src = _sources_per_class(labels, n_per, gen, y.shape[1])
+    full = knn_interpolate(z, labels, alpha=1.0, k=k, n_per=1, generator=gen, extrapolate=extrapolate,
+                           sources=src)                                        # z_i +/- (z_k - z_i)
+    if len(full) == 0:
+        raise ValueError(f"{method} needs at least 2 labelled examples of a class (a same-class neighbour)")
+    step = torch.rand(len(full), generator=gen) * alpha if random_alpha else torch.full((len(full),), alpha)
+    z_src = z[full.source_index]
+    z_new = z_src + step[:, None] * (full.z - z_src)                            # (M, d)
+    if noise > 0:
+        z_new = z_new + noise * torch.randn(z_new.shape, generator=gen)
+    y_new = F.one_hot(full.label, y.shape[1]).float()
+    return _append(x, y, _decode(model, z_new, x), y_new)
+
+
+def vae_noise(x, y, rng, *, model=None, n_per: int = 10, sigma: float = 0.5):
+    """z = mu(x_i) + eps, eps ~ N(0, sigma^2 I) (Bonn 'Noise'); label of x_i."""
+    model = _require(model, "model (a VAE)", "vae-noise")
+    gen = cpu_generator(rng)
+    labels = y.argmax(1).cpu()
+    z = encode_dataset(model, x)
+    src = _sources_per_class(labels, n_per, gen, y.shape[1])
+    s = sample_noise(z, sigma, n_per=1, generator=gen, y=labels, sources=src)
+    return _append(x, y, _decode(model, s.z, x), F.one_hot(s.label, y.shape[1]).float())
+
+
+def vae_interp(x, y, rng, *, model=None, n_per: int = 10, alpha: float = 1.0, k: int = 5, noise: float = 0.0,
+               random_alpha: bool = True):
+    """z = mu_i + a (mu_k - mu_i), k a same-class nearest neighbour, a ~ U(0, alpha) (or a = alpha)."""
+    return _knn(x, y, rng, model, n_per, alpha, k, False, noise, random_alpha, "vae-interp")
+
+
+def vae_extrap(x, y, rng, *, model=None, n_per: int = 10, alpha: float = 0.5, k: int = 5, noise: float = 0.0,
+               random_alpha: bool = True):
+    """z = mu_i - a (mu_k - mu_i): away from a same-class nearest neighbour, a ~ U(0, alpha) (or a = alpha)."""
+    return _knn(x, y, rng, model, n_per, alpha, k, True, noise, random_alpha, "vae-extrap")
+
+
+def vae_prior_gc(x, y, rng, *, model=None, gc: Callable[[Tensor], Tensor] | None = None, n_per: int = 10,
+                 alpha: float = 1.0, threshold: float = 0.8, oversample: int = 10):
+    """Samples from the prior N(0, alpha^2 I), decoded and labelled by a generative classifier `gc`
+    (x -> class probabilities (B, C)); samples below `threshold` confidence are dropped and at most
+    n_per kept per class (the most confident). Classes may end up with fewer."""
+    model = _require(model, "model (a VAE)", "vae-prior-gc")
+    gc = _require(gc, "generative classifier gc", "vae-prior-gc")
+    gen = cpu_generator(rng)
+    n_classes = y.shape[1]
+    x_new = _decode(model, _prior(model, n_per * n_classes * oversample, alpha, gen), x)
+    with torch.no_grad():
+        probs = gc(x_new.to(x.device)).float().cpu()                           # (M, C)
+    conf, pred = probs.max(1)
+    keep = conf >= threshold
+    conf, pred, x_new = conf[keep], pred[keep], x_new[keep]
+    order = torch.argsort(-conf, stable=True)
+    order = order[torch.argsort(pred[order], stable=True)]                      # by class, most confident first
+    counts = torch.bincount(pred, minlength=n_classes)
+    starts = torch.cumsum(counts, 0) - counts
+    rank = torch.arange(len(order)) - starts[pred[order]]
+    chosen = order[rank < n_per]
+    return _append(x, y, x_new[chosen], F.one_hot(pred[chosen], n_classes).float())
+
+
+def multi_vae(x, y, rng, *, models=None, n_per: int = 10, alpha: float = 1.0):
+    """One VAE per class (Bonn 'Multi-VAE'): n_per prior samples of each class's VAE, labelled with its class.
+    `models` is a list with one model per class (None for a class to skip)."""
+    models = _require(models, "list of per-class models", "multi-vae")
+    if len(models) != y.shape[1]:
+        raise ValueError(f"multi-vae needs one model per class ({y.shape[1]}), got {len(models)}")
+    gen = cpu_generator(rng)
+    xs, ys = [], []
+    for c, m in enumerate(models):
+        if m is None:
+            continue
+        xs.append(_decode(m, _prior(m, n_per, alpha, gen), x))
+        ys.append(torch.full((n_per,), c, dtype=torch.long))
+    if not xs:
+        return x, y
+    return _append(x, y, torch.cat(xs), F.one_hot(torch.cat(ys), y.shape[1]).float())
