@@ -61,7 +61,7 @@ def train_generator(kind: str, data: Dataset, gen: dict, seed: int, device: str,
                     stop: threading.Event | None = None, early: bool = False):
     """Train a VAE / AAE-uniform on data.x (labels unused) for about gen["steps"] steps. With early=True
     return (model, copy after 5% of training) — the generative classifier's 'bad reconstructions' (seed 002)."""
-    torch.manual_seed(seed)
+    torch.manual_seed(seed)                              # fit seeds its batches and noise, not the initial weights
     model = build_model(generator_config(kind, data.input_shape, gen))
     init_output_bias(model, data)
     snapshots = {}
@@ -116,6 +116,7 @@ def train_multi_vae(x: Tensor, y: Tensor, n_classes: int, gen: dict, seed: int, 
         steps_per_epoch = math.ceil(len(idx) / gen["batch_size"])
         cfg = TrainConfig(epochs=max(1, gen["multi_steps"] // steps_per_epoch), batch_size=gen["batch_size"],
                           lr=gen["lr"], seed=seed * 1000 + c, device=device, amp=False)
+        torch.manual_seed(cfg.seed)                      # fit seeds its batches and noise, not the initial weights
         model = build_model(generator_config("vae", data.input_shape, gen))
         fit(model, data, cfg, stop=stop)
         models.append(model.eval())
