@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from core.latent import decode_latents, encode_dataset, interpolate_latent, prior_sample
+from core.latent import decode_latents, encode_dataset, interpolate_latent, sample_prior
 
 __all__ = [
     "nn_distances",
@@ -114,11 +114,7 @@ def box_samples(z_train: Tensor, n: int, generator: torch.Generator | None = Non
 def prior_samples(model, z_train: Tensor, n: int, generator: torch.Generator | None = None) -> Tensor:
     """n samples from the model's prior; for prior "none" (plain AE) from a diagonal Gaussian
     fitted to the latents (mean, std per dimension), which is how one would sample an AE."""
-    if getattr(model, "prior", "none") == "none":
-        z_train = _f32(z_train)
-        mean, std = z_train.mean(0), z_train.std(0)
-        return mean + std * torch.randn(n, z_train.shape[1], generator=generator)
-    return prior_sample(model, n, generator)
+    return sample_prior(model, n, generator=generator, z_train=_f32(z_train)).z
 
 
 def interclass_pairs(y: Tensor, n_pairs: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
