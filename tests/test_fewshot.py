@@ -61,7 +61,8 @@ def test_resume_skips_finished_cells(tmp_path):
     first = run_experiment(spec, tmp_path, on_progress=lambda info: stop.set(), stop=stop)
     assert len(first) == 1                                          # stopped after one cell
     assert len(json.loads((tmp_path / "results.json").read_text())) == 1
-    assert not load_run(tmp_path)["config"] == {} and not list_runs(tmp_path.parent)[0]["complete"]
+    listed = {r["path"]: r for r in list_runs(tmp_path.parent)}  # other tests' runs live beside this one
+    assert load_run(tmp_path)["config"] != {} and not listed[str(tmp_path)]["complete"]
     seen = []
     records = run_experiment(spec, tmp_path, on_progress=seen.append)
     assert len(records) == 8 and len(seen) == 7                     # the finished cell was skipped
