@@ -62,3 +62,16 @@ def test_random_pair_and_samplers(app_env):
     for method in ("noise", "knn-extrapolate", "prior"):
         at.selectbox(key="w_s_method").set_value(method).run()
         assert_clean(at)
+
+
+def test_switching_dataset_drops_sample_indices(app_env):
+    """Indices picked in one dataset must not silently select unrelated samples of another."""
+    at = new_app(PAGE, query={"dataset": "mnist5k", "i0": "7", "i1": "4000"})
+    at.session_state["ll_selection"] = [3, 1500]
+    at.run()
+    assert at.session_state["ll_i0"] == 7 and at.session_state["ll_i1"] == 4000  # a link is honoured
+    at.session_state["ll_dataset"] = "digits"  # what picking another dataset in the sidebar does
+    at.run()
+    assert at.session_state["ll_dataset"] == "digits"
+    assert "ll_selection" not in at.session_state
+    assert at.session_state["ll_i0"] != 7  # 7 is a valid digits index: only the switch can drop it

@@ -39,6 +39,7 @@ def shared_sidebar(page: str) -> Selection:
     spec = sb.selectbox("Dataset", datasets, help="Used by every page. Kept in the URL.",
                         **state.bind_widget("dataset", f"w_dataset_{page}", lambda v: v in datasets))
     state.put("dataset", spec)
+    state.forget_indices_of_other_datasets(spec)
 
     usable = [e for e in all_entries if e.dataset == spec]
     if not usable:

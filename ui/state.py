@@ -98,3 +98,15 @@ def stop_page() -> None:
     """End this page's run early, keeping the URL in step with the state shown so far."""
     sync_url()
     st.stop()
+
+
+def forget_indices_of_other_datasets(dataset: str) -> None:
+    """Sample indices (the two chosen samples, the map selection) belong to the dataset they were picked
+    in: after a dataset switch they would silently point at unrelated samples, so they are dropped."""
+    key = "_ll_indices_dataset"
+    previous = st.session_state.get(key)
+    if previous is not None and previous != dataset:
+        put("i0", None)
+        put("i1", None)
+        st.session_state.pop("ll_selection", None)
+    st.session_state[key] = dataset
