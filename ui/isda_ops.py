@@ -10,21 +10,16 @@ from ui.resources import check_compatible, checkpoint, latents
 
 @st.cache_data(max_entries=16, show_spinner="Estimating class covariances (streamed, eqs. 9-11)…")
 def class_covariance(key: str, sha: str, spec: str, batch_size: int = 256, seed: int = 0) -> dict:
-    """Stream the latents in shuffled batches through core.isda.ClassCovariance.
+    """core.isda_latent.stream_class_covariance on the cached latents.
 
     -> {"mean" (C, d), "cov" (C, d, d), "count" (C,), "batches" int}."""
     import torch
 
-    from core.isda import ClassCovariance
+    from core.isda_latent import stream_class_covariance
 
     _, ds = check_compatible(key, spec)
     z = torch.from_numpy(latents(key, sha, spec))  # (N, d)
-    est = ClassCovariance(ds.n_classes, z.shape[1])
-    order = torch.randperm(len(z), generator=torch.Generator().manual_seed(seed))
-    batches = 0
-    for idx in order.split(int(batch_size)):
-        est.update(z[idx], ds.y[idx])
-        batches += 1
+    est, batches = stream_class_covariance(z, ds.y, ds.n_classes, batch_size, seed)
     return {"mean": est.mean.numpy(), "cov": est.cov.numpy(), "count": est.count.numpy(), "batches": batches}
 
 
@@ -41,14 +36,14 @@ def spectrum(cov_c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def move_along(key: str, z: np.ndarray, eigvals: np.ndarray, eigvecs: np.ndarray, coeffs: list[float],
                lam: float) -> np.ndarray:
     """Decode z + sum_i t_i sqrt(lam * eigval_i) v_i (t_i = coeffs) -> x (1, *shape)."""
-    from core.latent import decode_latents
-
     import torch
 
-    k = len(coeffs)
-    scale = np.sqrt(np.clip(lam * eigvals[:k], 0, None)) * np.asarray(coeffs, np.float32)  # (k,)
-    z_new = z + scale @ eigvecs[:k]  # (d,)
-    return decode_latents(checkpoint(key).model, torch.from_numpy(z_new[None].astype(np.float32))).numpy()
+    from core.isda_latent import shift_along
+    from core.latent import decode_latents
+
+    t = lambda a: torch.as_tensor(np.asarray(a, np.float32))  # noqa: E731
+    z_new = shift_along(t(z), t(eigvals), t(eigvecs), t(coeffs), lam)  # (d,)
+    return decode_latents(checkpoint(key).model, z_new[None]).numpy()
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -57,54 +52,26 @@ def gaussian_grid(key: str, sha: str, spec: str, index: int, c: int, lam: float,
     """Decode n draws from N(z_index, lam * Sigma_c) -> (n, *shape)."""
     import torch
 
+    from core.isda_latent import sample_around
     from core.latent import decode_latents
 
-    cov = class_covariance(key, sha, spec, batch_size)["cov"][c].astype(np.float64)  # (d, d)
-    vals, vecs = np.linalg.eigh(0.5 * (cov + cov.T))
-    root = vecs * np.sqrt(np.clip(vals * lam, 0, None))  # (d, d), root @ root.T = lam * cov
-    g = np.random.default_rng(seed)
-    z = latents(key, sha, spec)[index].astype(np.float64)
-    draws = z + g.standard_normal((n, len(z))) @ root.T  # (n, d)
-    return decode_latents(checkpoint(key).model, torch.from_numpy(draws.astype(np.float32))).numpy()
+    cov = torch.from_numpy(class_covariance(key, sha, spec, batch_size)["cov"][c])  # (d, d)
+    z = torch.from_numpy(latents(key, sha, spec)[index])
+    draws = sample_around(z, cov, lam, n, torch.Generator().manual_seed(seed))  # (n, d)
+    return decode_latents(checkpoint(key).model, draws).numpy()
 
 
 @st.cache_data(max_entries=8, show_spinner="Fitting a linear classifier on the latents and sampling…")
 def bound_check(key: str, sha: str, spec: str, lam: float, ms: tuple[int, ...] = (2, 4, 8, 16, 32, 64, 128, 256),
                 n_points: int = 1000, batch_size: int = 256, seed: int = 0) -> dict:
-    """Monte-Carlo expected CE over N(a, lam Sigma_y) for growing M beside ISDA's closed-form bound.
-
-    A multinomial logistic regression is fitted on the latents (the "linear classifier over the
-    latents"); a fixed random subset of n_points is then scored.
-    -> {"rows": [{"M", "mc_mean", "mc_stderr"}], "bound": float, "plain_ce": float, "accuracy": float}."""
+    """core.isda_latent.linear_bound_check on the cached latents and class covariances."""
     import torch
-    from sklearn.linear_model import LogisticRegression
 
-    from core.isda import isda_loss, monte_carlo_ce
+    from core.isda_latent import linear_bound_check
 
     _, ds = check_compatible(key, spec)
-    z = latents(key, sha, spec)
-    y = ds.y.numpy()
-    clf = LogisticRegression(max_iter=500).fit(z, y)
-    n_classes = ds.n_classes
-    W = np.zeros((n_classes, z.shape[1]), np.float32)
-    b = np.full(n_classes, -30.0, np.float32)  # classes the fit never saw get ~zero probability
-    W[clf.classes_] = clf.coef_ if len(clf.classes_) > 2 else np.vstack([-clf.coef_[0] / 2, clf.coef_[0] / 2])
-    b[clf.classes_] = clf.intercept_ if len(clf.classes_) > 2 else [-clf.intercept_[0] / 2, clf.intercept_[0] / 2]
-    g = torch.Generator().manual_seed(seed)
-    idx = torch.randperm(len(z), generator=g)[:n_points]
-    f, yt = torch.from_numpy(z)[idx], torch.from_numpy(y)[idx]
-    Wt, bt = torch.from_numpy(W), torch.from_numpy(b)
     cov = torch.from_numpy(class_covariance(key, sha, spec, batch_size)["cov"])
-    rows = []
-    for m in ms:
-        mean, se = monte_carlo_ce(f, yt, Wt, bt, cov, lam, M=int(m), generator=g)
-        rows.append({"M": int(m), "mc_mean": mean, "mc_stderr": se})
-    return {
-        "rows": rows,
-        "bound": float(isda_loss(f, yt, Wt, bt, cov, lam)),
-        "plain_ce": float(isda_loss(f, yt, Wt, bt, cov, 0.0)),
-        "accuracy": float(clf.score(z, y)),
-    }
+    return linear_bound_check(latents(key, sha, spec), ds.y.numpy(), ds.n_classes, cov, lam, ms, n_points, seed)
 
 
 def bound_figure(res: dict):
