@@ -13,3 +13,13 @@ def pick_device(prefer: str = "auto") -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {prefer!r} asked for, but no CUDA GPU is visible; use --device cpu or auto")
     return device
+
+
+def derived_seed(rng: torch.Generator) -> int:
+    """A seed drawn from `rng` (on any device): hands reproducibility on to another generator or numpy."""
+    return int(torch.randint(0, 2**62, (1,), generator=rng, device=rng.device))
+
+
+def derived_generator(rng: torch.Generator, device: str | torch.device = "cpu") -> torch.Generator:
+    """A generator on `device` seeded from `rng`: torch refuses a CPU generator for CUDA draws and vice versa."""
+    return torch.Generator(device=device).manual_seed(derived_seed(rng))

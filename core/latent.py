@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from core.device import derived_generator
+
 __all__ = [
     "LatentSamples",
     "encode_dataset",
@@ -274,8 +276,7 @@ def prior_sample(model: torch.nn.Module, n: int, generator: torch.Generator | No
     when the model lives on a GPU (a device generator is seeded from the CPU one)."""
     device = _model_device(model)
     if generator is not None and generator.device != device:
-        seed = int(torch.randint(2**62, (1,), generator=generator))
-        generator = torch.Generator(device).manual_seed(seed)
+        generator = derived_generator(generator, device)
     return model.sample_prior(n, generator=generator).float().cpu()
 
 

@@ -13,14 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from core.device import derived_generator
 from core.latent import (decode_latents, encode_dataset, interpolate_latent, knn_interpolate, lsi_soft_label,
-                         sample_noise)
-
-
-def cpu_generator(rng: torch.Generator) -> torch.Generator:
-    """A CPU generator seeded from rng (the latent samplers draw on the CPU)."""
-    seed = int(torch.randint(0, 2**62, (1,), generator=rng, device=rng.device).item())
-    return torch.Generator().manual_seed(seed)
+                         prior_sample, sample_noise)
 
 
 def _require(obj, name: str, method: str):
@@ -43,15 +38,6 @@ def _sources_per_class(y: Tensor, n_per: int, gen: torch.Generator, n_classes: i
     return order[starts[cls] + offset]
 
 
-def _prior(model, n: int, alpha: float, gen: torch.Generator) -> Tensor:
-    """n prior samples scaled by alpha, as (n, d) on the CPU. Drawn with a generator on the model's device
-    (core.latent.sample_prior passes a CPU generator, which torch refuses for a model on CUDA)."""
-    device = next(model.parameters()).device
-    seed = int(torch.randint(0, 2**62, (1,), generator=gen))
-    g = torch.Generator(device=device).manual_seed(seed)
-    return (model.sample_prior(n, generator=g) * alpha).float().cpu()
-
-
 def _append(x: Tensor, y: Tensor, x_new: Tensor, y_new: Tensor) -> tuple[Tensor, Tensor]:
     return torch.cat([x, x_new.to(x.device, x.dtype)]), torch.cat([y, y_new.to(y.device, y.dtype)])
 
@@ -66,7 +52,7 @@ def lsi(x: Tensor, y: Tensor, rng: torch.Generator, *, model=None, n_per: int = 
     a partner j of another class, decoded with the AAE (uniform prior); label (1 - lam) e_yi + lam e_yj (two-hot
     at lam = 0.5). lam=None draws lam ~ Beta(alpha, alpha) per sample."""
     model = _require(model, "model (an AAE with a uniform prior)", "lsi")
-    gen = cpu_generator(rng)
+    gen = derived_generator(rng)
     labels = y.argmax(1).cpu()
     n_classes = y.shape[1]
     if len(torch.unique(labels)) < 2:
@@ -94,7 +80,7 @@ def lsi(x: Tensor, y: Tensor, rng: torch.Generator, *, model=None, n_per: int = 
 
 def _knn(x, y, rng, model, n_per, alpha, k, extrapolate, noise, random_alpha, method):
     model = _require(model, "model (a VAE)", method)
-    gen = cpu_generator(rng)
+    gen = derived_generator(rng)
     labels = y.argmax(1).cpu()
     z = encode_dataset(model, x)                                                # (N, d) mu
     src = _sources_per_class(labels, n_per, gen, y.shape[1])
@@ -114,7 +100,7 @@ def _knn(x, y, rng, model, n_per, alpha, k, extrapolate, noise, random_alpha, me
 def vae_noise(x, y, rng, *, model=None, n_per: int = 10, sigma: float = 0.5):
     """z = mu(x_i) + eps, eps ~ N(0, sigma^2 I) (Bonn 'Noise'); label of x_i."""
     model = _require(model, "model (a VAE)", "vae-noise")
-    gen = cpu_generator(rng)
+    gen = derived_generator(rng)
     labels = y.argmax(1).cpu()
     z = encode_dataset(model, x)
     src = _sources_per_class(labels, n_per, gen, y.shape[1])
@@ -141,9 +127,9 @@ def vae_prior_gc(x, y, rng, *, model=None, gc: Callable[[Tensor], Tensor] | None
     n_per kept per class (the most confident). Classes may end up with fewer."""
     model = _require(model, "model (a VAE)", "vae-prior-gc")
     gc = _require(gc, "generative classifier gc", "vae-prior-gc")
-    gen = cpu_generator(rng)
+    gen = derived_generator(rng)
     n_classes = y.shape[1]
-    x_new = _decode(model, _prior(model, n_per * n_classes * oversample, alpha, gen), x)
+    x_new = _decode(model, prior_sample(model, n_per * n_classes * oversample, gen) * alpha, x)
     with torch.no_grad():
         probs = gc(x_new.to(x.device)).float().cpu()                           # (M, C)
     conf, pred = probs.max(1)
@@ -164,12 +150,12 @@ def multi_vae(x, y, rng, *, models=None, n_per: int = 10, alpha: float = 1.0):
     models = _require(models, "list of per-class models", "multi-vae")
     if len(models) != y.shape[1]:
         raise ValueError(f"multi-vae needs one model per class ({y.shape[1]}), got {len(models)}")
-    gen = cpu_generator(rng)
+    gen = derived_generator(rng)
     xs, ys = [], []
     for c, m in enumerate(models):
         if m is None:
             continue
-        xs.append(_decode(m, _prior(m, n_per, alpha, gen), x))
+        xs.append(_decode(m, prior_sample(m, n_per, gen) * alpha, x))
         ys.append(torch.full((n_per,), c, dtype=torch.long))
     if not xs:
         return x, y

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from core.device import derived_seed
+
 
 def _uniform(shape, rng: torch.Generator, device, lo: float = 0.0, hi: float = 1.0) -> Tensor:
     return lo + (hi - lo) * torch.rand(shape, generator=rng, device=device)
@@ -21,8 +23,7 @@ def beta_sample(rng: torch.Generator, alpha: float, n: int = 1) -> Tensor:
     """n draws of Beta(alpha, alpha) (CPU float tensor), reproducible from rng."""
     if alpha <= 0:
         raise ValueError(f"Beta(alpha, alpha) needs alpha > 0, got {alpha}")
-    seed = int(torch.randint(0, 2**62, (1,), generator=rng, device=rng.device).item())
-    return torch.from_numpy(np.random.default_rng(seed).beta(alpha, alpha, size=n).astype(np.float32))
+    return torch.from_numpy(np.random.default_rng(derived_seed(rng)).beta(alpha, alpha, size=n).astype(np.float32))
 
 
 def _partner(n: int, rng: torch.Generator, device) -> Tensor:
