@@ -214,7 +214,7 @@ def test_training_with_live_progress(page, server):
 def test_fewshot_run_with_status_and_results(page, server):
     _open(page, f"{server}/fewshot")
     for label, value in (("Seeds", "2"), ("Budget: classifier steps", "60")):
-        box = page.get_by_label(label)
+        box = page.get_by_role("spinbutton", name=label)
         box.fill(value)
         box.press("Tab")
     page.get_by_role("button", name="Run").click()

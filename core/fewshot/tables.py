@@ -1,0 +1,73 @@
+"""The results doc's tables, regenerated from raw records: docs/tables.json names, for each table, the record
+files (CSV, as the runner writes them, committed under docs/records/), which rows to keep, the metric, the
+rows (shots or n_generated) and the baseline; docs/results.md holds each table between
+`<!-- BEGIN:name -->` and `<!-- END:name -->`. `python -m core report` rewrites those blocks (and `--check`
+says whether the committed doc matches its records), so every number in the doc can be checked.
+"""
+from __future__ import annotations
+
+import glob
+import json
+import math
+import re
+from pathlib import Path
+
+from core.fewshot.report import markdown_table, summarize
+
+INT_KEYS = ("shots", "seed", "n_generated", "n_labelled", "n_added", "steps", "n_eval")
+
+
+def load_records(pattern: str, root: Path) -> list[dict]:
+    """Records of every CSV matching `pattern` (relative to root), typed, each with "run": the file's stem."""
+    import pandas as pd
+
+    files = sorted(glob.glob(str(root / pattern)))
+    if not files:
+        raise ValueError(f"no record files match {pattern!r} under {root}")
+    out = []
+    for f in files:
+        for r in pd.read_csv(f).to_dict("records"):
+            r = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+            for k in INT_KEYS:
+                if r.get(k) is not None:
+                    r[k] = int(r[k])
+            r["run"] = Path(f).stem
+            out.append(r)
+    return out
+
+
+def _keep(r: dict, where: dict) -> bool:
+    return all((r.get(k) in v) if isinstance(v, list) else r.get(k) == v for k, v in where.items())
+
+
+def render(table: dict, root: Path) -> str:
+    records = [r for pattern in table["records"] for r in load_records(pattern, root)]
+    records = [r for r in records if _keep(r, table.get("where", {}))]
+    if table.get("label") == "run":                    # one column per run folder (e.g. recipe variants)
+        prefix = table.get("strip", "")
+        for r in records:
+            r["method"] = r["run"][len(prefix):] if r["run"].startswith(prefix) else r["run"]
+    if table.get("rename"):
+        for r in records:
+            r["method"] = table["rename"].get(r["method"], r["method"])
+    row = table.get("row", "shots")
+    rows = summarize(records, table.get("metric", "f1_weighted"), table.get("baseline", "none"), row=row)
+    seeds = sorted({r["seed"] for r in records})
+    head = (f"{table.get('caption', '')}{' ' if table.get('caption') else ''}"
+            f"Records: {', '.join('`docs/records/' + p + '`' for p in table['records'])}; "
+            f"{len(records)} cells, seeds {seeds[0]}-{seeds[-1]}, {table.get('metric', 'f1_weighted')}.")
+    return head + "\n\n" + markdown_table(rows, baseline=table.get("baseline", "none"), row=row)
+
+
+def regenerate(doc: Path, tables_file: Path, root: Path) -> str:
+    """The doc's text with every table block rewritten from its records."""
+    text = doc.read_text()
+    tables = json.loads(tables_file.read_text())
+    for table in tables:
+        name = table["name"]
+        pattern = re.compile(rf"(<!-- BEGIN:{re.escape(name)} -->\n)(?:.*?\n)?(<!-- END:{re.escape(name)} -->)", re.S)
+        if not pattern.search(text):
+            raise ValueError(f"{doc} has no block <!-- BEGIN:{name} --> ... <!-- END:{name} -->")
+        body = render(table, root)
+        text = pattern.sub(lambda m: m.group(1) + body + "\n" + m.group(2), text)
+    return text

@@ -1,0 +1,44 @@
+"""docs/results.md's tables are regenerated from the records committed under docs/records/ and match them."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core.fewshot.tables import regenerate, render
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_results_doc_matches_its_committed_records():
+    doc, tables = REPO / "docs" / "results.md", REPO / "docs" / "tables.json"
+    assert regenerate(doc, tables, REPO / "docs" / "records") == doc.read_text(), \
+        "docs/results.md differs from its records: run `python -m core report`"
+    names = [t["name"] for t in json.loads(tables.read_text())]
+    text = doc.read_text()
+    assert all(f"<!-- BEGIN:{n} -->" in text for n in names)
+
+
+def test_report_check_fails_on_a_doctored_number(tmp_path):
+    records = tmp_path / "records"
+    records.mkdir()
+    rows = ["method,shots,seed,data,f1_weighted"] + [f"{m},5,{s},shots,{0.5 + 0.1 * (m == 'lsi') + 0.01 * s}"
+                                                   for m in ("none", "lsi") for s in range(3)]
+    (records / "demo.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "tables.json").write_text(json.dumps([{"name": "demo", "records": ["demo.csv"]}]))
+    doc = tmp_path / "results.md"
+    doc.write_text("intro\n<!-- BEGIN:demo -->\nold\n<!-- END:demo -->\nend\n")
+    cmd = [sys.executable, "-m", "core", "report", "--doc", str(doc), "--tables", str(tmp_path / "tables.json"),
+           "--records", str(records)]
+    assert subprocess.run(cmd + ["--check"], cwd=REPO, capture_output=True).returncode == 1
+    assert subprocess.run(cmd, cwd=REPO, capture_output=True).returncode == 0
+    assert "| 5 | 0.510 | 0.610 <sub>+0.100" in doc.read_text() and doc.read_text().endswith("end\n")
+    assert subprocess.run(cmd + ["--check"], cwd=REPO, capture_output=True).returncode == 0
+    doc.write_text(doc.read_text().replace("0.610", "0.640"))          # a doctored number is caught
+    assert subprocess.run(cmd + ["--check"], cwd=REPO, capture_output=True).returncode == 1
+
+
+def test_missing_records_are_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="no record files"):
+        render({"name": "x", "records": ["nothing-*.csv"]}, tmp_path)
