@@ -53,6 +53,15 @@ LATENT_FORMULAS = {
     "vae-interp": "z = mu(src0) + alpha (mu(src1) - mu(src0)), src1 a same-class kNN; lam = 1 - alpha",
     "vae-extrap": "z = mu(src0) - alpha (mu(src1) - mu(src0)), src1 a same-class kNN; lam = 1 + alpha",
 }
+# The pages' samplers (their downloads carry the same provenance as the CLI's files).
+SAMPLER_FORMULAS = {
+    "noise": "z = z(src0) + eps, eps ~ N(0, alpha^2 I); label of src0",
+    "knn-interpolate": "z = z(src0) + alpha (z(src1) - z(src0)), src1 a same-class kNN; label of src0",
+    "knn-extrapolate": "z = z(src0) - alpha (z(src1) - z(src0)), src1 a same-class kNN; label of src0",
+    "prior": "z ~ the prior scaled by alpha (unlabelled)",
+    "isda-gaussian": "z = z(src0) + delta, delta ~ N(0, lambda Sigma_y) with Sigma_y the class covariance of the "
+                     "latents; label of src0",
+}
 GENERATOR_KINDS = {"vae": ("vae", None), "aae-uniform": ("aae", "uniform")}
 
 

@@ -13,6 +13,7 @@ import torch
 from core.__main__ import main
 from core.augment_export import build_augmented, make_set, read_export
 from core.data import load_dataset
+from app_support import app_checkpoints, app_env  # noqa: F401  (fixtures of the page downloads)
 
 REPO = Path(__file__).resolve().parent.parent
 AAE_UNIFORM = REPO / "checkpoints" / "mnist5k-aae-uniform-z16"
@@ -113,6 +114,74 @@ def test_wrong_generator_kind_is_refused():
         build_augmented("digits", 1, "lsi", 2, checkpoint=AAE_UNIFORM)
 
 
+def test_class_names_survive_a_class_without_rows(tmp_path):
+    aug = make_set(torch.rand(3, 1, 4, 4), torch.eye(3)[[0, 1, 1]], ["a", "b", "c"], meta={"method": "test"})
+    back = load_dataset(f"npz:{aug.save(tmp_path / 'two.npz')}")
+    assert back.class_names == ["a", "b", "c"] and back.n_classes == 3 and back.y.tolist() == [0, 1, 1]
+
+
 def test_make_set_refuses_unlabelled_rows():
     with pytest.raises(ValueError, match="sum to 1"):
         make_set(torch.rand(2, 1, 4, 4), torch.zeros(2, 3), ["a", "b", "c"])
+
+
+# ------------------------------------------------------------------------------------- page downloads (AppTest)
+
+@pytest.fixture()
+def deferred(monkeypatch) -> dict:
+    """file id -> (file name, callable) of every deferred download button drawn (the bytes a click would get)."""
+    from streamlit.runtime.media_file_manager import MediaFileManager
+
+    seen, original = {}, MediaFileManager.add_deferred
+
+    def record(self, data_callable, mimetype, coordinates, file_name=None, **kw):
+        file_id = original(self, data_callable, mimetype, coordinates, file_name=file_name, **kw)
+        seen[file_id] = (file_name, data_callable)
+        return file_id
+
+    monkeypatch.setattr(MediaFileManager, "add_deferred", record)
+    return seen
+
+
+def _downloaded(at, key: str, deferred: dict, tmp_path) -> Path:
+    """Run a download button's deferred callable the way a click does and save the bytes."""
+    button = next(b for b in at.get("download_button") if b.proto.id.endswith(key))
+    name, make = deferred[button.proto.deferred_file_id]
+    path = tmp_path / name
+    path.write_bytes(make())
+    return path
+
+
+def test_interpolation_sampler_download_round_trip(app_env, deferred, tmp_path):
+    from app_support import assert_clean, new_app
+
+    at = new_app("app_pages/interpolation.py")
+    assert_clean(at)
+    path = _downloaded(at, "w_s_download", deferred, tmp_path)
+    f, back = read_export(path), load_dataset(f"npz:{path}")
+    data = load_dataset("mnist5k")
+    assert len(back) == 12 and back.class_names == data.class_names
+    src = f["source_index"]
+    np.testing.assert_array_equal(f["y"], data.y[src[:, 0]].numpy())            # labelled by the source's class
+    assert (data.y[src[:, 1]] == data.y[src[:, 0]]).all()                        # kNN partner of the same class
+    np.testing.assert_allclose(f["alpha"], 0.5)
+    meta = f["meta"]
+    assert meta["method"] == "knn-interpolate" and meta["params"]["k"] == 5
+    cfg = json.loads((Path(app_env) / meta["generator_checkpoint"]["name"] / "config.json").read_text())
+    assert meta["generator_checkpoint"]["sha256"] == cfg["weights_sha256"]
+    # prior samples have no label: a note instead of a button
+    at.selectbox(key="w_s_method").set_value("prior").run()
+    assert_clean(at)
+    assert not [b for b in at.get("download_button") if b.proto.id.endswith("w_s_download")]
+    assert any("no class label" in c.value for c in at.caption)
+
+
+def test_isda_draws_download(app_env, deferred, tmp_path):
+    from app_support import assert_clean, new_app
+
+    at = new_app("app_pages/isda.py")
+    assert_clean(at)
+    f = read_export(_downloaded(at, "w_isda_download", deferred, tmp_path))
+    assert f["X"].shape[0] == 16 and len(set(f["source_index"][:, 0])) == 1 and (f["source_index"][:, 1] == -1).all()
+    assert len(set(f["y"])) == 1 and f["meta"]["method"] == "isda-gaussian" and f["meta"]["params"]["lambda"] == 1.0
+    assert "Sigma" in f["meta"]["formula"]
