@@ -48,7 +48,8 @@ ARRAY_NOTES = {
 }
 # Latent methods whose provenance is rebuilt here, and the formula written into the metadata.
 LATENT_FORMULAS = {
-    "lsi": "z = lam z(src0) + (1 - lam) z(src1), src1 of another class; y_soft = lam e(y0) + (1 - lam) e(y1)",
+    "lsi": "z = (1 - t) z(src0) + t z(src1), src1 of another class, t = params.lam (or t ~ Beta(alpha, alpha)); "
+           "y_soft = (1 - t) e(y0) + t e(y1); the lam column holds 1 - t, the weight of src0",
     "vae-noise": "z = mu(src0) + eps, eps ~ N(0, alpha^2 I); label of src0",
     "vae-interp": "z = mu(src0) + alpha (mu(src1) - mu(src0)), src1 a same-class kNN; lam = 1 - alpha",
     "vae-extrap": "z = mu(src0) - alpha (mu(src1) - mu(src0)), src1 a same-class kNN; lam = 1 + alpha",
