@@ -217,15 +217,19 @@ def _family(name: str) -> str:
 
 
 def _generator_checkpoint(aug, checkpoint):
-    if not aug.needs:
+    if aug.stage in ("online", "represent"):
+        raise ValueError(f"{aug.name} makes no data set to keep (stage {aug.stage}); export "
+                         f"{'lsi' if aug.name == 'lsi-online' else 'a batch or latent method'} instead")
+    if aug.stage != "expand":
         return None
-    if aug.name not in LATENT_FORMULAS and _family(aug.name) not in LATENT_FORMULAS:
-        raise ValueError(f"{aug.name} needs generators that a single checkpoint does not hold ({aug.needs}); "
-                         f"exportable latent methods: {sorted(LATENT_FORMULAS)} and their -noise variants")
-    kind, prior = GENERATOR_KINDS[aug.needs]
+    if _family(aug.name) not in LATENT_FORMULAS or len(aug.needs) != 1 or aug.needs[0] not in GENERATOR_KINDS:
+        wants = ", ".join(aug.needs) or "the unlabelled pool and a teacher"
+        raise ValueError(f"{aug.name} needs more than a single generator checkpoint ({wants}); exportable latent "
+                         f"methods: {sorted(LATENT_FORMULAS)} and their -noise variants")
+    kind, prior = GENERATOR_KINDS[aug.needs[0]]
     if checkpoint is None:
         example = "checkpoints/mnist5k-aae-uniform-z16" if kind == "aae" else "checkpoints/mnist5k-vae-z16"
-        raise ValueError(f"{aug.name} decodes latent codes and needs a generator checkpoint ({aug.needs}): "
+        raise ValueError(f"{aug.name} decodes latent codes and needs a generator checkpoint ({aug.needs[0]}): "
                          f"pass --checkpoint DIR, e.g. {example}")
     from core.checkpoints import Checkpoint, load_checkpoint
 

@@ -94,26 +94,26 @@ class ClassifierPair:
     accuracy: dict[str, float]  # {"none": ..., method: ...}
 
 
-def train_pair(data, shots: int, method: str, seed: int = 0, steps: int = 150, device: str = "cpu",
-               batch_size: int = 64, lr: float = 1e-3) -> ClassifierPair:
-    """Train the few-shot protocol's classifier twice on `shots` examples per class of `data` (a
-    core.data.Dataset): once with "none", once with the batch augmentation `method`. The only place this
-    module touches the few-shot engine (core.fewshot is being restructured; its train_classifier stays)."""
+def train_pair(data, shots: int, method: str, seed: int = 0, steps: int = 150, device: str = "cpu") -> ClassifierPair:
+    """Train the few-shot protocol's classifier (its frozen recipe, `steps` optimiser steps) twice on `shots`
+    examples per class of `data` (a core.data.Dataset): once with "none", once with the batch augmentation
+    `method`; the same initial weights, batch order and dropout masks (core.fewshot's named streams).
+    The only place this module touches the few-shot engine."""
     import torch.nn.functional as F
 
     from core.augment import parse_method
     from core.data import fewshot_split
-    from core.fewshot import ExperimentSpec, train_classifier
+    from core.fewshot import Recipe, train_classifier
 
     if not parse_method(method) or any(a.stage not in ("batch", "loss") for a in parse_method(method)):
         raise ValueError(f"{method!r} is not a batch augmentation (or the ISDA loss); pick one that transforms "
                          f"training batches, e.g. classic, mixup, cutmix or saliencymix")
-    spec = ExperimentSpec(dataset=data.id, shots=[shots], methods=["none", method], seeds=1, steps=steps,
-                          batch_size=batch_size, lr=lr)
     shot_index, test_index = fewshot_split(data.y, shots, seed)
     x, y = data.x[shot_index].to(device), data.y[shot_index].to(device)
     y_soft = F.one_hot(y, data.n_classes).float()
-    models = {m: train_classifier(x, y_soft, m, spec, seed, torch.device(device)) for m in ("none", method)}
+    recipe = Recipe(steps=steps)
+    models = {m: train_classifier(x, y_soft, recipe, seed=seed, shots=shots, method=m, n_classes=data.n_classes,
+                                  device=device) for m in ("none", method)}
     accuracy = {}
     with torch.no_grad():
         x_test, y_test = data.x[test_index].to(device), data.y[test_index].to(device)

@@ -103,7 +103,7 @@ def test_latent_method_without_checkpoint_is_one_clear_error(tmp_path, capsys):
     assert "--checkpoint" in err and "aae-uniform" in err and not out.exists()
     assert main(["augment", "--dataset", "digits", "--shots", "2", "--method", "multi-vae", "--n", "3",
                  "--out", str(out)]) == 1
-    assert "single checkpoint" in capsys.readouterr().err
+    assert "single generator checkpoint" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(not AAE_UNIFORM.is_dir(), reason="shipped checkpoint missing")

@@ -35,7 +35,7 @@ def start_training(ds, *, kind: str, prior: str, latent_dim: int, beta: float, b
     mcfg = ModelConfig(kind=kind, input_shape=tuple(ds.input_shape), latent_dim=int(latent_dim),
                        prior=prior, beta=float(beta), beta_norm=bool(beta_norm))
     tcfg = TrainConfig(epochs=int(epochs), lr=float(lr), seed=int(seed))
-    model = build_model(mcfg)
+    model = build_model(mcfg, seed=int(seed))  # the seed controls the initial weights too
     name = folder_name(ds.id, kind, prior, latent_dim)
 
     def work(job: jobs.Job) -> str:

@@ -46,7 +46,7 @@ def run(args) -> int:
                             beta=args.beta, beta_norm=args.beta_norm, hidden=args.hidden, arch=args.arch)
     train_cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                             device=args.device)
-    model = build_model(model_cfg)
+    model = build_model(model_cfg, seed=args.seed)  # --seed controls the initial weights too
     bar = tqdm(total=train_cfg.epochs * -(-len(data) // train_cfg.batch_size), unit="batch", file=sys.stderr)
 
     def on_step(info):
