@@ -21,6 +21,8 @@ GUIDE = [
      "the class covariance of the latents, its eigen-directions as sliders, and ISDA's bound against Monte-Carlo."),
     ("app_pages/fewshot.py", "Few-shot lab", ":material/science:",
      "run small few-shot experiments with and without augmentation and compare accuracy and F1."),
+    ("app_pages/saliency.py", "Saliency", ":material/visibility:",
+     "where a few-shot classifier looks (Saliency, SmoothGrad, Integrated Gradients), with and without augmentation."),
 ]
 
 

@@ -160,5 +160,11 @@ else:
         else:
             caps.append(f"#{r['source_index']}+ε ({names[r['label']]})")
     show.samples(xs, caps, width=84, is_image=ds.is_image)
+    from ui.export import download_samples_button
+    download_samples_button(xs, names, method=method, dataset=sel.dataset, checkpoint=ckpt, key="w_s_download",
+                            labels=[r["label"] for r in recs], alpha=alpha,
+                            source_index=[[r["source_index"], r["neighbour_index"]] for r in recs],
+                            params={"alpha": alpha, "k": int(k), "n": int(count), "seed": int(seed),
+                                    "around_index": int(i0) if sources else None})
 
 state.sync_url()

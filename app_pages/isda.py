@@ -86,6 +86,11 @@ def directions_panel() -> None:
             seed = st.number_input("Seed of the draws", 0, 10_000, 0, key="w_isda_seed")
             grid = gaussian_grid(sel.ckpt, ckpt.sha256, sel.dataset, idx, c, float(lam), 16, int(seed), int(batch))
             show.samples(grid, width=56, is_image=ds.is_image)
+            from ui.export import download_samples_button
+            download_samples_button(grid, names, method="isda-gaussian", dataset=sel.dataset, checkpoint=ckpt,
+                                    key="w_isda_download", labels=[c] * len(grid), source_index=[idx] * len(grid),
+                                    params={"lambda": float(lam), "class": cls_name, "n": len(grid), "seed": int(seed),
+                                            "covariance_batch_size": int(batch)})
 
 
 directions_panel()

@@ -231,7 +231,9 @@ def load_idx_folder(folder: str | Path, train: bool = True) -> Dataset:
 def load_npz(path: str | Path) -> Dataset:
     """A user `.npz` with `X` (N, H, W) / (N, C, H, W) / (N, H, W, C) images or (N, F) vectors and `y` (N,) ints.
 
-    Optional `class_names` (string array). Loaded with allow_pickle=False: object arrays are refused.
+    Optional `class_names` (string array; kept whole, so classes without rows keep their ids); other arrays
+    (e.g. an export's y_soft, source_index, meta) are ignored. Loaded with allow_pickle=False: object arrays
+    are refused.
     """
     path = Path(path).expanduser()
     if not path.is_file():
@@ -291,9 +293,9 @@ def dataset_from_arrays(name: str, arrays: dict[str, np.ndarray]) -> Dataset:
     names = [str(i) for i in range(n_classes)]
     if "class_names" in arrays:
         given = [str(s) for s in np.asarray(arrays["class_names"]).ravel()]
-        if len(given) < n_classes:
+        if not n_classes <= len(given) <= MAX_CLASSES:
             raise DatasetError(f"{name}: class_names has {len(given)} entries but labels go up to {n_classes - 1}")
-        names = given[:n_classes]
+        names = given  # all of them: a class with no row here (e.g. a small export) keeps its place
     return Dataset(name, tensor, torch.as_tensor(y.astype(np.int64)), names)
 
 

@@ -194,3 +194,64 @@ def test_distill_takes_the_most_confident_pool_rows(shots):
         mine = [i for i in confident if i % 10 == c]
         assert sorted(i for i in new if i % 10 == c) == sorted(mine)[-2:]
     assert torch.equal(y2[len(x):].argmax(1), torch.tensor([i % 10 for i in new]))
+
+
+# ---------------------------------------------------------------------------------------------- saliencymix
+
+def _dots(b: int = 10, size: int = 12):
+    """b images with a flat background of distinct grey levels and one bright dot at distinct places."""
+    x = torch.linspace(0.1, 0.5, b).view(b, 1, 1, 1).repeat(1, 1, size, size)
+    rows, cols = torch.arange(b) % size, (torch.arange(b) * 5 + 3) % size
+    x[torch.arange(b), 0, rows, cols] = 1.0
+    return x, torch.eye(b), rows, cols
+
+
+def test_saliencymix_finds_the_dot_and_pastes_around_it():
+    from core.augment.saliency_mix import most_salient_point
+
+    x, y, rows, cols = _dots()
+    cy, cx = most_salient_point(x)
+    assert torch.equal(cy, rows) and torch.equal(cx, cols)
+    for seed in range(5):
+        out, y2 = augment("saliencymix", x, y, torch.Generator().manual_seed(seed))
+        torch.testing.assert_close(y2.sum(1), torch.ones(len(x)))
+        pasted = (out != x).flatten(1)                                   # backgrounds differ: a change = a paste
+        partner = y2.clone()
+        partner[torch.arange(len(x)), torch.arange(len(x))] = 0          # the other class's weight
+        moved = partner.sum(1) > 0
+        # labels weighted by the pasted pixel fraction, exactly
+        torch.testing.assert_close(partner.sum(1), pasted.float().mean(1))
+        # the pasted box holds the source's dot (its most salient pixel)
+        src = partner.argmax(1)
+        assert (out[moved, 0, rows[src[moved]], cols[src[moved]]] == 1.0).all()
+        assert moved.any()
+
+
+def test_saliencymix_on_digits_keeps_the_salient_pixel_and_endpoints(shots):
+    from core.augment.saliency_mix import most_salient_point
+
+    x, y = shots
+    same, y_same = augment("saliencymix", x, y, torch.Generator().manual_seed(1), params={"saliencymix": {"lam": 1.0}})
+    assert torch.equal(same, x) and torch.equal(y_same, y)
+    out, y2 = augment("saliencymix", x, y, torch.Generator().manual_seed(2), params={"saliencymix": {"lam": 0.5}})
+    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(2))   # the function's first draw
+    cy, cx = most_salient_point(x[perm])
+    idx = torch.arange(len(x))
+    torch.testing.assert_close(out[idx, :, cy, cx], x[perm][idx, :, cy, cx])
+    # the 6 x 6 box (round(8 sqrt(0.5))) gives the partner its pasted share: 36/64, less where clipped
+    share = 1 - (y2 * y).sum(1)
+    other = y.argmax(1) != y[perm].argmax(1)
+    assert (share[other] <= 36 / 64 + 1e-6).all() and (share[other] > 0).all()
+    torch.testing.assert_close(y2.sum(1), torch.ones(len(x)))
+
+
+def test_static_saliency_prefers_ink_on_digits(shots):
+    from core.augment.saliency_mix import most_salient_point
+
+    x, _ = shots
+    for kind in ("spectral-residual", "gradient"):
+        cy, cx = most_salient_point(x, kind)
+        near_ink = torch.nn.functional.max_pool2d(x, 3, 1, 1)[torch.arange(len(x)), 0, cy, cx] > 0.3
+        assert near_ink.float().mean() >= 0.9, kind                   # measured 1.0 on 500 digits
+    with pytest.raises(ValueError, match="saliency kind"):
+        most_salient_point(x, "opencv")

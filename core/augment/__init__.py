@@ -1,7 +1,7 @@
 """Augmentation registry: every method behind ``augment(x, y_soft, rng, **params) -> (x', y_soft')``.
 
 Stages say when the runner applies a method:
-  "batch"  — to each training mini-batch (classic, cutout, mixup, cutmix, label-smoothing);
+  "batch"  — to each training mini-batch (classic, cutout, mixup, cutmix, saliencymix, label-smoothing);
   "expand" — once, before training: adds n_per generated examples per class from a generator
              trained on the unlabelled pool (lsi, vae-*, multi-vae); x' = labelled + generated;
   "online" — generates new examples from each mini-batch while training (lsi-online: fresh pairs and lambdas
@@ -23,7 +23,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from core.augment import generative, pixel
+from core.augment import generative, pixel, saliency_mix
 
 STAGES = ("none", "batch", "expand", "online", "represent", "loss", "eval")
 
@@ -73,6 +73,9 @@ register_augmentation("classic", pixel.classic, "batch",
 register_augmentation("cutout", pixel.cutout, "batch", description="random erasing of a box (25% of the image)")
 register_augmentation("mixup", pixel.mixup, "batch", description="pixel mixup, lam ~ Beta(alpha, alpha), soft labels")
 register_augmentation("cutmix", pixel.cutmix, "batch", description="paste a box of another image, labels by area")
+register_augmentation("saliencymix", saliency_mix.saliency_mix, "batch", alpha=1.0, lam=None,
+                      saliency="spectral-residual",
+                      description="CutMix with the box centred on the source's most salient point, labels by area")
 register_augmentation("label-smoothing", pixel.label_smoothing, "batch", description="(1 - eps) y + eps / K")
 register_augmentation("isda", _identity, "loss", lambda_0=0.5, diagonal=False,
                       description="implicit semantic augmentation: ISDA loss on the classifier's features")
