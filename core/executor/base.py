@@ -99,6 +99,7 @@ class JobHandle:
         self._executor = executor
         self._events: deque = deque(maxlen=MAX_EVENTS)
         self._progress: dict = {}
+        self._n_events = 0
         self._result: Any = None
         self._error: JobFailed | None = None
         self._done = threading.Event()
@@ -115,6 +116,12 @@ class JobHandle:
     def events(self) -> list[dict]:
         with self._lock:
             return list(self._events)
+
+    def events_since(self, seen: int) -> tuple[list[dict], int]:
+        """(the events after the first `seen` ones, the new count): for a poller that shows every event."""
+        with self._lock:
+            new = self._n_events - seen
+            return (list(self._events)[-new:] if new > 0 else []), self._n_events
 
     @property
     def queue_position(self) -> int:
@@ -159,6 +166,7 @@ class JobHandle:
         with self._lock:
             self._progress = dict(info)
             self._events.append(info)
+            self._n_events += 1
 
     def _finish(self, status: str, result: Any = None, error: JobFailed | None = None) -> None:
         with self._lock:

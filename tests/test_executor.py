@@ -1,0 +1,175 @@
+"""core.executor: the same results on every backend and worker count; stop, failures and dead workers
+leave the caller alive with a clear error; the queue's per-owner cap and positions."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import pytest
+
+from core.executor import Executor, JobFailed, QueueFull, get_executor
+from core.executor import probe
+
+TIMING_KEYS = ("pid",)
+
+
+@pytest.fixture(scope="module")
+def local2():
+    ex = get_executor("local", workers=2)
+    yield ex
+    ex.shutdown()
+
+
+@pytest.fixture(scope="module")
+def local1():
+    ex = get_executor("local", workers=1, per_owner=2)
+    yield ex
+    ex.shutdown()
+
+
+def run_map(ex, fn, tasks, **kw) -> dict:
+    out: dict = {}
+    ex.map(fn, tasks, on_result=lambda i, r: out.__setitem__(i, r), **kw)
+    return out
+
+
+def strip(records: dict) -> dict:
+    return {i: {k: v for k, v in r.items() if k not in TIMING_KEYS} for i, r in records.items()}
+
+
+def test_results_bit_identical_across_backends_and_worker_counts(local1, local2):
+    tasks = [{"seed": s, "steps": 40} for s in range(6)]
+    inline = run_map(get_executor("inline"), probe.tiny_training, tasks)
+    one = run_map(local1, probe.tiny_training, tasks)
+    two = run_map(local2, probe.tiny_training, tasks)
+    assert strip(inline) == strip(one) == strip(two)  # exact float equality, not approx
+    assert len({r["pid"] for r in two.values()}) == 2, "both workers took tasks"
+    assert all(r["threads"] == 1 for r in list(one.values()) + list(two.values()))
+
+
+def test_workers_run_one_torch_thread_and_ignore_the_parents_env(local2):
+    info = local2.submit(probe.whoami).result(60)
+    assert info["threads"] == 1 and info["omp"] == "1" and info["pid"] != os.getpid()
+
+
+def test_progress_reports_reach_the_handle(local2):
+    h = local2.submit(probe.tiny_training, {"seed": 3, "steps": 30})
+    result = h.result(60)
+    assert [e["step"] for e in h.events] == [10, 20, 30]
+    assert h.progress == h.events[-1] and h.progress["loss"] == result["loss"]
+    assert h.status == "done" and h.worker.startswith("pid ")
+
+
+def test_stop_ends_running_tasks_within_two_seconds(local2):
+    stop = threading.Event()
+    tasks = [{"seconds": 60, "value": i} for i in range(5)]
+    threading.Timer(1.0, stop.set).start()
+    t0 = time.monotonic()
+    results = run_map(local2, probe.sleep_uninterruptible, tasks, stop=stop)
+    elapsed = time.monotonic() - t0 - 1.0
+    assert results == {}
+    assert elapsed < 2.0, f"map returned {elapsed:.2f} s after stop"
+    assert local2.submit(probe.whoami).result(60)["threads"] == 1  # replaced workers serve the next job
+
+
+def test_cancel_running_job_within_two_seconds_and_cooperative_stop_keeps_result(local2):
+    h = local2.submit(probe.sleep_uninterruptible, {"seconds": 60})
+    while h.status != "running":
+        time.sleep(0.05)
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    h.cancel()
+    assert h.wait(2.0), "not ended within 2 s"
+    assert h.status == "cancelled" and time.monotonic() - t0 < 2.0
+    # A job that takes stop= returns what it has instead of being killed.
+    h = local2.submit(probe.sleep, {"seconds": 60, "value": "partial"})
+    while h.status != "running":
+        time.sleep(0.05)
+    t0 = time.monotonic()
+    h.cancel()
+    assert h.result(2.0) == {"stopped": True, "value": "partial"}
+    assert time.monotonic() - t0 < 2.0 and h.cancel_requested
+
+
+def test_task_that_raises_gives_jobfailed_after_earlier_results(local1):
+    seen: dict = {}
+    tasks = [{"seed": 0, "steps": 5}, {"seed": 1, "steps": 5}]
+    with pytest.raises(JobFailed) as info:
+        local1.map(probe.tiny_training, tasks + [{"seed": 2, "steps": "five"}],
+                   on_result=lambda i, r: seen.__setitem__(i, r))
+    assert set(seen) == {0, 1}, "the results before the failure were delivered"
+    err = info.value
+    assert err.type_name == "TypeError" and "probe.py" in err.traceback_text
+    assert err.is_a("Exception")
+    h = local1.submit(probe.fail, {"message": "division trouble"})
+    with pytest.raises(JobFailed, match="ZeroDivisionError: division trouble"):
+        h.result(60)
+    assert h.status == "failed" and h.error.type_name == "ZeroDivisionError"
+    h = local1.submit(probe.bad_input)
+    with pytest.raises(JobFailed) as info:
+        h.result(60)
+    assert info.value.is_a("ValueError"), "a user's mistake stays recognisable as one"
+
+
+@pytest.mark.slow  # each killed worker is replaced by a fresh process (a torch import: 3-8 s here)
+def test_worker_killed_is_retried_once_then_reported(local1, tmp_path):
+    h = local1.submit(probe.kill_self, {"marker": str(tmp_path / "first"), "value": 42})
+    assert h.result(90) == 42 and h.attempts == 2
+    h = local1.submit(probe.kill_always)
+    with pytest.raises(JobFailed) as info:
+        h.result(90)
+    assert info.value.type_name == "WorkerDied" and "SIGKILL" in info.value.message
+    assert "tried 2 times" in info.value.message
+    assert local1.submit(probe.tiny_training, {"seed": 0, "steps": 5}).result(90)["seed"] == 0  # pool still serves
+
+
+def test_per_owner_cap_and_queue_position(local1):
+    blocker = local1.submit(probe.sleep, {"seconds": 30}, owner="alice")
+    while blocker.status != "running":
+        time.sleep(0.05)
+    a2 = local1.submit(probe.sleep, {"seconds": 30}, owner="alice")
+    b1 = local1.submit(probe.sleep, {"seconds": 30}, owner="bob")
+    with pytest.raises(QueueFull, match="you already have 2 jobs queued or running"):
+        local1.submit(probe.sleep, {"seconds": 30}, owner="alice")
+    assert (blocker.queue_position, a2.queue_position, b1.queue_position) == (0, 1, 2)
+    a2.cancel()
+    assert a2.status == "cancelled" and b1.queue_position == 1
+    assert local1.submit(probe.sleep, {"seconds": 0}, owner="alice").queue_position == 2  # a2's slot freed
+    for h in (blocker, b1):
+        h.cancel()
+        assert h.wait(2.0)
+
+
+class _Paused(Executor):
+    """The shared queue logic without a backend: nothing ever starts."""
+
+    kind = "paused"
+
+    def _start_pending(self) -> None:
+        pass
+
+    def _cancel_running(self, handle) -> None:
+        pass
+
+
+def test_queue_bound_and_unsendable_functions():
+    ex = _Paused(workers=1, max_queued=2)
+    ex.submit(probe.whoami)
+    ex.submit(probe.whoami)
+    with pytest.raises(QueueFull, match="queue is full"):
+        ex.submit(probe.whoami)
+    with pytest.raises(TypeError, match="module-level"):
+        ex.submit(lambda: 1)
+    with pytest.raises(ValueError, match="unknown executor"):
+        get_executor("threads")
+    with pytest.raises(ValueError, match="at least 1"):
+        get_executor("local", workers=0)
+
+
+def test_inline_submit_runs_in_this_process_with_the_same_api():
+    ex = get_executor("inline")
+    h = ex.submit(probe.tiny_training, {"seed": 1, "steps": 20})
+    assert h.result(30)["pid"] == os.getpid() and [e["step"] for e in h.events] == [10, 20]
+    ex.shutdown()
