@@ -14,6 +14,7 @@ GPU i mod n through CUDA_VISIBLE_DEVICES. (Untested on a GPU machine so far.)
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import multiprocessing as mp
 import os
@@ -26,7 +27,7 @@ from multiprocessing.connection import wait as wait_ready
 from core.executor.base import CANCELLED, DONE, FAILED, Executor, JobFailed, JobHandle
 from core.executor.worker import worker_main
 
-STOP_GRACE_S = 1.0  # a job that takes stop= gets this long to return what it has before its worker ends
+STOP_GRACE_S = 1.5  # a job that takes stop= gets this long to return what it has before its worker ends
 TERM_WAIT_S = 0.5  # SIGTERM, then SIGKILL after this long
 MAX_ATTEMPTS = 2  # a job whose worker died is started once more
 MAX_START_FAILURES = 3  # workers dying before they are ready, in a row -> fail the queue instead of looping
@@ -109,6 +110,7 @@ class LocalExecutor(Executor):
         self._pool = [_Worker(self._ctx, i, self._cuda_for(i)) for i in range(self.workers)]
         self._thread = threading.Thread(target=self._manage, name="latent-lab-executor", daemon=True)
         self._thread.start()
+        atexit.register(self.shutdown)  # end workers in order before multiprocessing's own exit hook
 
     # ----- hooks called from any thread: just wake the manager
     def _start_pending(self) -> None:

@@ -24,7 +24,7 @@ from core.executor.base import CANCELLED, DONE, FAILED, Executor, JobFailed, Job
 from core.executor.worker import THREAD_ENV, single_thread_torch
 
 ADDRESS_ENV = "LATENT_LAB_RAY_ADDRESS"
-STOP_GRACE_S = 1.0
+STOP_GRACE_S = 1.5
 POLL_S = 0.1
 STOP_POLL_S = 0.25  # a job's stop.is_set() asks the actor at most this often
 

@@ -51,7 +51,10 @@ def worker_main(conn, stop_flag, cuda_device: str | None = None) -> None:
         with send_lock:
             conn.send(msg)
 
-    send(("ready", os.getpid()))
+    try:
+        send(("ready", os.getpid()))
+    except OSError:  # the parent ended while we started
+        return
     while True:
         try:
             msg = conn.recv()
