@@ -22,7 +22,7 @@ st.markdown(
 from core.augment import AUGMENTATIONS, list_augmentations  # noqa: E402
 from core.data import list_datasets  # noqa: E402
 from core.viz import results_figure  # noqa: E402
-from core.fewshot import DEFAULT_GENERATOR, ExperimentSpec, list_runs, load_run  # noqa: E402
+from core.fewshot import ExperimentSpec, list_runs, load_run, settings_table  # noqa: E402
 
 job: jobs.Job | None = st.session_state.get("_ll_fs_job")
 
@@ -39,17 +39,48 @@ with st.form("fs_form"):
     combos = c2.text_input("Combinations (optional, comma-separated)", "", key="w_fs_combos",
                            placeholder="classic+lsi, mixup+isda")
     seeds = c3.number_input("Seeds", 1, 10, 2, key="w_fs_seeds")
-    steps = c3.number_input("Budget: classifier steps", 20, 5000, 200, step=20, key="w_fs_steps")
-    gen_steps = c3.number_input("Generator training steps (latent methods)", 50, 20000,
-                                int(DEFAULT_GENERATOR.get("steps", 2000)), step=50, key="w_fs_gen_steps",
-                                help="Optimiser steps for the VAE/AAE the latent methods sample from.")
+    steps = c3.number_input("Budget: classifier steps", 20, 5000, 300, step=20, key="w_fs_steps",
+                            help="The same for every method; each step sees min(64, all) real shots.")
+    n_gen = c3.number_input("Generated per class (latent methods, distill)", 1, 5000, 50, key="w_fs_ngen")
+    c4, c5, c6 = st.columns(3)
+    gen_ratio = c4.number_input("Generated per real example in a batch", 0.1, 10.0, 1.0, step=0.1, key="w_fs_ratio")
+    gen_data = c5.radio("Generators train on", ["pool", "labelled"], horizontal=True, key="w_fs_gen_data",
+                        help="pool: all training images without labels (marks the method pool-using); "
+                             "labelled: only the shots (shots-only).")
+    evaluate_on = c6.radio("Score on", ["test", "validation"], horizontal=True, key="w_fs_eval",
+                           help="Choose settings on the validation split; report on test.")
+    with st.expander("Generator settings (every one can be set)"):
+        gen_settings = {}
+        for name, fields in settings_table().items():
+            st.markdown(f"**{name}**")
+            cols = st.columns(4)
+            for i, (field, default) in enumerate(fields.items()):
+                w = cols[i % 4]
+                key = f"w_fs_gen_{name}_{field}"
+                if isinstance(default, bool):
+                    value = w.checkbox(field, default, key=key)
+                elif isinstance(default, int):
+                    value = w.number_input(field, value=default, step=1, key=key)
+                elif isinstance(default, float):
+                    value = w.number_input(field, value=default, format="%.4g", key=key)
+                else:
+                    value = w.text_input(field, str(default), key=key)
+                if value != default:
+                    gen_settings.setdefault(name, {})[field] = value
+    params_text = st.text_input("Method parameters (optional, comma-separated METHOD.NAME=VALUE)", "",
+                                key="w_fs_params", placeholder="mixup.alpha=0.4, isda.lambda_0=0.1")
     go = st.form_submit_button("Run", type="primary", disabled=bool(job and job.running))
 
 if go:
+    from core.commands.fewshot import dotted
+
     chosen = list(methods) + [m.strip() for m in combos.split(",") if m.strip()]
     try:
+        params = dotted([p.strip() for p in params_text.split(",") if p.strip()], "parameter", "mixup.alpha=0.4")
         spec = ExperimentSpec(dataset=spec_ds, shots=sorted(shots), methods=chosen, seeds=int(seeds),
-                              steps=int(steps), generator={"steps": int(gen_steps)} if "steps" in DEFAULT_GENERATOR else {})
+                              n_generated=[int(n_gen)], gen_data=gen_data, evaluate_on=evaluate_on,
+                              recipe={"steps": int(steps), "gen_ratio": float(gen_ratio)}, generators=gen_settings,
+                              params=params)
         if "none" not in chosen:
             st.warning("Without `none` there is no baseline to compare against.")
         job = start_run(spec)
@@ -64,7 +95,8 @@ def show_results(records: list[dict], title: str, key: str) -> None:
     if not records:
         st.caption("No finished cells yet.")
         return
-    st.markdown(f"**{title}** — mean ± 95% CI over seeds")
+    st.markdown(f"**{title}** — mean ± 95% CI over seeds; *data*: shots-only methods see only the k labelled "
+                "shots, pool-using ones also the unlabelled pool (directly, or through a generator trained on it)")
     st.dataframe(summary_table(records), width="stretch", hide_index=True,
                  column_config={"F1 vs none": st.column_config.NumberColumn(
                      format="%+.3f", help="paired difference in weighted F1 against `none` on the same seeds")})
@@ -116,7 +148,7 @@ if not runs:
     st.caption(f"No runs yet in `{fewshot_dir()}`.")
 else:
     table = pd.DataFrame([{k: r[k] for k in ("name", "created", "dataset", "shots", "methods", "seeds",
-                                            "n_records", "complete")} for r in runs])
+                                            "n_records", "complete", "damaged")} for r in runs])
     st.dataframe(table, width="stretch", hide_index=True)
     names = [r["name"] for r in runs]
     pick = st.selectbox("Open a run", names, key="w_fs_open")

@@ -28,8 +28,10 @@ def _context(tiny_model, shape, n_classes):
         return F.one_hot(x.flatten(1).sum(1).mul(1000).long() % n_classes, n_classes).float()
 
     vae = tiny_model("vae", input_shape=shape)
+    pool = torch.rand(40, *shape, generator=torch.Generator().manual_seed(3))
     return {"vae": vae, "aae-uniform": tiny_model("aae", "uniform", input_shape=shape),
-            "multi-vae": [tiny_model("vae", input_shape=shape) for _ in range(n_classes)], "gc": gc}
+            "multi-vae": [tiny_model("vae", input_shape=shape) for _ in range(n_classes)], "gc": gc,
+            "teacher": gc, "pool": pool}
 
 
 @pytest.mark.parametrize("name", list_augmentations())
@@ -40,6 +42,11 @@ def test_shapes_and_soft_labels(name, data, shots, tiny_model):
     rng = torch.Generator().manual_seed(0)
     aug = AUGMENTATIONS[name]
     x2, y2 = augment(name, x, y, rng, params={name: {"n_per": 4}} if aug.stage == "expand" else {}, context=ctx)
+    if aug.stage == "represent":                                # latent-probe: the codes, one row per input
+        assert x2.shape == (len(x), 2) and torch.equal(y2, y)
+        return
+    if aug.stage == "online":                                   # only the new rows, made from this batch
+        assert len(x2) == len(x) and x2.shape[1:] == x.shape[1:]
     assert x2.shape[1:] == x.shape[1:] and x2.dtype == x.dtype
     assert y2.shape == (len(x2), y.shape[1])
     torch.testing.assert_close(y2.sum(1), torch.ones(len(y2)))
@@ -47,16 +54,16 @@ def test_shapes_and_soft_labels(name, data, shots, tiny_model):
     if aug.stage == "expand":
         assert torch.equal(x2[: len(x)], x) and torch.equal(y2[: len(y)], y)
         assert len(x2) <= len(x) + 4 * y.shape[1]
-        if name != "vae-prior-gc":                               # the GC may drop unsure samples
+        if name not in ("vae-prior-gc", "distill"):              # the GC / teacher may drop unsure samples
             assert len(x2) == len(x) + 4 * y.shape[1]
-        if name not in ("vae-prior-gc", "lsi"):                  # lsi labels are two-hot: argmax is ambiguous
+        if name not in ("vae-prior-gc", "lsi", "distill"):       # lsi labels are two-hot: argmax is ambiguous
             counts = y2[len(x):].argmax(1).bincount(minlength=y.shape[1])
             assert (counts == 4).all()                           # n_per per class
-    else:
+    elif aug.stage != "online":
         assert x2.shape == x.shape
     if aug.stage in ("none", "loss", "eval"):
         assert torch.equal(x2, x) and torch.equal(y2, y)
-    if data == "images" and aug.stage in ("batch", "expand") and name != "label-smoothing":
+    if data == "images" and aug.stage in ("batch", "expand", "online") and name != "label-smoothing":
         assert x2.min() >= 0 and x2.max() <= 1
 
 
@@ -122,7 +129,7 @@ def test_knn_endpoints(name, shots, tiny_model):
 
 def test_latent_methods_need_their_generator(shots):
     x, y = shots
-    for name in ["lsi", "vae-noise", "vae-interp", "multi-vae", "vae-prior-gc"]:
+    for name in ["lsi", "lsi-online", "vae-noise", "vae-interp", "multi-vae", "vae-prior-gc", "distill", "latent-probe"]:
         with pytest.raises(ValueError, match="needs"):
             augment(name, x, y, torch.Generator().manual_seed(0))
 
@@ -149,3 +156,41 @@ def test_tta_probabilities(shots):
     assert p.shape == (len(x), 10)
     torch.testing.assert_close(p.sum(1), torch.ones(len(x)))
     assert len(tta_views(x, 5)) == 5 and torch.equal(tta_views(x, 5)[0], x)
+
+
+def test_lsi_online_two_hot_and_fresh_pairs_each_batch(shots, tiny_model):
+    """Seed 000: interpolation applied to each mini-batch, inter-class partners from the batch, two-hot at 0.5;
+    every call (every batch) draws new pairs."""
+    x, y = shots
+    aae = tiny_model("aae", "uniform", latent_dim=4)
+    aug = AUGMENTATIONS["lsi-online"]
+    rng = torch.Generator().manual_seed(0)
+    first = aug(x, y, rng, model=aae, n=len(x))
+    second = aug(x, y, rng, model=aae, n=len(x))
+    for x_new, y_new in (first, second):
+        assert len(x_new) == len(x)
+        assert ((y_new == 0.5).sum(1) == 2).all() and ((y_new == 0).sum(1) == 8).all()   # two different classes
+    assert not torch.equal(first[0], second[0]) and not torch.equal(first[1], second[1])
+    x_l, y_l = aug(x, y, torch.Generator().manual_seed(0), model=aae, n=7, lam=None, alpha=1.0)
+    assert len(x_l) == 7 and torch.allclose(y_l.sum(1), torch.ones(7)) and (y_l > 0).sum(1).max() == 2
+    one_class = aug(x[:3], y[:3], rng, model=aae)                 # a batch of one class has no inter-class pair
+    assert len(one_class[0]) == 0
+
+
+def test_distill_takes_the_most_confident_pool_rows(shots):
+    x, y = shots
+    pool = torch.rand(50, *x.shape[1:], generator=torch.Generator().manual_seed(0))
+    probs = torch.full((50, 10), 0.01)
+    probs[torch.arange(50), torch.arange(50) % 10] = torch.linspace(0.5, 0.95, 50)   # class r % 10, rising confidence
+    lookup = {bytes(r.numpy().tobytes()): i for i, r in enumerate(pool)}
+
+    def teacher(b):
+        return probs[[lookup[bytes(r.numpy().tobytes())] for r in b]]
+    x2, y2 = AUGMENTATIONS["distill"](x, y, torch.Generator(), teacher=teacher, pool_x=pool, n_per=2, threshold=0.8)
+    new = [lookup[bytes(r.numpy().tobytes())] for r in x2[len(x):]]
+    confident = [i for i in range(50) if probs[i].max() >= 0.8]
+    assert set(new) <= set(confident)
+    for c in range(10):                                          # per class the two most confident of the pool
+        mine = [i for i in confident if i % 10 == c]
+        assert sorted(i for i in new if i % 10 == c) == sorted(mine)[-2:]
+    assert torch.equal(y2[len(x):].argmax(1), torch.tensor([i % 10 for i in new]))

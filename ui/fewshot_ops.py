@@ -45,8 +45,10 @@ def summary_table(records: list[dict]) -> pd.DataFrame:
         ci = r["ci95"]
         return f"{r['mean']:.3f} ± {ci:.3f}" if ci == ci else f"{r['mean']:.3f}"
 
-    rows = [{"method": m, "shots": k, "seeds": acc[(m, k)]["n"], "accuracy": fmt(acc[(m, k)]),
-             "weighted F1": fmt(f1[(m, k)]), "F1 vs none": f1[(m, k)].get("diff_vs_none")}
+    rows = [{"method": m, "data": acc[(m, k)].get("data", ""), "shots": k, "seeds": acc[(m, k)]["n"],
+             "accuracy": fmt(acc[(m, k)]),
+             "weighted F1": fmt(f1[(m, k)]), "F1 vs none": f1[(m, k)].get("diff_vs_none"),
+             "Holm-significant": f1[(m, k)].get("holm")}
             for (m, k) in acc]
     return pd.DataFrame(rows)
 

@@ -4,10 +4,16 @@ Stages say when the runner applies a method:
   "batch"  — to each training mini-batch (classic, cutout, mixup, cutmix, label-smoothing);
   "expand" — once, before training: adds n_per generated examples per class from a generator
              trained on the unlabelled pool (lsi, vae-*, multi-vae); x' = labelled + generated;
+  "online" — generates new examples from each mini-batch while training (lsi-online: fresh pairs and lambdas
+             every batch, seed 000); returns only the new rows, which join the batch at the recipe's ratio;
+  "represent" — replaces the inputs by features before training and evaluation (latent-probe: the codes);
   "loss"   — a flag the trainer reads (isda); the function is the identity;
   "eval"   — a flag for test time (tta); the function is the identity.
 Combinations are written "a+b" (e.g. "classic+lsi"): expanders run first, then batch transforms
-in the order given. ``needs`` names the generator a method wants (the runner trains it).
+in the order given. ``needs`` names the generators a method wants (the few-shot runner trains them, see
+core.fewshot.generators); ``inputs`` maps the function's keyword arguments to entries of the context the
+runner passes (generators by name, "teacher", "pool", "shots"); ``uses_pool`` marks methods that read the
+unlabelled pool themselves (the runner also counts generators trained on the pool).
 """
 from __future__ import annotations
 
@@ -19,7 +25,7 @@ from torch import Tensor
 
 from core.augment import generative, pixel
 
-STAGES = ("none", "batch", "expand", "loss", "eval")
+STAGES = ("none", "batch", "expand", "online", "represent", "loss", "eval")
 
 
 @dataclass(frozen=True)
@@ -27,9 +33,11 @@ class Augmentation:
     name: str
     fn: Callable[..., tuple[Tensor, Tensor]]
     stage: str
-    needs: str | None = None            # "vae" | "aae-uniform" | "multi-vae" | "vae+gc" | None
+    needs: tuple[str, ...] = ()         # generator names, e.g. ("vae", "gc")
     defaults: dict = field(default_factory=dict)
     description: str = ""
+    inputs: dict = field(default_factory=dict)   # {keyword: context key}
+    uses_pool: bool = False
 
     def __call__(self, x: Tensor, y_soft: Tensor, rng: torch.Generator, **params) -> tuple[Tensor, Tensor]:
         return self.fn(x, y_soft, rng, **{**self.defaults, **params})
@@ -38,11 +46,15 @@ class Augmentation:
 AUGMENTATIONS: dict[str, Augmentation] = {}
 
 
-def register_augmentation(name: str, fn: Callable, stage: str, needs: str | None = None,
-                          description: str = "", **defaults) -> Augmentation:
+def register_augmentation(name: str, fn: Callable, stage: str, needs: tuple[str, ...] = (),
+                          description: str = "", inputs: dict | None = None, uses_pool: bool = False,
+                          **defaults) -> Augmentation:
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
-    aug = Augmentation(name, fn, stage, needs, dict(defaults), description)
+    if isinstance(needs, str):
+        needs = (needs,)
+    inputs = dict(inputs) if inputs is not None else {"model": needs[0]} if needs else {}
+    aug = Augmentation(name, fn, stage, tuple(needs), dict(defaults), description, inputs, uses_pool)
     AUGMENTATIONS[name] = aug
     return aug
 
@@ -66,22 +78,34 @@ register_augmentation("isda", _identity, "loss", lambda_0=0.5, diagonal=False,
                       description="implicit semantic augmentation: ISDA loss on the classifier's features")
 register_augmentation("tta", _identity, "eval", n_views=5,
                       description="test-time augmentation: average predictions over shifted views")
-register_augmentation("lsi", generative.lsi, "expand", needs="aae-uniform", n_per=10,
-                      description="AAE-uniform inter-class latent interpolation, two-hot labels at lam = 0.5")
-register_augmentation("vae-noise", generative.vae_noise, "expand", needs="vae", n_per=10,
+register_augmentation("lsi", generative.lsi, "expand", needs="aae-uniform", n_per=10, lam=0.5, alpha=1.0,
+                      description="AAE-uniform inter-class latent interpolation, generated once before training; "
+                                  "two-hot labels at lam = 0.5 (lam=null: Beta(alpha, alpha))")
+register_augmentation("lsi-online", generative.lsi_online, "online", needs="aae-uniform", lam=0.5, alpha=1.0,
+                      description="LSI as seed 000 runs it: fresh inter-class pairs and lambdas for every mini-batch, "
+                                  "decoded on the fly, lambda-weighted labels (two-hot at 0.5)")
+register_augmentation("vae-noise", generative.vae_noise, "expand", needs="vae", n_per=10, sigma=0.5,
                       description="z = mu(x) + N(0, sigma^2)")
-register_augmentation("vae-interp", generative.vae_interp, "expand", needs="vae", n_per=10,
-                      description="towards a same-class k-nearest neighbour in latent space")
-register_augmentation("vae-extrap", generative.vae_extrap, "expand", needs="vae", n_per=10,
-                      description="away from a same-class k-nearest neighbour in latent space")
-register_augmentation("vae-interp-noise", generative.vae_interp, "expand", needs="vae", n_per=10, noise=0.3,
-                      description="kNN interpolation plus latent noise")
-register_augmentation("vae-extrap-noise", generative.vae_extrap, "expand", needs="vae", n_per=10, noise=0.3,
-                      description="kNN extrapolation plus latent noise")
-register_augmentation("vae-prior-gc", generative.vae_prior_gc, "expand", needs="vae+gc", n_per=10,
+register_augmentation("vae-interp", generative.vae_interp, "expand", needs="vae", n_per=10, alpha=1.0, k=5,
+                      noise=0.0, random_alpha=True, description="towards a same-class k-nearest neighbour in latent space")
+register_augmentation("vae-extrap", generative.vae_extrap, "expand", needs="vae", n_per=10, alpha=0.5, k=5,
+                      noise=0.0, random_alpha=True, description="away from a same-class k-nearest neighbour in latent space")
+register_augmentation("vae-interp-noise", generative.vae_interp, "expand", needs="vae", n_per=10, alpha=1.0, k=5,
+                      noise=0.3, random_alpha=True, description="kNN interpolation plus latent noise")
+register_augmentation("vae-extrap-noise", generative.vae_extrap, "expand", needs="vae", n_per=10, alpha=0.5, k=5,
+                      noise=0.3, random_alpha=True, description="kNN extrapolation plus latent noise")
+register_augmentation("vae-prior-gc", generative.vae_prior_gc, "expand", needs=("vae", "gc"), n_per=10, alpha=1.0,
+                      threshold=0.8, oversample=10, inputs={"model": "vae", "gc": "gc"},
                       description="prior samples labelled by a generative classifier; unsure ones dropped")
-register_augmentation("multi-vae", generative.multi_vae, "expand", needs="multi-vae", n_per=10,
-                      description="one VAE per class trained on its shots, prior samples")
+register_augmentation("multi-vae", generative.multi_vae, "expand", needs="multi-vae", n_per=10, alpha=1.0,
+                      inputs={"models": "multi-vae"},
+                      description="one VAE per class trained on its shots (optional mix-in), prior samples")
+register_augmentation("distill", generative.distill, "expand", n_per=10, threshold=0.9, uses_pool=True,
+                      inputs={"teacher": "teacher", "pool_x": "pool"},
+                      description="data distillation (seed 003): the shot classifier's TTA-ensemble labels the "
+                                  "unlabelled pool; the n_per most confident above the threshold per class join")
+register_augmentation("latent-probe", generative.latent_probe, "represent", needs="vae",
+                      description="the classifier trained on the frozen codes of the pool-trained VAE")
 
 
 def parse_method(method: str) -> list[Augmentation]:
@@ -98,7 +122,7 @@ def parse_method(method: str) -> list[Augmentation]:
 
 def method_needs(method: str) -> set[str]:
     """The generators a (combined) method needs."""
-    return {a.needs for a in parse_method(method) if a.needs}
+    return {n for a in parse_method(method) for n in a.needs}
 
 
 def augment(method: str, x: Tensor, y_soft: Tensor, rng: torch.Generator, stage: str | None = None,
@@ -109,20 +133,15 @@ def augment(method: str, x: Tensor, y_soft: Tensor, rng: torch.Generator, stage:
     for aug in parse_method(method):
         if stage is not None and aug.stage != stage:
             continue
-        extra = dict(params.get(aug.name, {}))
-        if aug.stage == "expand":
-            extra = {**_context_for(aug, context), **extra}
+        extra = {**context_for(aug, context), **params.get(aug.name, {})}
         x, y_soft = aug(x, y_soft, rng, **extra)
     return x, y_soft
 
 
-def _context_for(aug: Augmentation, context: dict) -> dict:
-    needs = aug.needs or ""
-    if needs == "multi-vae":
-        return {"models": context.get("multi-vae")}
-    if needs == "vae+gc":
-        return {"model": context.get("vae"), "gc": context.get("gc")}
-    return {"model": context.get(needs)}
+def context_for(aug: Augmentation, context: dict) -> dict:
+    """The keyword arguments an augmentation takes from the runner's context (missing entries -> None, so
+    the function raises its own 'needs a trained ...' message)."""
+    return {kw: context.get(key) for kw, key in aug.inputs.items()}
 
 
 @torch.no_grad()

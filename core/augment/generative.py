@@ -46,20 +46,9 @@ def _decode(model, z: Tensor, like: Tensor) -> Tensor:
     return decode_latents(model, z).reshape(len(z), *like.shape[1:])
 
 
-def lsi(x: Tensor, y: Tensor, rng: torch.Generator, *, model=None, n_per: int = 10, lam: float | None = 0.5,
-        alpha: float = 1.0, mode: str = "linear") -> tuple[Tensor, Tensor]:
-    """Latent space interpolation (Liu et al. 2018): z = (1 - lam) z_i + lam z_j for a source i of each class and
-    a partner j of another class, decoded with the AAE (uniform prior); label (1 - lam) e_yi + lam e_yj (two-hot
-    at lam = 0.5). lam=None draws lam ~ Beta(alpha, alpha) per sample."""
-    model = _require(model, "model (an AAE with a uniform prior)", "lsi")
-    gen = derived_generator(rng)
-    labels = y.argmax(1).cpu()
-    n_classes = y.shape[1]
-    if len(torch.unique(labels)) < 2:
-        raise ValueError("lsi interpolates between classes: it needs examples of at least 2 classes")
-    z = encode_dataset(model, x)                                                # (N, d)
-    src = _sources_per_class(labels, n_per, gen, n_classes)                     # (S,)
-    # Partner: uniform over the rows of any other class (rejection-free: index into the complement).
+def _other_class_partners(labels: Tensor, src: Tensor, gen: torch.Generator, n_classes: int) -> Tensor:
+    """For each source row, a partner row drawn uniformly from the rows of any other class (rejection-free:
+    an index into the complement of the source's class)."""
     order = torch.argsort(labels, stable=True)
     counts = torch.bincount(labels, minlength=n_classes)
     starts = torch.cumsum(counts, 0) - counts
@@ -67,15 +56,56 @@ def lsi(x: Tensor, y: Tensor, rng: torch.Generator, *, model=None, n_per: int = 
     pos = (torch.rand(len(src), generator=gen) * (len(labels) - counts[c])).long()
     pos = torch.minimum(pos, len(labels) - counts[c] - 1)
     pos = torch.where(pos >= starts[c], pos + counts[c], pos)
-    partner = order[pos]
+    return order[pos]
+
+
+def _lambdas(gen: torch.Generator, n: int, lam: float | None, alpha: float) -> Tensor:
     if lam is None:
         from core.augment.pixel import beta_sample
-        lams = beta_sample(gen, alpha, len(src))
-    else:
-        lams = torch.full((len(src),), float(lam))
+        return beta_sample(gen, alpha, n)
+    return torch.full((n,), float(lam))
+
+
+def _blend(model, x, labels, src, partner, lams, n_classes, mode="linear") -> tuple[Tensor, Tensor]:
+    """Decoded (1 - lam) z_src + lam z_partner and its lambda-weighted label (two-hot at lam = 0.5)."""
+    z = encode_dataset(model, x)                                                # (N, d)
     z_new = interpolate_latent(z[src], z[partner], lams, mode=mode)              # (S, d)
-    y_new = lsi_soft_label(labels[src], labels[partner], lams, n_classes)
-    return _append(x, y, _decode(model, z_new, x), y_new)
+    return _decode(model, z_new, x), lsi_soft_label(labels[src], labels[partner], lams, n_classes)
+
+
+def lsi(x: Tensor, y: Tensor, rng: torch.Generator, *, model=None, n_per: int = 10, lam: float | None = 0.5,
+        alpha: float = 1.0, mode: str = "linear") -> tuple[Tensor, Tensor]:
+    """Latent space interpolation (Liu et al. 2018), generated once before training: z = (1 - lam) z_i + lam z_j
+    for n_per sources i of each class and a partner j of another class, decoded with the AAE (uniform prior);
+    label (1 - lam) e_yi + lam e_yj (two-hot at lam = 0.5). lam=None draws lam ~ Beta(alpha, alpha) per sample."""
+    model = _require(model, "model (an AAE with a uniform prior)", "lsi")
+    gen = derived_generator(rng)
+    labels = y.argmax(1).cpu()
+    n_classes = y.shape[1]
+    if len(torch.unique(labels)) < 2:
+        raise ValueError("lsi interpolates between classes: it needs examples of at least 2 classes")
+    src = _sources_per_class(labels, n_per, gen, n_classes)                     # (S,)
+    partner = _other_class_partners(labels, src, gen, n_classes)
+    x_new, y_new = _blend(model, x, labels, src, partner, _lambdas(gen, len(src), lam, alpha), n_classes, mode)
+    return _append(x, y, x_new, y_new)
+
+
+def lsi_online(x: Tensor, y: Tensor, rng: torch.Generator, *, model=None, n: int | None = None,
+               lam: float | None = 0.5, alpha: float = 1.0, mode: str = "linear") -> tuple[Tensor, Tensor]:
+    """LSI on one mini-batch, as seed 000 applies it ("to the same minibatch after random shuffling"): n rows of
+    the batch (all of it, cycled, in a fresh random order) each blended with a fresh random partner of another
+    class from the same batch, lam fixed (two-hot at 0.5) or ~ Beta(alpha, alpha). Returns only the n new rows
+    (images, lambda-weighted labels); a batch of a single class gives none."""
+    model = _require(model, "model (an AAE with a uniform prior)", "lsi-online")
+    gen = derived_generator(rng)
+    labels = y.argmax(1).cpu()
+    n = len(x) if n is None else int(n)
+    if len(torch.unique(labels)) < 2 or n < 1:
+        return x[:0], y[:0]
+    src = torch.randperm(len(x), generator=gen).repeat(-(-n // len(x)))[:n]     # (n,)
+    partner = _other_class_partners(labels, src, gen, y.shape[1])
+    x_new, y_new = _blend(model, x, labels, src, partner, _lambdas(gen, n, lam, alpha), y.shape[1], mode)
+    return x_new.to(x.device, x.dtype), y_new.to(y.device, y.dtype)
 
 
 def _knn(x, y, rng, model, n_per, alpha, k, extrapolate, noise, random_alpha, method):
@@ -132,15 +162,7 @@ def vae_prior_gc(x, y, rng, *, model=None, gc: Callable[[Tensor], Tensor] | None
     x_new = _decode(model, prior_sample(model, n_per * n_classes * oversample, gen) * alpha, x)
     with torch.no_grad():
         probs = gc(x_new.to(x.device)).float().cpu()                           # (M, C)
-    conf, pred = probs.max(1)
-    keep = conf >= threshold
-    conf, pred, x_new = conf[keep], pred[keep], x_new[keep]
-    order = torch.argsort(-conf, stable=True)
-    order = order[torch.argsort(pred[order], stable=True)]                      # by class, most confident first
-    counts = torch.bincount(pred, minlength=n_classes)
-    starts = torch.cumsum(counts, 0) - counts
-    rank = torch.arange(len(order)) - starts[pred[order]]
-    chosen = order[rank < n_per]
+    chosen, pred = _most_confident_per_class(probs, n_per, threshold)
     return _append(x, y, x_new[chosen], F.one_hot(pred[chosen], n_classes).float())
 
 
@@ -160,3 +182,35 @@ def multi_vae(x, y, rng, *, models=None, n_per: int = 10, alpha: float = 1.0):
     if not xs:
         return x, y
     return _append(x, y, torch.cat(xs), F.one_hot(torch.cat(ys), y.shape[1]).float())
+
+
+def distill(x, y, rng, *, teacher=None, pool_x=None, n_per: int = 10, threshold: float = 0.9, batch_size: int = 1000):
+    """Data distillation (Radosavovic et al. 2018; seed 003's test-time augmentation as the ensemble):
+    `teacher(x) -> (B, C)` class probabilities (the shot classifier's TTA ensemble) labels the unlabelled pool
+    `pool_x`; per class the n_per most confident predictions at or above `threshold` join the shots as one-hot
+    pseudo-labels. Classes may get fewer (or none)."""
+    teacher = _require(teacher, "teacher (a classifier trained on the shots)", "distill")
+    pool_x = _require(pool_x, "pool (the unlabelled inputs)", "distill")
+    with torch.no_grad():
+        probs = torch.cat([teacher(b.to(x.device)).float().cpu() for b in pool_x.split(batch_size)])   # (P, C)
+    chosen, pred = _most_confident_per_class(probs, n_per, threshold)
+    return _append(x, y, pool_x[chosen], F.one_hot(pred[chosen], y.shape[1]).float())
+
+
+def _most_confident_per_class(probs: Tensor, n_per: int, threshold: float) -> tuple[Tensor, Tensor]:
+    """Rows whose top probability is >= threshold, at most n_per per predicted class (most confident first);
+    returns (chosen row indices, predicted class of every row)."""
+    conf, pred = probs.max(1)
+    keep = torch.nonzero(conf >= threshold).flatten()
+    order = keep[torch.argsort(-conf[keep], stable=True)]
+    order = order[torch.argsort(pred[order], stable=True)]                     # by class, most confident first
+    counts = torch.bincount(pred[order], minlength=probs.shape[1])
+    starts = torch.cumsum(counts, 0) - counts
+    rank = torch.arange(len(order)) - starts[pred[order]]
+    return order[rank < n_per], pred
+
+
+def latent_probe(x, y, rng, *, model=None):
+    """The inputs replaced by their codes under a frozen encoder (the VAE's mu): the latent space as features."""
+    model = _require(model, "model (a VAE trained on the pool)", "latent-probe")
+    return encode_dataset(model, x).to(x.device), y

@@ -1,7 +1,7 @@
 """`python -m core fewshot`: compare augmentations in the few-shot protocol and write a run folder.
 
 Example: python -m core fewshot --dataset mnist5k --test idx:../shared/data/mnist-test --shots 2 5 \
-             --methods none lsi --seeds 3 --out runs/fewshot-mnist
+             --methods none classic lsi-online distill --seeds 3 --out runs/fewshot-mnist
 An interrupted run resumes: run the same command again and finished cells are skipped.
 """
 from __future__ import annotations
@@ -9,79 +9,114 @@ from __future__ import annotations
 import json
 import sys
 import time
+import uuid
 from pathlib import Path
 
 
 def add_parser(sub) -> None:
+    from core.augment import AUGMENTATIONS
+    from core.fewshot.generators import settings_table
+
+    gens = "; ".join(f"{name}: " + ", ".join(f"{k}={v}" for k, v in s.items()) for name, s in settings_table().items())
     p = sub.add_parser("fewshot", help="few-shot comparison of augmentation methods (method x shots x seed)",
-                       description=__doc__.split("\n\n")[0] + " Methods: none, classic, cutout, mixup, cutmix, "
-                       "label-smoothing, isda, tta, lsi, vae-noise, vae-interp, vae-extrap, vae-interp-noise, "
-                       "vae-extrap-noise, vae-prior-gc, multi-vae, and combinations like classic+lsi.")
+                       description=__doc__.split("\n\n")[0] + " Methods: " + ", ".join(AUGMENTATIONS) +
+                       ", and combinations like classic+lsi. Generator settings (--gen NAME.KEY=VALUE): " + gens)
     p.add_argument("--dataset", default="digits", help="training data: registry id or idx:PATH / npz:PATH")
     p.add_argument("--test", default=None, help="test set, e.g. idx:../shared/data/mnist-test "
                                                 "(default: a held-out share of --dataset)")
+    p.add_argument("--evaluate-on", default="test", choices=["test", "validation"],
+                   help="score on the test set, or on the validation split (to choose settings; never tune on test)")
     p.add_argument("--shots", type=int, nargs="+", default=[2, 5, 10, 20], help="labelled examples per class")
     p.add_argument("--methods", nargs="+", default=["none", "classic", "mixup", "isda", "lsi", "vae-interp"])
     p.add_argument("--seeds", type=int, default=3, help="repeats per cell (seeds 0..N-1)")
-    p.add_argument("--steps", type=int, default=300, help="classifier optimiser steps (same for every method)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--n-generated", type=int, default=50, help="generated examples per class (latent methods)")
-    p.add_argument("--gen-latent-dim", type=int, default=16, help="VAE latent size (Bonn slides: 50)")
-    p.add_argument("--gen-aae-latent-dim", type=int, default=16,
-                   help="AAE-uniform (lsi) latent size; its adversarial training collapsed at 50 on mnist5k")
-    p.add_argument("--gen-beta", type=float, default=0.5)
-    p.add_argument("--gen-steps", type=int, default=2000, help="generator training budget (optimiser steps)")
-    p.add_argument("--gen-hidden", type=int, default=256)
+    p.add_argument("--n-generated", nargs="+", default=["50"],
+                   help="generated (or pseudo-labelled) examples per class; several values sweep; 'shots' = k")
+    p.add_argument("--generated-only", action="store_true",
+                   help="generating methods train on their generated examples only (Bonn 'only generated data')")
     p.add_argument("--gen-data", default="pool", choices=["pool", "labelled"],
-                   help="train the generators on the unlabelled pool (all training inputs) or only the shots")
-    p.add_argument("--mix-in", type=float, default=0.0, help="Multi-VAE: share of other classes (slides: 0.2)")
+                   help="train the pool generators on the unlabelled pool or only on the shots")
+    p.add_argument("--validation", type=float, default=0.1, help="per-class share kept as the validation split")
+    p.add_argument("--steps", type=int, default=None, help="classifier optimiser steps (recipe default 300)")
+    p.add_argument("--batch-size", type=int, default=None, help="real examples per batch (recipe default 64)")
+    p.add_argument("--gen-ratio", type=float, default=None,
+                   help="generated examples per real example in each batch (recipe default 1.0)")
+    p.add_argument("--recipe", action="append", default=[], metavar="KEY=VALUE",
+                   help="classifier recipe setting, e.g. lr=0.002, weight_decay=0.05, dropout=0.5, schedule=cosine")
+    p.add_argument("--gen", action="append", default=[], metavar="NAME.KEY=VALUE",
+                   help="generator setting, e.g. vae.latent_dim=50, multi-vae.mix_in=0.2, vae.beta_norm=true")
     p.add_argument("--param", action="append", default=[], metavar="METHOD.NAME=VALUE",
                    help="augmentation parameter, e.g. mixup.alpha=0.4 or isda.lambda_0=0.25 (repeatable)")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave torch's default)")
-    p.add_argument("--out", default=None, help="run folder (default runs/fewshot-<time>)")
+    p.add_argument("--out", default=None, help="run folder (default runs/fewshot-<time>-<random>)")
 
 
-def _params(items: list[str]) -> dict:
+def _value(text: str):
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def dotted(items: list[str], flag: str, example: str) -> dict:
+    """["a.b=1", ...] -> {"a": {"b": 1}} (values parsed as JSON when they are JSON)."""
     out: dict = {}
     for item in items:
         if "=" not in item or "." not in item.split("=", 1)[0]:
-            raise ValueError(f"--param {item!r}: write METHOD.NAME=VALUE, e.g. mixup.alpha=0.4")
+            raise ValueError(f"{flag} {item!r}: write NAME.KEY=VALUE, e.g. {example}")
         key, value = item.split("=", 1)
-        method, name = key.split(".", 1)
-        try:
-            parsed = json.loads(value)
-        except ValueError:
-            parsed = value
-        out.setdefault(method, {})[name] = parsed
+        head, name = key.split(".", 1)
+        out.setdefault(head, {})[name] = _value(value)
     return out
+
+
+def flat(items: list[str], flag: str) -> dict:
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"{flag} {item!r}: write KEY=VALUE, e.g. lr=0.002")
+        key, value = item.split("=", 1)
+        out[key] = _value(value)
+    return out
+
+
+def spec_from_args(args):
+    from core.fewshot import ExperimentSpec
+
+    recipe = flat(args.recipe, "--recipe")
+    for key in ("steps", "batch_size", "gen_ratio"):
+        if getattr(args, key) is not None:
+            recipe[key] = getattr(args, key)
+    return ExperimentSpec(dataset=args.dataset, test=args.test, evaluate_on=args.evaluate_on, shots=args.shots,
+                          methods=args.methods, seeds=args.seeds, n_generated=[_value(n) for n in args.n_generated],
+                          generated_only=args.generated_only, gen_data=args.gen_data, validation=args.validation,
+                          recipe=recipe, generators=dotted(args.gen, "--gen", "vae.latent_dim=50"),
+                          params=dotted(args.param, "--param", "mixup.alpha=0.4"), device=args.device)
 
 
 def run(args) -> int:
     import torch
     from tqdm import tqdm
 
-    from core.fewshot import ExperimentSpec, pivot, run_experiment, summarize
+    from core.fewshot import pivot, run_experiment, summarize
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    spec = ExperimentSpec(dataset=args.dataset, test=args.test, shots=args.shots, methods=args.methods,
-                          seeds=args.seeds, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                          n_generated=args.n_generated, device=args.device, params=_params(args.param),
-                          generator={"latent_dim": args.gen_latent_dim, "aae_latent_dim": args.gen_aae_latent_dim, "beta": args.gen_beta,
-                                     "steps": args.gen_steps, "hidden": args.gen_hidden, "data": args.gen_data,
-                                     "mix_in": args.mix_in})
-    out = Path(args.out or f"runs/fewshot-{time.strftime('%Y%m%d-%H%M%S')}")
+    spec = spec_from_args(args)
+    out = Path(args.out or f"runs/fewshot-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}")
     bar = tqdm(total=len(spec.cells()), unit="cell", file=sys.stderr, dynamic_ncols=True)
 
     def on_progress(info):
-        if bar.n == 0 and info["skipped"]:
-            bar.update(info["skipped"])
+        if info["phase"] == "generators":
+            bar.n = info["skipped"]
+            bar.set_postfix_str(f"generators {info['generators_done']}/{info['generators_total']}")
+            bar.refresh()
+            return
         r = info["record"]
+        bar.n = info["done"]
         bar.set_postfix_str(f"{r['method']} k={r['shots']} s={r['seed']} F1w={r['f1_weighted']:.3f} "
                             f"{r['seconds']:.1f}s")
-        bar.update(1)
+        bar.refresh()
 
     t0 = time.perf_counter()
     records = run_experiment(spec, out, on_progress=on_progress)
@@ -89,7 +124,7 @@ def run(args) -> int:
     rows = summarize(records)
     shots, methods, table = pivot(rows)
     _, _, cis = pivot(rows, "ci95")
-    print(f"weighted F1 (mean ± 95% CI over seeds) — {out}")
+    print(f"weighted F1 (mean ± 95% CI over seeds) on {records[0]['evaluated_on'] if records else '-'} — {out}")
     print("shots  " + "  ".join(f"{m:>18}" for m in methods))
     for k, vals, ci in zip(shots, table, cis):
         print(f"{k:>5}  " + "  ".join(f"{v:.3f} ± {c:.3f}".rjust(18) if c == c else f"{v:.3f}".rjust(18)

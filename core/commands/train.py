@@ -62,7 +62,7 @@ def train_task(model: dict, train: dict, dataset: str, data_root: str | None = N
     data = load_dataset(dataset, root=data_root, download=download)
     mcfg = ModelConfig.from_dict({**model, "input_shape": list(data.input_shape)})
     tcfg = TrainConfig.from_dict(train)
-    net = build_model(mcfg)
+    net = build_model(mcfg, seed=tcfg.seed)  # the seed controls the initial weights too
     total = tcfg.epochs * -(-len(data) // tcfg.batch_size)
     last = {"dataset": data.id, "step": 0, "epoch": 1, "total_steps": total}
 

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from core.config import ModelConfig
+from core.models.init import init_parameters
 
 MODELS: dict[str, type[nn.Module]] = {}
 
@@ -39,10 +40,12 @@ def list_models() -> list[str]:
     return sorted(MODELS)
 
 
-def build_model(cfg: ModelConfig) -> nn.Module:
+def build_model(cfg: ModelConfig, seed: int | torch.Generator = 0) -> nn.Module:
+    """The registered model for cfg, its initial weights drawn from `seed` (an int or a torch.Generator):
+    the same seed gives the same weights in any thread or process; the global RNG is never used."""
     if cfg.kind not in MODELS:
         raise ValueError(f"unknown model {cfg.kind!r}; choose one of {list_models()}")
-    return MODELS[cfg.kind](cfg)
+    return init_parameters(MODELS[cfg.kind](cfg), seed)
 
 
 # Importing the modules registers the models.

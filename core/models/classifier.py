@@ -5,12 +5,15 @@ so ISDA can augment the features with the head's W and b.
 """
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
+
+from core.models.init import SeededDropout, init_parameters
 
 
 class Classifier(nn.Module):
     def __init__(self, input_shape: tuple[int, ...], n_classes: int, width: int = 16, feature_dim: int = 64,
-                 dropout: float = 0.0):
+                 dropout: float = 0.0, input_mean: Tensor | None = None, input_std: Tensor | None = None):
         super().__init__()
         if n_classes < 2:
             raise ValueError(f"a classifier needs at least 2 classes, got {n_classes}")
@@ -29,16 +32,25 @@ class Classifier(nn.Module):
             flat = 4 * width
         else:
             raise ValueError(f"input_shape must be (C, H, W) or (F,), got {self.input_shape}")
-        self.proj = nn.Sequential(nn.Linear(flat, feature_dim), nn.ReLU(), nn.Dropout(dropout))
+        self.proj = nn.Sequential(nn.Linear(flat, feature_dim), nn.ReLU(), SeededDropout(dropout))
         self.head = nn.Linear(feature_dim, n_classes)
+        # Input standardisation inside the model, so every caller (test set, TTA, saliency) scales alike.
+        # (C,) per channel for images, (F,) per feature for vectors; None: inputs as they are.
+        shape = (1, -1, 1, 1) if len(self.input_shape) == 3 else (1, -1)
+        self.register_buffer("input_mean", None if input_mean is None else input_mean.detach().float().reshape(shape))
+        self.register_buffer("input_std", None if input_std is None else input_std.detach().float().reshape(shape))
 
     def features(self, x: Tensor) -> Tensor:
+        if self.input_mean is not None:
+            x = (x - self.input_mean) / self.input_std
         return self.proj(self.body(x))                          # (B, D)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.features(x))                      # (B, C) logits
 
 
-def build_classifier(input_shape: tuple[int, ...], n_classes: int, **kwargs) -> Classifier:
-    """The few-shot classifier for data of this shape (CNN for images, MLP for vectors)."""
-    return Classifier(input_shape, n_classes, **kwargs)
+def build_classifier(input_shape: tuple[int, ...], n_classes: int, seed: int | torch.Generator = 0,
+                     **kwargs) -> Classifier:
+    """The few-shot classifier for data of this shape (CNN for images, MLP for vectors), its initial weights
+    drawn from `seed` (explicit generator: the same in any thread or process)."""
+    return init_parameters(Classifier(input_shape, n_classes, **kwargs), seed)

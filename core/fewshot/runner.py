@@ -1,0 +1,219 @@
+"""Run a few-shot experiment: spec -> generator tasks -> cell tasks -> records in a run folder.
+
+Phase 1 trains every generator the methods need (one task per seed for generators of the unlabelled pool, per
+(seed, shots) for those of the labelled shots) and saves each as checkpoint folders under <run>/generators/.
+Phase 2 runs the cells; each loads its generators from there, so a cell's record is bit-identical whichever
+worker, thread or process ran it, in any order, alone or after a resume (all but the timing keys
+`seconds`, `device`, `worker`). Both phases go through an executor (core.executor) when one is given, else
+run inline one after another. After each cell, config.json / results.json / results.csv are rewritten
+atomically (unique temporary names), sorted in cell order; cells already in results.json are skipped.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from core.device import pick_device
+from core.fewshot.cells import generator_data, generator_key, load_splits, run_cell
+from core.fewshot.generators import GENERATORS, Stopped, generator_config, save_generator
+from core.fewshot.report import summarize
+from core.fewshot.spec import ExperimentSpec
+from core.augment import method_needs
+
+RESUMABLE = ("shots", "methods", "seeds", "device", "n_generated")   # may change between invocations of a run
+
+
+# ------------------------------------------------------------------------------------------------ tasks
+
+def plan_generators(spec: ExperimentSpec, cells: list | None = None) -> list[dict]:
+    """One task per generator folder the cells (default: all) will load: {"seed", "name", "shots", "key"}
+    (shots: the cell's k for generators of the labelled shots; unused by pool generators)."""
+    seen, tasks = set(), []
+    for seed, shots, _, method in spec.cells() if cells is None else cells:
+        for name in sorted(method_needs(method)):
+            if GENERATORS[name].scope == "cell":
+                continue
+            key = generator_key(name, seed, shots, spec.gen_data)
+            if key not in seen:
+                seen.add(key)
+                tasks.append({"seed": seed, "name": name, "shots": shots, "key": key})
+    return tasks
+
+
+def train_generator_task(spec: dict, run_dir: str, seed: int, name: str, shots: int, key: str) -> dict:
+    """Train one generator and save it under run_dir/generators/key/ (skipped when it is there already)."""
+    spec_obj = ExperimentSpec.from_dict(spec)
+    folder = Path(run_dir) / "generators" / key
+    if folder.is_dir() and any(p.is_dir() and not p.name.startswith(".") for p in folder.iterdir()):
+        return {"key": key, "seconds": 0.0, "skipped": True}
+    t0 = time.perf_counter()
+    data = generator_data(spec_obj, load_splits(spec_obj), name, seed, shots)
+    device = str(pick_device(spec_obj.device))
+    models = GENERATORS[name].train(data, generator_config(name, spec_obj.generators), (seed, key), device)
+    save_generator(folder, name, models, data)
+    return {"key": key, "seconds": time.perf_counter() - t0, "skipped": False}
+
+
+def run_cell_task(spec: dict, run_dir: str, seed: int, shots: int, method: str, n_generated: int | None,
+                  worker: str = "") -> dict:
+    spec_obj = ExperimentSpec.from_dict(spec)
+    return run_cell(spec_obj, seed, shots, n_generated, method, run_dir, device=pick_device(spec_obj.device),
+                    worker=worker or f"pid{os.getpid()}")
+
+
+class InlineMap:
+    """The executor interface (core.executor) in this thread, one task after another."""
+
+    def map(self, fn, tasks: list[dict], *, stop: threading.Event | None = None,
+            on_result: Callable[[int, object], None]) -> None:
+        for i, task in enumerate(tasks):
+            if stop is not None and stop.is_set():
+                return
+            on_result(i, fn(**task))
+
+
+# ------------------------------------------------------------------------------------------------ runner
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write via a unique temporary file in the same folder, then rename (never a fixed temp name)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def records_csv(records: list[dict]) -> str:
+    if not records:
+        return ""
+    keys = list(dict.fromkeys(k for r in records for k in r))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=keys)
+    w.writeheader()
+    w.writerows(records)
+    return buf.getvalue()
+
+
+def cell_key(r: dict) -> tuple:
+    return (r["seed"], r["shots"], r.get("n_generated"), r["method"])
+
+
+def _comparable(d: dict) -> dict:
+    return {k: v for k, v in d.items() if k not in RESUMABLE}
+
+
+def run_experiment(spec: ExperimentSpec, out_dir, on_progress: Callable[[dict], None] | None = None,
+                   stop: threading.Event | None = None, executor=None) -> list[dict]:
+    """Run every cell not yet in out_dir/results.json; returns all records (old and new) in cell order.
+
+    on_progress gets {"done", "total", "skipped", "phase", "cell": (seed, shots, n_generated, method) | None,
+    "record" | None}. Setting `stop` ends the run (a cell in progress is discarded)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg_path, res_path = out / "config.json", out / "results.json"
+    if cfg_path.exists():
+        old = json.loads(cfg_path.read_text())
+        if _comparable(old.get("spec", {})) != _comparable(spec.to_dict()):
+            raise ValueError(f"{out} holds a run with different settings; resume it with the same settings "
+                             f"(only {', '.join(RESUMABLE)} may change) or choose a new output folder")
+    records = json.loads(res_path.read_text()) if res_path.exists() else []
+    done = {cell_key(r) for r in records}
+    atomic_write(cfg_path, json.dumps({"spec": spec.to_dict(), "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+                                       "torch": torch.__version__}, indent=2))
+    cells = spec.cells()
+    order = {c: i for i, c in enumerate(cells)}
+    todo = [c for c in cells if c not in done]
+    skipped = len(cells) - len(todo)
+    executor = executor or InlineMap()
+    spec_d = spec.to_dict()
+    if todo:
+        load_splits(spec)                                  # bad data -> a clear error before anything runs
+        gens = plan_generators(spec, todo)
+        gen_log = {}
+
+        def gen_done(i, result):
+            gen_log[result["key"]] = result
+            if on_progress:
+                on_progress({"done": skipped, "total": len(cells), "skipped": skipped, "phase": "generators",
+                             "generators_done": len(gen_log), "generators_total": len(gens), "cell": None,
+                             "record": None})
+
+        executor.map(train_generator_task, [{"spec": spec_d, "run_dir": str(out), **t} for t in gens],
+                     stop=stop, on_result=gen_done)
+        if gen_log:
+            log_path = out / "generators.json"
+            old_log = json.loads(log_path.read_text()) if log_path.exists() else {}
+            atomic_write(log_path, json.dumps({**old_log, **{k: v for k, v in gen_log.items() if not v["skipped"]}},
+                                              indent=1))
+
+    def cell_done(i, record):
+        records.append(record)
+        records.sort(key=lambda r: order.get(cell_key(r), len(order)))
+        atomic_write(res_path, json.dumps(records, indent=1))
+        atomic_write(out / "results.csv", records_csv(records))
+        if on_progress:
+            on_progress({"done": sum(cell_key(r) in order for r in records), "total": len(cells), "skipped": skipped, "phase": "cells",
+                         "cell": cell_key(record), "record": record})
+
+    if todo and not (stop is not None and stop.is_set()):
+        tasks = [{"spec": spec_d, "run_dir": str(out), "seed": s, "shots": k, "n_generated": n, "method": m}
+                 for s, k, n, m in todo]
+        try:
+            executor.map(run_cell_task, tasks, stop=stop, on_result=cell_done)
+        except Stopped:
+            pass
+    if records:
+        atomic_write(out / "summary.csv", records_csv(summarize(records)))
+    return records
+
+
+# ------------------------------------------------------------------------------------------- run folders
+
+def list_runs(runs_dir) -> list[dict]:
+    """Few-shot runs under runs_dir (folders holding config.json), newest first. A folder whose files cannot be
+    read is listed with "damaged": the reason, not dropped and never a crash."""
+    root = Path(runs_dir)
+    runs = []
+    for cfg in sorted(root.glob("*/config.json")) if root.is_dir() else []:
+        entry = {"path": str(cfg.parent), "name": cfg.parent.name, "created": "", "dataset": "", "methods": [],
+                 "shots": [], "seeds": 0, "n_records": 0, "complete": False, "damaged": None}
+        try:
+            meta = json.loads(cfg.read_text())
+            spec = ExperimentSpec.from_dict(meta["spec"])
+            res = cfg.parent / "results.json"
+            n = len(json.loads(res.read_text())) if res.exists() else 0
+            entry.update({"created": str(meta.get("created", "")), "dataset": spec.dataset, "methods": spec.methods,
+                          "shots": spec.shots, "seeds": spec.seeds, "n_records": n, "complete": n >= len(spec.cells())})
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            entry["damaged"] = f"{type(e).__name__}: {e}"[:200]
+        runs.append(entry)
+    return sorted(runs, key=lambda r: r["created"], reverse=True)
+
+
+def load_run(path) -> dict:
+    """{"spec": ExperimentSpec, "config": dict, "records": [...], "summary": summarize(records)}; a damaged
+    folder raises ValueError naming the file."""
+    path = Path(path)
+    cfg = path / "config.json"
+    if not cfg.exists():
+        raise ValueError(f"{path} is not a few-shot run folder (no config.json)")
+    try:
+        meta = json.loads(cfg.read_text())
+        res = path / "results.json"
+        records = json.loads(res.read_text()) if res.exists() else []
+        spec = ExperimentSpec.from_dict(meta["spec"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{path} is damaged ({type(e).__name__}: {e}); delete it or run it again") from e
+    return {"spec": spec, "config": meta, "records": records, "summary": summarize(records) if records else []}

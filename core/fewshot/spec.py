@@ -1,0 +1,120 @@
+"""What a few-shot experiment is: the spec (data, shots, methods, seeds), the classifier recipe, the cells.
+
+A cell is (seed, shots, n_generated, method). n_generated is None for methods that add nothing (the baseline,
+pixel methods, ISDA), so a sweep over n_generated does not repeat them.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+from core.augment import parse_method
+
+
+@dataclass
+class Recipe:
+    """The classifier's training recipe, the same for every method (chosen on the validation split of mnist5k,
+    see docs/results.md "Choosing the recipe"; frozen since). Budget: `steps` optimiser steps of `batch_size`
+    real examples (all of them when there are fewer), so the real shots are seen equally often by every method;
+    a method that adds generated examples adds round(gen_ratio * real) of them to each batch."""
+    steps: int = 300
+    batch_size: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 5e-2
+    dropout: float = 0.5
+    schedule: str = "onecycle"      # "onecycle" | "cosine" | "constant"
+    standardise: bool = True        # inputs scaled by the shots' mean and std (real labelled data only)
+    gen_ratio: float = 1.0          # generated examples per real example in each batch
+    width: int = 16                 # CNN: conv widths 16, 32; MLP: 4 * width hidden units
+    feature_dim: int = 64
+
+    def __post_init__(self):
+        if self.steps < 1 or self.batch_size < 1:
+            raise ValueError(f"recipe steps and batch_size must be >= 1, got {self.steps} and {self.batch_size}")
+        if not self.lr > 0 or self.weight_decay < 0 or not 0 <= self.dropout < 1 or self.gen_ratio <= 0:
+            raise ValueError("recipe: lr > 0, weight_decay >= 0, 0 <= dropout < 1 and gen_ratio > 0 are required")
+        if self.schedule not in ("onecycle", "cosine", "constant"):
+            raise ValueError(f"recipe schedule must be onecycle, cosine or constant, got {self.schedule!r}")
+
+
+def check_keys(cls, d: dict, what: str) -> dict:
+    known = {f.name for f in fields(cls)}
+    unknown = set(d) - known
+    if unknown:
+        raise ValueError(f"unknown {what} setting(s) {sorted(unknown)}; known: {sorted(known)}")
+    return d
+
+
+@dataclass
+class ExperimentSpec:
+    dataset: str = "digits"
+    test: str | None = None                 # e.g. "idx:../shared/data/mnist-test"; None: a held-out share
+    evaluate_on: str = "test"               # "test" | "validation" (choose settings on validation, never on test)
+    shots: list[int] = field(default_factory=lambda: [2, 5, 10, 20])
+    methods: list[str] = field(default_factory=lambda: ["none", "classic", "mixup", "isda", "lsi", "vae-interp"])
+    seeds: int = 3                          # seeds 0 .. seeds-1
+    n_generated: list = field(default_factory=lambda: [50])   # per class; "shots" = as many as the shots
+    generated_only: bool = False            # Bonn "only generated data": generating methods train on generated only
+    gen_data: str = "pool"                  # generators trained on the unlabelled "pool" or the "labelled" shots
+    validation: float = 0.1                 # per-class share of the training data kept for validation
+    held_out: float = 0.25                  # test share per class when no test set is given
+    recipe: dict = field(default_factory=dict)       # overrides of Recipe
+    generators: dict = field(default_factory=dict)   # {generator name: {setting: value}}
+    params: dict = field(default_factory=dict)       # {augmentation name: {param: value}}
+    device: str = "auto"
+
+    def __post_init__(self):
+        from core.augment import AUGMENTATIONS
+        from core.fewshot.generators import check_generator_settings
+
+        self.shots = [int(s) for s in self.shots]
+        self.methods = list(self.methods)
+        self.n_generated = [n if n == "shots" else int(n) for n in
+                            (self.n_generated if isinstance(self.n_generated, (list, tuple)) else [self.n_generated])]
+        if not self.shots or min(self.shots) < 1:
+            raise ValueError(f"shots must be a non-empty list of positive numbers, got {self.shots}")
+        if not self.methods:
+            raise ValueError("give at least one method (e.g. none)")
+        for m in self.methods:
+            parse_method(m)  # raises ValueError naming the unknown parts
+        if self.seeds < 1 or not self.n_generated or any(n != "shots" and n < 1 for n in self.n_generated):
+            raise ValueError("seeds and every n_generated must be >= 1 (or 'shots')")
+        if self.evaluate_on not in ("test", "validation"):
+            raise ValueError(f"evaluate_on must be test or validation, got {self.evaluate_on!r}")
+        if self.gen_data not in ("pool", "labelled"):
+            raise ValueError(f"gen_data must be pool or labelled, got {self.gen_data!r}")
+        if not 0 < self.validation < 0.5 or not 0 < self.held_out < 0.9:
+            raise ValueError("validation must be in (0, 0.5) and held_out in (0, 0.9)")
+        Recipe(**check_keys(Recipe, self.recipe, "recipe"))
+        check_generator_settings(self.generators)
+        for name, p in self.params.items():
+            if name not in AUGMENTATIONS:
+                raise ValueError(f"--param names an unknown method {name!r}")
+            bad = set(p) - set(AUGMENTATIONS[name].defaults)
+            if bad:
+                raise ValueError(f"{name} has no parameter(s) {sorted(bad)}; its parameters: "
+                                 f"{sorted(AUGMENTATIONS[name].defaults) or 'none'}")
+
+    @property
+    def classifier_recipe(self) -> Recipe:
+        return Recipe(**self.recipe)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ExperimentSpec":
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+    def cells(self) -> list[tuple[int, int, int | None, str]]:
+        """(seed, shots, n_generated, method), seed-major (a seed's generators serve all its cells)."""
+        from core.fewshot.methods import generates
+
+        out = []
+        for s in range(self.seeds):
+            for k in self.shots:
+                for m in self.methods:
+                    if generates(m):
+                        out += [(s, k, k if n == "shots" else n, m) for n in dict.fromkeys(self.n_generated)]
+                    else:
+                        out.append((s, k, None, m))
+        return list(dict.fromkeys(out))
