@@ -173,3 +173,92 @@ def test_inline_submit_runs_in_this_process_with_the_same_api():
     h = ex.submit(probe.tiny_training, {"seed": 1, "steps": 20})
     assert h.result(30)["pid"] == os.getpid() and [e["step"] for e in h.events] == [10, 20]
     ex.shutdown()
+
+
+# ----------------------------------------------------------------------------- the few-shot runner on it
+
+SMALL = dict(dataset="digits", shots=[2], methods=["none", "mixup", "lsi"], seeds=2, recipe={"steps": 40},
+             generators={"aae-uniform": {"steps": 150}})
+
+
+def comparable(records: list[dict]) -> list[dict]:
+    from core.fewshot import TIMING_KEYS
+
+    return [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in records]
+
+
+@pytest.fixture(scope="module")
+def small_inline(tmp_path_factory):
+    from core.fewshot import ExperimentSpec, run_experiment
+
+    spec = ExperimentSpec(**SMALL)
+    return spec, run_experiment(spec, tmp_path_factory.mktemp("fs") / "inline")
+
+
+@pytest.mark.slow  # three runs of 6 cells (~15-40 s on a busy 2-core machine)
+def test_fewshot_records_identical_inline_local1_local2(small_inline, local1, local2, tmp_path):
+    from core.fewshot import run_experiment
+
+    spec, inline = small_inline
+    one = run_experiment(spec, tmp_path / "one", executor=local1)
+    two = run_experiment(spec, tmp_path / "two", executor=local2)
+    assert len(inline) == 6 and comparable(inline) == comparable(one) == comparable(two)
+    assert len({r["worker"] for r in two}) == 2, "cells ran side by side on both workers"
+    assert all(r["worker"] != f"pid{os.getpid()}" for r in two)
+
+
+def test_fewshot_stopped_run_resumes_to_the_same_records(small_inline, local2, tmp_path):
+    from core.fewshot import run_experiment
+
+    spec, inline = small_inline
+    stop = threading.Event()
+
+    def on_progress(p):
+        if p["phase"] == "cells" and p["done"] >= 2:
+            stop.set()
+
+    first = run_experiment(spec, tmp_path / "run", on_progress=on_progress, stop=stop, executor=local2)
+    assert 2 <= len(first) < 6
+    rest = run_experiment(spec, tmp_path / "run", executor=local2)  # the same command again
+    assert comparable(rest) == comparable(inline)
+
+
+def test_fewshot_cell_that_raises_keeps_earlier_records_and_resumes(local1, tmp_path):
+    import json
+
+    from core.fewshot import ExperimentSpec, run_experiment
+
+    bad = ExperimentSpec(dataset="digits", shots=[2], methods=["none", "tta"], seeds=2, recipe={"steps": 20},
+                         params={"tta": {"n_views": "three"}})  # passes the spec check, fails inside the cell
+    with pytest.raises(JobFailed) as info:
+        run_experiment(bad, tmp_path / "run", executor=local1)
+    assert info.value.type_name == "TypeError" and "Traceback" in info.value.traceback_text
+    kept = json.loads((tmp_path / "run" / "results.json").read_text())
+    # The record finished before the failure is kept (and one the worker had already started may be too).
+    assert (0, "none") in [(r["seed"], r["method"]) for r in kept] and all(r["method"] == "none" for r in kept)
+    # Resume without the failing method (methods may change between invocations): the rest runs, the kept
+    # records are not recomputed.
+    fixed = ExperimentSpec(**{**bad.to_dict(), "methods": ["none"]})
+    records = run_experiment(fixed, tmp_path / "run", executor=local1)
+    assert [(r["seed"], r["method"]) for r in records] == [(0, "none"), (1, "none")]
+    assert all(r in records for r in kept)
+
+
+@pytest.mark.slow  # the killed worker is replaced by a fresh process
+def test_fewshot_worker_killed_mid_run_is_retried_with_identical_records(small_inline, local2, tmp_path):
+    import signal
+
+    from core.fewshot import run_experiment
+
+    spec, inline = small_inline
+    killed = []
+
+    def on_progress(p):
+        if p["phase"] == "cells" and not killed:
+            busy = [w for w in local2._pool if w.job is not None]
+            if busy:
+                os.kill(busy[0].proc.pid, signal.SIGKILL)
+                killed.append(busy[0].proc.pid)
+
+    records = run_experiment(spec, tmp_path / "run", on_progress=on_progress, executor=local2)
+    assert killed and comparable(records) == comparable(inline)

@@ -86,6 +86,7 @@ class JobHandle:
         self.fn = fn
         self.kwargs = kwargs
         self.owner = owner
+        self.group: str | None = None  # set by map(group=...)
         self.name = name or getattr(fn, "__name__", "job")
         self.status = QUEUED
         self.attempts = 0  # starts (a worker that died -> one more)
@@ -209,18 +210,40 @@ class Executor:
         return self._submit(fn, dict(kwargs or {}), owner=owner, name=name, count_owner=True)
 
     def map(self, fn: Callable, tasks: list[dict], *, stop: threading.Event | None = None,
-            on_result: Callable[[int, Any], None], owner: str | None = None) -> None:
+            on_result: Callable[[int, Any], None], owner: str | None = None, group: str | None = None) -> None:
         """Run fn(**task) for every task, up to `workers` at once plus a small look-ahead in the queue;
         on_result(i, result) is called in this thread as each finishes. `stop` set -> queued tasks are
         dropped, running ones ended (within 2 s), and map returns. A task that fails -> no new tasks
-        start, the running ones finish (their on_result calls happen), then JobFailed is raised."""
-        if owner is not None:
-            self._claim_owner(owner)
+        start, the running ones finish (their on_result calls happen), then JobFailed is raised.
+        `owner`: the whole map counts as one of that owner's jobs; `group`: a tag on its tasks for
+        group_status() (e.g. one few-shot run's place in the queue)."""
+        release = self.reserve(owner) if owner is not None else None
         try:
-            self._map(fn, list(tasks), stop, on_result)
+            self._map(fn, list(tasks), stop, on_result, group)
         finally:
-            if owner is not None:
+            if release is not None:
+                release()
+
+    def reserve(self, owner: str) -> Callable[[], None]:
+        """Count one job for `owner` (QueueFull when it has its share) until the returned release() is
+        called: for work made of many tasks, such as a few-shot run, that should count once."""
+        self._claim_owner(owner)
+        released = threading.Event()
+
+        def release() -> None:
+            if not released.is_set():
+                released.set()
                 self._release_owner(owner)
+
+        return release
+
+    def group_status(self, group: str) -> dict:
+        """{"running", "queued", "position"} of a map's tasks tagged `group`; position: the place of its
+        first queued task (0 when one of them runs or none waits)."""
+        with self._lock:
+            running = sum(1 for h in self._running if h.group == group)
+            places = [i for i, h in enumerate(self._queue, start=1) if h.group == group]
+        return {"running": running, "queued": len(places), "position": 0 if running or not places else places[0]}
 
     def queue_position(self, handle: JobHandle) -> int:
         with self._lock:
@@ -317,7 +340,7 @@ class Executor:
             self._running.discard(handle)
         handle._finish(status, result, error)
 
-    def _map(self, fn, tasks: list[dict], stop: threading.Event | None, on_result) -> None:
+    def _map(self, fn, tasks: list[dict], stop: threading.Event | None, on_result, group=None) -> None:
         finished: queue.Queue[JobHandle] = queue.Queue()
         pending = deque(enumerate(tasks))
         in_flight: dict[JobHandle, int] = {}
@@ -331,6 +354,7 @@ class Executor:
                     i, task = pending.popleft()
                     h = self._submit(fn, dict(task), owner=None, name=getattr(fn, "__name__", None),
                                      count_owner=False)
+                    h.group = group
                     in_flight[h] = i
                     h.add_done_callback(finished.put)
                 try:
@@ -343,6 +367,9 @@ class Executor:
                 elif h.status == FAILED and failure is None:
                     failure = h.error
                     pending.clear()  # the running ones finish; nothing new starts
+                    for other in in_flight:
+                        if other.status == QUEUED:
+                            other.cancel()
                 elif h.status == CANCELLED and failure is None and not (stop is not None and stop.is_set()):
                     failure = JobFailed("JobCancelled", f"task {i} was cancelled from outside map()")
                     pending.clear()

@@ -27,9 +27,8 @@ class InlineExecutor(Executor):
         super().__init__(1, max_queued=max_queued, per_owner=per_owner)
         self._thread: threading.Thread | None = None
 
-    def map(self, fn, tasks, *, stop=None, on_result, owner=None) -> None:
-        if owner is not None:
-            self._claim_owner(owner)
+    def map(self, fn, tasks, *, stop=None, on_result, owner=None, group=None) -> None:
+        release = self.reserve(owner) if owner is not None else None
         try:
             failure = None
             for i, task in enumerate(tasks):
@@ -47,8 +46,8 @@ class InlineExecutor(Executor):
             if failure is not None:
                 raise failure
         finally:
-            if owner is not None:
-                self._release_owner(owner)
+            if release is not None:
+                release()
 
     def _start_pending(self) -> None:
         with self._lock:
