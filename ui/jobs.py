@@ -184,7 +184,7 @@ class Job:
     finished: float | None = None
     thread: threading.Thread | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
-    queue_position: int = 0  # work in a thread never waits in the executor's queue itself
+    position_fn: Callable[[], int] | None = None  # where the work it sends to the executor waits
 
     @property
     def running(self) -> bool:
@@ -204,14 +204,18 @@ class Job:
             if event is not None:
                 self.events.append(event)
 
+    @property
+    def queue_position(self) -> int:
+        return self.position_fn() if self.position_fn is not None and self.running else 0
+
     def request_stop(self) -> None:
         self.stop.set()
 
 
-def start(name: str, work: Callable[[Job], Any]) -> Job:
+def start(name: str, work: Callable[[Job], Any], queue_position: Callable[[], int] | None = None) -> Job:
     """Run work(job) in a daemon thread; its return value lands in job.result, a failure in job.error
     (described by describe_error: a ValueError's message; a bug with its type, message and trace)."""
-    job = Job(name)
+    job = Job(name, position_fn=queue_position)
 
     def run() -> None:
         try:
