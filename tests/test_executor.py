@@ -262,3 +262,38 @@ def test_fewshot_worker_killed_mid_run_is_retried_with_identical_records(small_i
 
     records = run_experiment(spec, tmp_path / "run", on_progress=on_progress, executor=local2)
     assert killed and comparable(records) == comparable(inline)
+
+
+# ----------------------------------------------------------------------------- training and checkpoints
+
+def test_cli_train_in_a_worker_writes_the_same_checkpoint_as_in_process(tmp_path):
+    from core.__main__ import main
+
+    args = ["train", "--dataset", "digits", "--model", "vae", "--latent-dim", "2", "--epochs", "2", "--seed", "3"]
+    assert main(args + ["--out", str(tmp_path / "inline")]) == 0
+    assert main(args + ["--executor", "local", "--out", str(tmp_path / "worker")]) == 0
+    a = (tmp_path / "inline" / "model.safetensors").read_bytes()
+    b = (tmp_path / "worker" / "model.safetensors").read_bytes()
+    assert a == b, "a training is the same bytes in this process and in a worker process"
+
+
+def test_cli_train_failure_in_a_worker_is_a_clear_error(tmp_path, capsys):
+    from core.__main__ import main
+
+    assert main(["train", "--dataset", "no-such-set", "--executor", "local", "--out", str(tmp_path / "x")]) == 1
+    err = capsys.readouterr().err
+    assert "error: DatasetError: unknown dataset 'no-such-set'" in err and not (tmp_path / "x").exists()
+
+
+def test_replacing_a_checkpoint_uses_a_unique_backup_name(tmp_path, tiny_model):
+    from core.checkpoints import load_checkpoint, save_checkpoint
+
+    model = tiny_model("ae", prior="none")
+    other = tmp_path / ".same.old"  # what the old fixed backup name was: another save's backup in flight
+    other.mkdir()
+    (other / "config.json").write_text("{}")
+    save_checkpoint(tmp_path / "same", model, dataset_id="digits")
+    save_checkpoint(tmp_path / "same", model, dataset_id="wine")  # replaces: backs the first one up, then drops it
+    assert (other / "config.json").read_text() == "{}", "another save's backup is left alone"
+    assert load_checkpoint(tmp_path / "same").meta["dataset"] == "wine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".same.old", "same"], "no temporary folders left behind"
