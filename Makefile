@@ -20,7 +20,11 @@ venv: .venv/.installed
 run: .venv/.installed
 	$(PY) -m streamlit run app.py
 
-test: .venv/.installed-test
+.venv/.installed-ray: .venv/.installed requirements-ray.txt
+	$(PIP) install -q -r requirements-ray.txt
+	touch $@
+
+test: .venv/.installed-test .venv/.installed-ray
 	$(PY) -m pytest -q
 
 test-fast: .venv/.installed-test

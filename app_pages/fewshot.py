@@ -83,7 +83,7 @@ if go:
                               params=params)
         if "none" not in chosen:
             st.warning("Without `none` there is no baseline to compare against.")
-        job = start_run(spec)
+        job = start_run(spec, owner=jobs.session_owner())
     except ValueError as e:
         st.error(f"Cannot start: {e}")
     else:
@@ -118,13 +118,25 @@ def run_panel() -> None:
     label = f"{done}/{total} cells" + (f" · last: seed {prog['cell'][0]}, {prog['cell'][1]} shots, {prog['cell'][2]}"
                                        if prog.get("cell") else "")
     if job.running:
+        pos = job.queue_position
+        if pos:
+            label = f"waiting for a free worker — place {pos} in the queue"
+        elif prog.get("phase") == "generators" and prog.get("generators_total"):
+            label = f"training generators {prog.get('generators_done') or 0}/{prog['generators_total']} · {label}"
         with st.status(f"Running… {label}", expanded=True):
             st.progress(done / max(total, 1))
-            st.caption("The page stays usable; results appear cell by cell. First cells may train generators.")
+            st.caption("Cells run side by side in worker processes; the page stays usable and results appear "
+                       "cell by cell. Generators are trained first.")
             if st.button("Stop", key="w_fs_stop"):
-                job.stop.set()
+                job.request_stop()
+    elif job.error and job.error_kind == "bug":
+        head, _, trace = job.error.partition("\n")
+        st.error(f"The run failed with an internal error (a bug, not your settings): {head}. "
+                 "The finished cells are kept in its run folder.")
+        if trace:
+            st.code(trace, language="text")
     elif job.error:
-        st.error(f"The run failed: {job.error}")
+        st.error(f"The run failed: {job.error} The finished cells are kept in its run folder.")
     else:
         st.status(f"Finished{' (stopped)' if job.stop.is_set() else ''}: {label}", state="complete")
     show_results([r for r in records if r], "This run", "live")

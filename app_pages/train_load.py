@@ -77,7 +77,7 @@ with tab_load:
 
 # ----------------------------------------------------------------------------- train
 with tab_train:
-    job: jobs.Job | None = st.session_state.get("_ll_train_job")
+    job: jobs.ExecutorJob | None = st.session_state.get("_ll_train_job")
     with st.form("train_form"):
         c1, c2, c3 = st.columns(3)
         choice = c1.selectbox("Model", list(MODEL_CHOICES), key="w_t_model")
@@ -95,8 +95,9 @@ with tab_train:
         try:
             ds = dataset(sel.dataset)
             job = start_training(ds, kind=kind, prior=prior, latent_dim=latent_dim, beta=beta,
-                                 beta_norm=beta_norm, epochs=epochs, lr=lr, seed=seed)
-        except (UiError, ValueError) as e:
+                                 beta_norm=beta_norm, epochs=epochs, lr=lr, seed=seed,
+                                 owner=jobs.session_owner(), spec=sel.dataset)
+        except (UiError, ValueError) as e:  # bad settings, or this session's share of the queue is full
             st.error(f"Cannot start training: {e}")
         else:
             st.session_state["_ll_train_job"] = job
@@ -105,28 +106,42 @@ with tab_train:
     def progress_panel() -> None:
         job = st.session_state.get("_ll_train_job")
         if job is None:
-            st.caption("Training runs in the background: the other pages stay usable meanwhile.")
+            st.caption("Training runs in a worker process: the other pages stay usable meanwhile.")
             return
         prog, events = job.snapshot()
         total = max(int(prog.get("total_steps") or 1), 1)
         frac = min(int(prog.get("step") or 0) / total, 1.0)
         label = f"epoch {prog.get('epoch', 0)} · step {prog.get('step', 0)}/{total}"
-        if job.running:
+        if job.running and job.status == "queued":
+            pos = job.queue_position
+            st.progress(0.0, text=f"Waiting for a free worker — place {pos} in the queue" if pos
+                        else "Starting…")
+            if st.button("Cancel", key="w_t_stop"):
+                job.request_stop()
+        elif job.running:
             st.progress(frac, text=f"Training… {label}")
             if st.button("Stop", key="w_t_stop"):
-                job.stop.set()
-                st.toast("Stopping after the current batch…")
+                job.request_stop()
+                st.toast("Stopping: what has been trained is saved…")
         elif job.error:
-            st.error(f"Training failed: {job.error}")
+            if job.error_kind == "bug":
+                head, _, trace = job.error.partition("\n")
+                st.error(f"Training failed with an internal error (a bug, not your settings): {head}")
+                if trace:
+                    st.code(trace, language="text")
+            else:
+                st.error(f"Training failed: {job.error}")
+        elif job.result is None:
+            st.warning("Stopped before anything could be saved.")
         else:
-            st.progress(1.0, text=f"Done{' (stopped early)' if job.stop.is_set() else ''}: {label}")
+            st.progress(1.0, text=f"Done{' (stopped early)' if prog.get('stopped') else ''}: {label}")
             st.success(f"Saved as `{job.result}` and selected in the sidebar.")
         if events:
             df = pd.DataFrame([e["losses"] for e in events], index=[e["step"] for e in events])
             st.line_chart(df, height=240, x_label="step")
-        if job.done and not job.error and not st.session_state.get("_ll_train_seen"):
+        if job.done and job.result and not st.session_state.get("_ll_train_seen"):
             st.session_state["_ll_train_seen"] = True
-            state.put("dataset", job.progress.get("dataset", sel.dataset))
+            state.put("dataset", getattr(job, "dataset", sel.dataset))
             state.put("ckpt", job.result)
             st.rerun(scope="app")
 

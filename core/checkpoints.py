@@ -98,8 +98,9 @@ def save_checkpoint(path: str | Path, model: nn.Module, *, train_config: TrainCo
         (tmp / CONFIG).write_text(json.dumps(meta, indent=1, default=_json_default))
         old = None
         if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
+            # A unique name, not a fixed `.NAME.old`: two saves of the same name at once must not
+            # delete each other's backup. rename(2) may replace the empty folder mkdtemp made.
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
             os.replace(path, old)
         os.replace(tmp, path)
         if old is not None:

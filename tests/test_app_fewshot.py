@@ -1,5 +1,7 @@
-"""AppTest: the Few-shot lab — renders, runs a tiny experiment in the background, lists the run."""
+"""AppTest: the Few-shot lab — renders, runs a tiny experiment on the worker processes, lists the run;
+stop, queue place, unique run folders."""
 
+import os
 import time
 
 from app_support import app_env, app_checkpoints, assert_clean, new_app  # noqa: F401
@@ -36,8 +38,62 @@ def test_tiny_run_in_background(app_env):
         at.run()
         assert not at.exception
     assert job.done and job.error is None, job.error
+    _, records = job.snapshot()
+    assert records and all(r["worker"] != f"pid{os.getpid()}" for r in records), "cells ran in worker processes"
     at.run()
     at.run()
     assert_clean(at)
     assert any(len(df.value) == 2 for df in at.dataframe)  # summary: none and mixup at 2 shots
     assert at.selectbox(key="w_fs_open").value in job.result
+
+
+def start_small_run(at, steps: int = 20):
+    at.multiselect(key="w_fs_methods").set_value(["none", "mixup"])
+    at.number_input(key="w_fs_seeds").set_value(2)
+    at.number_input(key="w_fs_steps").set_value(steps)
+    at.multiselect(key="w_fs_shots").set_value([2])
+    at.button[0].click().run()
+    return at.session_state["_ll_fs_job"]
+
+
+def test_queue_place_then_stop_within_two_seconds(app_env):
+    from core.executor import probe
+    from ui import jobs
+
+    ex = jobs.shared_executor()
+    blockers = [ex.submit(probe.sleep, {"seconds": 60}, owner=f"blocker-{i}") for i in range(ex.workers)]
+    try:
+        at = new_app(PAGE)
+        job = start_small_run(at, steps=2000)
+        deadline = time.time() + 30
+        while job.queue_position != 1 and time.time() < deadline:
+            time.sleep(0.1)
+        at.run()
+        assert not at.exception
+        labels = [e.proto.label for e in at.main if type(e).__name__ == "Status"]
+        assert any("place 1 in the queue" in label for label in labels), labels
+        for b in blockers:
+            b.cancel()
+        deadline = time.time() + 60
+        while not job.progress.get("phase") == "cells" or job.queue_position:
+            assert time.time() < deadline, "the run never started"
+            time.sleep(0.1)
+        time.sleep(0.5)  # cells are running now
+        t0 = time.monotonic()
+        at.run()
+        at.button(key="w_fs_stop").click().run()
+        while not job.done and time.monotonic() - t0 < 10:
+            time.sleep(0.05)
+        assert job.done and time.monotonic() - t0 < 2.0, f"stopped after {time.monotonic() - t0:.2f} s"
+        assert job.error is None, job.error
+        _, records = job.snapshot()
+        assert len([r for r in records if r]) < 4
+    finally:
+        for b in blockers:
+            b.cancel()
+
+
+def test_two_runs_in_the_same_second_get_different_folders():
+    from ui.fewshot_ops import run_folder_name
+
+    assert len({run_folder_name("digits") for _ in range(50)}) == 50

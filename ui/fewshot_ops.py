@@ -1,9 +1,11 @@
-"""Few-shot runs from the page: start core.fewshot.run_experiment in a background Job, list/load runs."""
+"""Few-shot runs from the page: core.fewshot.run_experiment with its cells on the shared executor
+(worker processes, or a Ray cluster), not in the web server; list/load runs."""
 
 from __future__ import annotations
 
 import io
 import time
+import uuid
 
 import pandas as pd
 
@@ -14,22 +16,52 @@ def fewshot_dir():
     return catalog.runs_dir() / "fewshot"
 
 
-def start_run(spec) -> jobs.Job:
-    """spec: core.fewshot.ExperimentSpec (already validated). Writes runs/fewshot/<timestamp>/."""
+def run_folder_name(dataset: str) -> str:
+    """<time>-<dataset>-<random>: two runs started in the same second (two users) get different folders."""
+    ds = dataset.replace(":", "_").replace("/", "_")[:30]
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{ds}-{uuid.uuid4().hex[:6]}"
+
+
+class _RunExecutor:
+    """The shared executor as run_experiment sees it: every task tagged with this run's group, so the page
+    can show the run's place in the queue."""
+
+    def __init__(self, executor, group: str):
+        self.executor, self.group = executor, group
+
+    def map(self, fn, tasks, *, stop=None, on_result):
+        self.executor.map(fn, tasks, stop=stop, on_result=on_result, group=self.group)
+
+
+def start_run(spec, owner: str) -> jobs.Job:
+    """spec: core.fewshot.ExperimentSpec (already validated). Writes runs/fewshot/<time>-<dataset>-<random>/.
+
+    The run counts as one of `owner`'s jobs (QueueFull, a ValueError, when the session has its share). A
+    light thread in the server orchestrates and writes the records; the generators and cells run on the
+    shared executor. job.queue_position: the place of the run's first waiting task while none runs."""
     from core.fewshot import run_experiment
 
-    out = fewshot_dir() / f"{time.strftime('%Y%m%d-%H%M%S')}-{spec.dataset.replace(':', '_').replace('/', '_')[:30]}"
+    out = fewshot_dir() / run_folder_name(spec.dataset)
+    executor = jobs.shared_executor()
+    release = executor.reserve(owner)
+    group = f"fewshot-{uuid.uuid4().hex}"
 
     def work(job: jobs.Job) -> str:
-        job.report(path=str(out), done=0, total=len(spec.cells()))
+        job.report(path=str(out), done=0, total=len(spec.cells()), phase="generators")
 
         def on_progress(p: dict) -> None:
-            job.report(p.get("record"), done=p["done"], total=p["total"], cell=p["cell"])
+            job.report(p.get("record"), done=p["done"], total=p["total"], cell=p["cell"], phase=p["phase"],
+                       generators_done=p.get("generators_done"), generators_total=p.get("generators_total"))
 
-        run_experiment(spec, out, on_progress=on_progress, stop=job.stop)
+        try:
+            run_experiment(spec, out, on_progress=on_progress, stop=job.stop, executor=_RunExecutor(executor, group))
+        finally:
+            release()
         return str(out)
 
-    return jobs.start("fewshot", work)
+    job = jobs.start("fewshot", work, queue_position=lambda: executor.group_status(group)["position"])
+    job.path = str(out)
+    return job
 
 
 def summary_table(records: list[dict]) -> pd.DataFrame:

@@ -47,7 +47,14 @@ def add_parser(sub) -> None:
     p.add_argument("--param", action="append", default=[], metavar="METHOD.NAME=VALUE",
                    help="augmentation parameter, e.g. mixup.alpha=0.4 or isda.lambda_0=0.25 (repeatable)")
     p.add_argument("--device", default="auto")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave torch's default)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="worker processes running cells side by side, one torch thread each (default: one per "
+                        "core; 0: everything in this process, one cell after another)")
+    p.add_argument("--ray", default=None, metavar="ADDRESS",
+                   help="run the cells on this Ray cluster (HOST:PORT; or set LATENT_LAB_RAY_ADDRESS); the run "
+                        "folder must be on a filesystem every node sees")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch CPU threads with --workers 0 (0: leave torch's default)")
     p.add_argument("--out", default=None, help="run folder (default runs/fewshot-<time>-<random>)")
 
 
@@ -98,10 +105,13 @@ def run(args) -> int:
     import torch
     from tqdm import tqdm
 
+    from core.executor import JobFailed, executor_from_args
     from core.fewshot import pivot, run_experiment, summarize
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.workers is not None and args.workers < 0:
+        raise ValueError(f"--workers must be 0 (this process) or more, got {args.workers}")
     spec = spec_from_args(args)
     out = Path(args.out or f"runs/fewshot-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}")
     bar = tqdm(total=len(spec.cells()), unit="cell", file=sys.stderr, dynamic_ncols=True)
@@ -119,7 +129,17 @@ def run(args) -> int:
         bar.refresh()
 
     t0 = time.perf_counter()
-    records = run_experiment(spec, out, on_progress=on_progress)
+    with executor_from_args(args.workers, args.ray) as executor:
+        if executor.kind != "inline":
+            print(f"{executor.kind} executor, {executor.workers} workers; run folder {out}", file=sys.stderr)
+        try:
+            records = run_experiment(spec, out, on_progress=on_progress, executor=executor)
+        except JobFailed as exc:
+            bar.close()
+            if not exc.is_a("ValueError"):
+                print(exc.traceback_text, file=sys.stderr)  # a bug or a lost worker: show where
+            print(f"the finished cells are kept in {out}; run the same command again to resume", file=sys.stderr)
+            raise
     bar.close()
     rows = summarize(records)
     shots, methods, table = pivot(rows)
