@@ -116,3 +116,38 @@ def test_server_decode_switch_keeps_the_old_slider(page, server, frames):  # noq
     page.get_by_text("λ = 0.50").first.wait_for(timeout=30_000)
     assert page.locator("[data-testid='stSlider']").count() >= 1
     assert page.locator(LIVE).count() == 0
+
+
+def test_isda_direction_drag_stays_in_browser_and_release_reaches_server(page, server, frames):  # noqa: F811
+    _open(page, f"{server}/isda?ckpt=shipped/mnist5k-aae-gaussian-z16")
+    _wait_live(page)
+    page.get_by_text("2 · Move a sample").first.scroll_into_view_if_needed()
+    moved = page.locator(".ll-root canvas[data-kind='decoded']").first
+    before = moved.evaluate("c => c.toDataURL()")
+    slider = page.locator("[data-testid='llDecoderSlider']").first  # v1, over [-3, 3]
+    box = slider.bounding_box()
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] * 0.5, y)
+    page.wait_for_timeout(300)
+    sent0 = len(frames)
+    page.mouse.down()
+    for i in range(1, 12):
+        page.mouse.move(box["x"] + box["width"] * (0.5 + 0.04 * i), y)
+        page.wait_for_timeout(40)
+    page.wait_for_timeout(300)
+    assert len(frames) == sent0, "moving a direction slider must not talk to the server"
+    assert moved.evaluate("c => c.toDataURL()") != before, "the moved sample must change while dragging"
+    shown = float(page.locator(".ll-slider-value").first.inner_text())
+    assert shown >= 1.5
+    page.mouse.up()
+    page.wait_for_timeout(500)
+    _settle(page)
+    assert len(frames) > sent0, "letting go must tell the server"
+    # the server kept the value: its own (fallback) slider shows it
+    page.get_by_text("Decode on the server").first.click()
+    _settle(page)
+    v1 = page.locator("[data-testid='stSlider']", has_text="v1").locator("input[type='range']").first
+    v1.wait_for(timeout=30_000)
+    assert float(v1.get_attribute("aria-valuenow") or v1.input_value()) == pytest.approx(shown)
+    assert page.locator(LIVE).count() == 0
+    _no_exception(page, "ISDA after the browser sliders")

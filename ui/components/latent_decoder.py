@@ -106,3 +106,16 @@ def live_slider(wkey: str, ckpt_key: str, sha: str, *, path: dict, sliders: list
             "sliders": [{**s, "value": float(s["value"])} for s in sliders], "panels": panels}
     _mount(key=wkey, data=data, on_ready_change=lambda: None, on_values_change=_released)
     return live, None
+
+
+def isda_path(z: np.ndarray, eigvals: np.ndarray, eigvecs: np.ndarray, k: int, lam: float) -> dict:
+    """The ISDA sliders as a "directions" path: z + sum_i t_i sqrt(lam e_i) v_i = base + t @ dirs, with
+    dirs_i = core.isda_latent.shift_along(z, ..., one-hot i, lam) - z (the same formula as the server)."""
+    import torch
+
+    from core.isda_latent import shift_along
+
+    t = lambda a: torch.as_tensor(np.asarray(a, np.float32))  # noqa: E731
+    z_t, e_t, v_t = t(z), t(eigvals), t(eigvecs)
+    dirs = [(shift_along(z_t, e_t, v_t, t(np.eye(k)[i]), lam) - z_t).numpy() for i in range(k)]  # k x (d,)
+    return {"kind": "directions", "base": np.asarray(z, np.float32), "dirs": np.stack(dirs)}
