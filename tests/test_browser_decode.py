@@ -151,3 +151,39 @@ def test_isda_direction_drag_stays_in_browser_and_release_reaches_server(page, s
     assert float(v1.get_attribute("aria-valuenow") or v1.input_value()) == pytest.approx(shown)
     assert page.locator(LIVE).count() == 0
     _no_exception(page, "ISDA after the browser sliders")
+
+
+def test_browser_paths_match_core_latent(page, server, frames):  # noqa: F811
+    """The codes the browser builds from slider values: LSI linear / slerp and the ISDA directions."""
+    from core.latent import interpolate_latent
+
+    _open(page, f"{server}/interpolation")
+    _wait_live(page)
+    g = torch.Generator().manual_seed(3)
+    z0, z1 = torch.randn(16, generator=g), torch.randn(16, generator=g)
+    lams = [-0.5, 0.0, 0.3, 0.5, 1.0, 1.5]
+    for mode in ("linear", "slerp"):
+        want = interpolate_latent(z0, z1, lams, mode=mode).numpy()
+        got = np.asarray([page.evaluate("([p, v]) => window.latentLab.codeAt(p, v)",
+                                        [{"kind": mode, "z0": z0.tolist(), "z1": z1.tolist()}, [lam]]) for lam in lams])
+        np.testing.assert_allclose(got, want, atol=1e-5, err_msg=mode)
+    dirs = torch.randn(3, 16, generator=g)
+    t = [0.5, -1.25, 2.0]
+    got = page.evaluate("([p, v]) => window.latentLab.codeAt(p, v)",
+                        [{"kind": "directions", "base": z0.tolist(), "dirs": dirs.tolist()}, t])
+    np.testing.assert_allclose(got, (z0 + torch.tensor(t) @ dirs).numpy(), atol=1e-5)
+
+
+def test_new_pair_repaints_mixup_without_reload(page, server, frames):  # noqa: F811
+    """Another sample A (a rerun, not a page load) reaches the live element: its mixup and decode change."""
+    _open(page, f"{server}/interpolation?i0=500&i1=3500")
+    _wait_live(page)
+    shot = lambda kind: page.locator(f".ll-root canvas[data-kind='{kind}']").first.evaluate(  # noqa: E731
+        "c => c.toDataURL()")
+    mix, dec = shot("mix"), shot("decoded")
+    box = page.get_by_label("Index of A (0–4999)")
+    box.fill("501")
+    box.press("Tab")
+    page.wait_for_function("() => location.search.includes('i0=501')", timeout=30_000)
+    _settle(page)
+    assert shot("mix") != mix and shot("decoded") != dec

@@ -7,7 +7,7 @@
 // tells the server that this browser holds (and has run) the decoder of a sha256, or why it cannot.
 
 const LAB = (window.__latentLab = window.__latentLab || { decoders: new Map(), paints: [] });
-const MAX_DECODERS = 4; // a few checkpoints' decoders (~0.4 MB each) kept in this tab, least recently used out
+const MAX_DECODERS = 4; // a few checkpoints' decoders (~0.5 MB each) kept in this tab, least recently used out
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 // ----------------------------------------------------------------------------- the spec -> a decode function
@@ -196,6 +196,7 @@ window.latentLab = {
     return zs.map((z) => Array.from(dec.decode(z)));
   },
   paints: () => LAB.paints.slice(),
+  codeAt: (path, values) => Array.from(codeAt(path, values)),
 };
 
 // ----------------------------------------------------------------------------- codes from slider values
@@ -286,15 +287,28 @@ function buildUi(root, data, view) {
   const panels = el("div", { class: "ll-panels" }, root);
   view.panels = data.panels.map((p) => {
     const fig = el("figure", { class: "ll-panel" }, panels);
-    el("div", { class: "ll-panel-title", text: p.title }, fig);
+    const title = el("div", { class: "ll-panel-title" }, fig);
     const canvas = el("canvas", { class: "ll-canvas", "data-kind": p.kind, style: `width: ${data.width}px` }, fig);
     const cap = el("figcaption", {}, fig);
-    const panel = { spec: p, canvas, cap };
-    if (p.kind === "mix") { panel.x0 = floats(p.x0); panel.x1 = floats(p.x1); panel.mix = new Float32Array(panel.x0.length); }
-    if (p.kind === "image") paint(canvas, data.shape, floats(p.x));
-    return panel;
+    return { spec: p, title, canvas, cap };
   });
   view.status = el("div", { class: "ll-status" }, root);
+}
+
+function refreshPanels(view, data) {
+  // the pictures a rerun may change without changing the layout (another pair, another sample)
+  view.panels.forEach((panel, i) => {
+    const p = (panel.spec = data.panels[i]);
+    panel.title.textContent = p.title;
+    if (p.kind === "mix" && (panel.x0src !== p.x0 || panel.x1src !== p.x1)) {
+      panel.x0 = floats(p.x0); panel.x1 = floats(p.x1); panel.mix = new Float32Array(panel.x0.length);
+      panel.x0src = p.x0; panel.x1src = p.x1;
+    }
+    if (p.kind === "image" && panel.xsrc !== p.x) {
+      paint(panel.canvas, data.shape, floats(p.x));
+      panel.xsrc = p.x;
+    }
+  });
 }
 
 export default function (component) {
@@ -338,13 +352,13 @@ export default function (component) {
 
   // 2. the UI: rebuilt when its layout changes, otherwise kept (and a drag in progress is left alone)
   const layout = JSON.stringify([data.sha, data.sliders.map((s) => [s.label, s.min, s.max, s.step]),
-    data.panels.map((p) => [p.title, p.kind, p.x0 ? p.x0.length + p.x0.slice(0, 64) : "", p.x ? p.x.slice(0, 64) : ""]),
-    data.width, data.shape, data.slider_columns]);
+    data.panels.map((p) => p.kind), data.width, data.shape, data.slider_columns]);
   if (view.layout !== layout || !root.querySelector(".ll-sliders")) {
     buildUi(root, data, view);
     view.layout = layout;
     view.dragging = false;
   }
+  refreshPanels(view, data);
   view.data = data;
   view.dec = dec;
   const serverValues = data.sliders.map((s) => +s.value);
