@@ -6,7 +6,8 @@ import pandas as pd
 import streamlit as st
 
 from ui import show, state
-from ui.compute import interpolation_frame, interpolation_path, sampler_batch
+from ui.components import latent_decoder
+from ui.compute import interpolation_frame, interpolation_path, pair, sampler_batch
 from ui.resources import UiError, friendly, page_inputs
 from ui.sidebar import shared_sidebar
 
@@ -94,29 +95,63 @@ st.caption(f"A = #{i0} (class {names[y[i0]]}), B = #{i1} (class {names[y[i1]]}).
 
 
 # ----------------------------------------------------------------------------- slider + previews
+LAM_LABEL = "λ  (outside [0, 1] is extrapolation)"
+
+
+def _released(values: list[float]) -> None:
+    """The browser slider was let go: its lambda becomes the shared one (URL, soft label, path)."""
+    state.put("lam", round(min(1.5, max(-0.5, values[0])), 2))
+
+
+def _browser_panel(mode: str, lam: float) -> tuple[bool, str | None]:
+    """The in-browser decoder for the LSI slider (decoded sample + pixel mixup, painted while dragging)."""
+    z0, z1, x0, x1, _, _ = pair(sel.ckpt, ckpt.sha256, sel.dataset, int(i0), int(i1))
+    return latent_decoder.live_slider(
+        "w_lam_browser", sel.ckpt, ckpt.sha256, path={"kind": mode, "z0": z0, "z1": z1},
+        sliders=[{"label": LAM_LABEL, "min": -0.5, "max": 1.5, "step": 0.05, "value": lam}],
+        panels=[{"title": "Decoded LSI sample", "kind": "decoded", "caption": "λ = {0}"},
+                {"title": "Pixel mixup, same λ", "kind": "mix", "caption": "λ = {0}",
+                 "x0": latent_decoder.images_b64(x0), "x1": latent_decoder.images_b64(x1)}],
+        shape=tuple(x0.shape), on_release=_released)
+
+
 @st.fragment
 def slider_panel() -> None:
     with friendly("Interpolation"):
         st.subheader("2 · Move along the path")
-        c1, c2 = st.columns([3, 1])
-        lam = c1.slider("λ  (outside [0, 1] is extrapolation)", -0.5, 1.5, step=0.05,
-                        **state.bind_widget("lam", "w_lam", lambda v: -0.5 <= v <= 1.5))
+        c1, c2, c3 = st.columns([3, 1.3, 1.7], vertical_alignment="bottom")
         mode = c2.radio("Path", ["linear", "slerp"], horizontal=True, key="w_mode",
                         help="slerp follows the great circle between the two codes (White 2016).")
+        on_server = latent_decoder.server_decode_toggle(c3)
+        valid = lambda v: isinstance(v, float | int) and -0.5 <= v <= 1.5  # noqa: E731
+        if not valid(state.get("lam")):
+            state.put("lam", 0.5)
+        live_col, label_col = st.columns([3, 2])  # empty (no height) while the server decodes
+        with live_col:
+            live, why = (False, None) if on_server else _browser_panel(mode, float(state.get("lam")))
+        if live:
+            lam = float(state.get("lam"))
+            c1.caption("Drag λ: your browser decodes every step; the page follows when you let go.")
+        else:
+            lam = c1.slider(LAM_LABEL, -0.5, 1.5, step=0.05, **state.bind_widget("lam", "w_lam", valid))
+            if why:
+                c1.caption(f"Decoding on the server: {why}.")
         state.put("lam", float(lam))
         state.sync_url()
         f = interpolation_frame(sel.ckpt, ckpt.sha256, sel.dataset, int(i0), int(i1), float(lam), mode)
-        cols = st.columns([1, 1, 2])
-        with cols[0]:
-            st.markdown("**Decoded LSI sample**")
-            show.one(f["x_lsi"], f"λ = {lam:.2f}", width=168, is_image=ds.is_image)
-        with cols[1]:
-            st.markdown("**Pixel mixup, same λ**")
-            show.one(f["x_mix"], f"λ = {lam:.2f}", width=168, is_image=ds.is_image)
+        cols = st.columns([1, 1, 2]) if not live else [None, None, label_col]
+        if not live:
+            with cols[0]:
+                st.markdown("**Decoded LSI sample**")
+                show.one(f["x_lsi"], f"λ = {lam:.2f}", width=168, is_image=ds.is_image)
+            with cols[1]:
+                st.markdown("**Pixel mixup, same λ**")
+                show.one(f["x_mix"], f"λ = {lam:.2f}", width=168, is_image=ds.is_image)
         with cols[2]:
-            st.markdown("**LSI soft label** (λ-weighted, two-hot at 0.5)")
+            st.markdown(f"**LSI soft label at λ = {lam:.2f}** (λ-weighted, two-hot at 0.5)")
             st.bar_chart(pd.DataFrame({"weight": f["soft"]}, index=names), height=200)
-        st.caption(f"Server time for this λ: {f['ms']:.1f} ms")
+        if not live:
+            st.caption(f"Server time for this λ: {f['ms']:.1f} ms")
         st.session_state["_ll_last_frame_ms"] = f["ms"]
 
         lambdas = tuple(float(v) for v in np.round(np.linspace(-0.5, 1.5, 9), 3))

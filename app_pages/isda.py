@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from ui import show, state
+from ui.components import latent_decoder
 from ui.isda_ops import bound_check, bound_figure, class_covariance, gaussian_grid, move_along, spectrum
 from ui.resources import friendly, page_inputs
 from ui.sidebar import shared_sidebar
@@ -60,27 +61,68 @@ members = np.flatnonzero(y == c)
 start = members.tolist().index(i0) if isinstance(i0, int) and i0 in set(members.tolist()) else 0
 
 
+COEFFS = "_ll_isda_coeffs"  # the direction coefficients, shared by the browser sliders and the server ones
+
+
+def _coeffs(k: int) -> list[float]:
+    return (list(st.session_state.get(COEFFS) or []) + [0.0] * k)[:k]
+
+
+def _released(values: list[float]) -> None:
+    """The browser sliders were let go: their values become the page's (and the server sliders')."""
+    st.session_state[COEFFS] = [round(min(3.0, max(-3.0, v)) * 4) / 4 for v in values]
+
+
+def _server_slider_moved(i: int, k: int) -> None:
+    coeffs = _coeffs(k)
+    coeffs[i] = float(st.session_state[f"w_isda_t{i}"])
+    st.session_state[COEFFS] = coeffs
+
+
+def _browser_sliders(idx: int, k: int, lam: float) -> tuple[bool, str | None]:
+    """The direction sliders decoded in the browser: original and moved sample painted while dragging."""
+    return latent_decoder.live_slider(
+        "w_isda_browser", sel.ckpt, ckpt.sha256, path=latent_decoder.isda_path(z_all[idx], eigvals, eigvecs, k, lam),
+        sliders=[{"label": f"v{i + 1}  (× √(λ·e{i + 1}))", "min": -3.0, "max": 3.0, "step": 0.25,
+                  "value": v} for i, v in enumerate(_coeffs(k))],
+        panels=[{"title": f"Original #{idx}", "kind": "image", "x": latent_decoder.images_b64(ds.x[idx].numpy())},
+                {"title": "Moved", "kind": "decoded", "caption": " ".join(f"{{+{i}}}" for i in range(k))}],
+        shape=tuple(ds.x.shape[1:]), on_release=_released, width=140, slider_columns=2)
+
+
 @st.fragment
 def directions_panel() -> None:
     with friendly("Moving along the directions"):
         st.subheader("2 · Move a sample along the top directions")
         k = min(4, d)
-        c1, c2 = st.columns([1, 1])
+        c1, c2, c3 = st.columns([2, 2, 1.5], vertical_alignment="bottom")
         pos = c1.number_input(f"Which {cls_name} (0–{len(members) - 1})", 0, len(members) - 1, start,
                               key=f"w_isda_member_{c}")
         lam = c2.slider("λ (strength: δ ~ N(0, λΣ))", 0.05, 5.0, 1.0, 0.05, key="w_isda_lam")
+        on_server = latent_decoder.server_decode_toggle(c3)
         idx = int(members[int(pos)])
-        cols = st.columns(k)
-        coeffs = [cols[i].slider(f"v{i + 1}  (× √(λ·e{i + 1}))", -3.0, 3.0, 0.0, 0.25, key=f"w_isda_t{i}")
-                  for i in range(k)]
-        x_new = move_along(sel.ckpt, z_all[idx], eigvals, eigvecs, coeffs, lam)
-        a, b, g = st.columns([1, 1, 3])
-        with a:
-            st.markdown(f"**Original #{idx}**")
-            show.one(ds.x[idx].numpy(), None, width=140, is_image=ds.is_image)
-        with b:
-            st.markdown("**Moved**")
-            show.one(x_new[0], " ".join(f"{t:+.2g}" for t in coeffs), width=140, is_image=ds.is_image)
+        live_col, grid_col = st.columns([2, 3])  # empty (no height) while the server decodes
+        with live_col:
+            live, why = (False, None) if on_server else _browser_sliders(idx, k, float(lam))
+        if live:
+            g = grid_col
+        else:
+            if why:
+                st.caption(f"Decoding on the server: {why}.")
+            cols = st.columns(k)
+            for i, v in enumerate(_coeffs(k)):  # show the shared values (a browser release may have moved them)
+                if st.session_state.get(f"w_isda_t{i}") != v:
+                    st.session_state[f"w_isda_t{i}"] = v
+            coeffs = [cols[i].slider(f"v{i + 1}  (× √(λ·e{i + 1}))", -3.0, 3.0, step=0.25, key=f"w_isda_t{i}",
+                                     on_change=_server_slider_moved, args=(i, k)) for i in range(k)]
+            x_new = move_along(sel.ckpt, z_all[idx], eigvals, eigvecs, coeffs, lam)
+            a, b, g = st.columns([1, 1, 3])
+            with a:
+                st.markdown(f"**Original #{idx}**")
+                show.one(ds.x[idx].numpy(), None, width=140, is_image=ds.is_image)
+            with b:
+                st.markdown("**Moved**")
+                show.one(x_new[0], " ".join(f"{t:+.2g}" for t in coeffs), width=140, is_image=ds.is_image)
         with g:
             st.markdown(f"**16 draws from N(z, λΣ_{cls_name})**")
             seed = st.number_input("Seed of the draws", 0, 10_000, 0, key="w_isda_seed")

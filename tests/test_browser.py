@@ -137,7 +137,8 @@ def test_page_renders(page, server, path, title, shot):
 
 
 def test_interpolation_slider_moves(page, server):
-    _open(page, f"{server}/interpolation")
+    """The server-decoded slider (the fallback; tests/test_browser_decode.py covers the in-browser one)."""
+    _open(page, f"{server}/interpolation?decode=server")
     caption = page.get_by_text("λ = 0.50").first
     caption.wait_for(timeout=30_000)
     thumb = page.locator("[data-testid='stSlider'] input[type='range']").first

@@ -1,0 +1,121 @@
+"""Sliders that decode in the browser: a Streamlit components-v2 element (inline JS, no iframe, no build).
+
+The server sends the checkpoint's decoder (core.webdecoder spec, ~0.5 MB for the mnist5k conv nets) once
+per browser tab and checkpoint; afterwards each rerun sends only the codes. While a slider moves, the
+browser rebuilds the code, decodes it and paints a canvas every animation frame; the server hears the
+value only when the user lets go (or the arrow keys rest), so a drag costs it no rerun.
+
+Hand-shake, per component and checkpoint sha256:
+  1. probe: the page mounts the element with the spec (unless this session's browser already holds it)
+     and still draws its own server-decoded slider below (the fallback);
+  2. the browser compiles the spec, runs one decode, and sets state "ready" = sha256 (or "error: ...",
+     or "missing: <sha>" when it was not sent a spec it does not have);
+  3. the rerun sees ready == sha256 and mounts the element "live": its sliders replace the server's.
+Where the spec cannot be built (an unknown layer, a vector data set) or the browser fails, the page
+keeps decoding on the server, and says why.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import streamlit as st
+
+from ui.resources import checkpoint
+
+_HERE = Path(__file__).resolve().parent
+_mount = st.components.v2.component(
+    "latent_lab_latent_decoder",
+    js=(_HERE / "latent_decoder.js").read_text(encoding="utf-8"),
+    css=(_HERE / "latent_decoder.css").read_text(encoding="utf-8"),
+)
+
+_HELD = "_ll_webdec_held"  # sha256s whose decoder this session's browser tab holds
+_FAILED = "_ll_webdec_failed"  # sha256 -> why the browser could not run it
+SERVER_PARAM = "decode"  # ?decode=server keeps the server-rerun path (the reference in bench/slider_browser.py)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _spec(key: str, sha: str) -> dict | str:
+    """The decoder spec of checkpoint `key` (sha256 `sha`), or the reason it cannot be exported."""
+    from core.webdecoder import decoder_spec
+
+    try:
+        return decoder_spec(checkpoint(key).model)
+    except ValueError as e:
+        return str(e)
+
+
+def server_decode_toggle(container=st) -> bool:
+    """The "Decode on the server" switch (default from ?decode=server); True = the old server-rerun path."""
+    default = st.query_params.get(SERVER_PARAM) == "server"
+    return container.toggle("Decode on the server", value=default, key="w_server_decode",
+                            help="Off: the browser decodes while you drag (the server hears the value when you "
+                                 "let go). On: every slider move is a server rerun, as before.")
+
+
+def images_b64(x: np.ndarray) -> str:
+    """Pixels (*shape) -> base64 float32 for a static or mixed panel."""
+    from core.webdecoder import encode_floats
+
+    return encode_floats(np.asarray(x, np.float32))
+
+
+def live_slider(wkey: str, ckpt_key: str, sha: str, *, path: dict, sliders: list[dict], panels: list[dict],
+                shape: tuple[int, ...], on_release: Callable[[list[float]], None], width: int = 168,
+                slider_columns: int = 1) -> tuple[bool, str | None]:
+    """Mount the in-browser decoder; -> (live, why_not).
+
+    live True: the browser draws the sliders and decoded images; the caller draws no server slider.
+    live False: draw the server slider (why_not says why, or None while the browser is being probed).
+    path: {"kind": "linear"|"slerp", "z0", "z1"} (one slider, lambda) or {"kind": "directions", "base",
+    "dirs"} (z = base + sum_i t_i dirs_i, one slider per direction). sliders: [{label, min, max, step,
+    value}]. panels: [{"title", "kind": "decoded"|"mix"|"image", "caption" ("{0}", "{+0}": slider values),
+    "x0"/"x1" (mix) or "x" (image): images_b64(...)}]. on_release(values) runs before the rerun that a
+    release causes (like a widget's on_change)."""
+    if len(shape) != 3:
+        return False, "vector data is drawn as a chart, which the browser decoder does not paint"
+    failed = st.session_state.setdefault(_FAILED, {})
+    if sha in failed:
+        return False, failed[sha]
+    spec = _spec(ckpt_key, sha)
+    if isinstance(spec, str):
+        return False, spec
+
+    held = st.session_state.setdefault(_HELD, set())
+    ready = (st.session_state.get(wkey) or {}).get("ready")
+    if ready == sha:
+        held.add(sha)
+    elif isinstance(ready, str) and ready == f"missing: {sha}":
+        held.discard(sha)
+    elif isinstance(ready, str) and ready.startswith("error: ") and sha not in held:
+        failed[sha] = f"the browser could not run this decoder ({ready[7:]})"
+        return False, failed[sha]
+    live = ready == sha
+
+    def _released() -> None:
+        values = (st.session_state.get(wkey) or {}).get("values")
+        if isinstance(values, list) and len(values) == len(sliders):
+            on_release([float(v) for v in values])
+
+    data = {"sha": sha, "live": live, "spec": None if sha in held else spec, "shape": list(shape),
+            "width": int(width), "slider_columns": int(slider_columns),
+            "path": {k: (np.asarray(v, np.float64).tolist() if k != "kind" else v) for k, v in path.items()},
+            "sliders": [{**s, "value": float(s["value"])} for s in sliders], "panels": panels}
+    _mount(key=wkey, data=data, on_ready_change=lambda: None, on_values_change=_released)
+    return live, None
+
+
+def isda_path(z: np.ndarray, eigvals: np.ndarray, eigvecs: np.ndarray, k: int, lam: float) -> dict:
+    """The ISDA sliders as a "directions" path: z + sum_i t_i sqrt(lam e_i) v_i = base + t @ dirs, with
+    dirs_i = core.isda_latent.shift_along(z, ..., one-hot i, lam) - z (the same formula as the server)."""
+    import torch
+
+    from core.isda_latent import shift_along
+
+    t = lambda a: torch.as_tensor(np.asarray(a, np.float32))  # noqa: E731
+    z_t, e_t, v_t = t(z), t(eigvals), t(eigvecs)
+    dirs = [(shift_along(z_t, e_t, v_t, t(np.eye(k)[i]), lam) - z_t).numpy() for i in range(k)]  # k x (d,)
+    return {"kind": "directions", "base": np.asarray(z, np.float32), "dirs": np.stack(dirs)}
