@@ -55,7 +55,8 @@ else:
             entry = catalog.find(candidates, key)
             with col, friendly(f"Checkpoint {entry.name}"):
                 fig = latent_scatter(xy, y, names, marker_size=3, opacity=0.6, title=f"β = {entry.beta:g}")
-                fig.update_layout(height=330, showlegend=key == maps[-1][0], margin={"l": 5, "r": 5, "t": 40, "b": 5})
+                fig.update_layout(height=380, margin={"l": 5, "r": 5, "t": 40, "b": 5},  # same plot area in every column
+                                  legend={"orientation": "h", "y": -0.12, "title": None, "font": {"size": 10}})
                 fig.update_xaxes(range=[-lim, lim])
                 fig.update_yaxes(range=[-lim, lim])
                 st.plotly_chart(fig, width="stretch", key=f"w_beta_map_{key}", config={"displayModeBar": False})
@@ -119,7 +120,7 @@ with friendly("The traversal grid"):
     with right:
         if ds.is_image:
             grid = g["images"]  # (R, C, *shape)
-            st.image(image_grid(grid.reshape(-1, *grid.shape[2:]), ncol=grid.shape[1]), width="stretch",
+            st.image(image_grid(grid.reshape(-1, *grid.shape[2:]), ncol=grid.shape[1]), width=64 * grid.shape[1],
                      caption="columns: " + "  ".join(f"{t:+.1f}σ" for t in g["offsets"]))
         else:
             st.info("Tabular data: the grid's rows are shown as feature charts below.")
