@@ -3,7 +3,7 @@ PY := .venv/bin/python
 PIP := .venv/bin/pip
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
 
-.PHONY: run test test-fast venv checkpoints bench
+.PHONY: run test test-fast venv checkpoints beta-checkpoints bench
 
 .venv/.installed: requirements.txt
 	test -x $(PY) || python3 -m venv .venv
@@ -38,6 +38,15 @@ checkpoints: .venv/.installed
 	  $(PY) -m core train --dataset mnist5k --model aae --prior gaussian --latent-dim $$z --epochs $(EPOCHS) --out checkpoints/mnist5k-aae-gaussian-z$$z && \
 	  $(PY) -m core train --dataset mnist5k --model aae --prior uniform --latent-dim $$z --epochs $(EPOCHS) --out checkpoints/mnist5k-aae-uniform-z$$z && \
 	  $(PY) -m core train --dataset mnist5k --model vae --latent-dim $$z --epochs $(EPOCHS) --out checkpoints/mnist5k-vae-z$$z || exit 1; \
+	done
+	$(MAKE) beta-checkpoints
+
+# The beta maps (seed 002): beta-VAEs at z = 2 beside mnist5k-vae-z2 (beta = 1), same settings otherwise.
+# One thread each, one after another (about 2-3 CPU-minutes each on a 2-core box).
+BETAS := 0.5 4 16
+beta-checkpoints: .venv/.installed
+	for b in $(BETAS); do \
+	  OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m core train --dataset mnist5k --model vae --latent-dim 2 --beta $$b --epochs $(EPOCHS) --out checkpoints/mnist5k-vae-beta$$b-z2 || exit 1; \
 	done
 
 bench: .venv/.installed-test

@@ -15,6 +15,8 @@ GUIDE = [
      "train an AE, AAE (uniform or Gaussian prior) or beta-VAE, or load/upload a checkpoint and check its reconstructions."),
     ("app_pages/latent_map.py", "Latent map & holes", ":material/scatter_plot:",
      "see the encoded dataset (PCA/UMAP), select points to view their images, and compare the 'holes' of four models."),
+    ("app_pages/beta_dims.py", "Beta & dimensions", ":material/tune:",
+     "beta-VAE maps at beta = 0.5 … 16 side by side (KL against reconstruction), and a traversal grid: what each latent dimension does."),
     ("app_pages/interpolation.py", "Interpolation", ":material/linear_scale:",
      "walk between two samples in latent space (LSI) with a lambda slider, next to pixel mixup; try the kNN/noise/prior samplers."),
     ("app_pages/isda.py", "ISDA directions", ":material/explore:",

@@ -24,7 +24,9 @@ sizes compare fairly:
 
 from __future__ import annotations
 
+import hashlib
 import threading
+from collections import OrderedDict
 
 import numpy as np
 import torch
@@ -167,13 +169,26 @@ def midpoint_realism(model, z: Tensor, y: Tensor, classifier_fn, n_pairs: int = 
 
 # ----------------------------------------------------------------------------- real-data classifier
 
-_CLASSIFIERS: dict[tuple, object] = {}
+MAX_CLASSIFIERS = 4  # real-data classifiers kept in-process (one per dataset), least recently used out first
+FINGERPRINT_VALUES = 4096  # values of x hashed for the cache key
+_CLASSIFIERS: "OrderedDict[tuple, object]" = OrderedDict()
 _CLASSIFIERS_LOCK = threading.Lock()
 
 
+def data_fingerprint(data) -> str:
+    """A cheap fingerprint of a dataset's contents: sha1 of its shapes and of FINGERPRINT_VALUES evenly
+    spaced values of x and y (a few microseconds; no copy of the whole set). The id alone is not enough:
+    the file behind an idx:/npz: spec can change."""
+    x, y = data.x.detach().reshape(-1), data.y.detach().reshape(-1)
+    h = hashlib.sha1(repr((tuple(data.x.shape), tuple(data.y.shape), str(data.x.dtype))).encode())
+    for t in (x, y):
+        step = max(1, len(t) // FINGERPRINT_VALUES)
+        h.update(t[::step][:FINGERPRINT_VALUES].cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
 def _data_key(data) -> tuple:
-    x = data.x
-    return (data.id, tuple(x.shape), round(float(x.double().sum()), 3))  # id alone: idx:/npz: files change
+    return (data.id, data_fingerprint(data))
 
 
 def real_data_classifier(data, max_train: int = 5000, seed: int = 0):
@@ -190,6 +205,9 @@ def real_data_classifier(data, max_train: int = 5000, seed: int = 0):
             x = data.x.cpu()[idx].reshape(len(idx), -1).float().numpy()
             clf = LogisticRegression(C=0.1, max_iter=300).fit(x, data.y.cpu()[idx].numpy())
             _CLASSIFIERS[key] = clf
+            while len(_CLASSIFIERS) > MAX_CLASSIFIERS:
+                _CLASSIFIERS.popitem(last=False)
+        _CLASSIFIERS.move_to_end(key)
         clf = _CLASSIFIERS[key]
     n_classes = data.n_classes
 

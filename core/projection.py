@@ -45,11 +45,13 @@ WARM_POINTS = 4200  # >= 4,096 points: umap's own kNN would take the pynndescent
 EXACT_KNN_MAX = 20_000  # up to here we compute exact kNN (N^2 distances); above, pynndescent
 MIN_UMAP_POINTS = 10  # below this a map is PCA (UMAP needs a neighbourhood graph)
 CACHE_FORMAT = 1
+CACHE_MAX_BYTES = 256 * 2**20  # the disk cache of maps is pruned to this total size ...
+CACHE_MAX_AGE_S = 30 * 24 * 3600.0  # ... and of files not used for this long (a 60k-point map is ~0.5 MB)
 
 _UMAP_LOCK = threading.Lock()
 _WARM = threading.Event()
 
-__all__ = ["project", "project_cached", "projection_cache_path", "warm_umap", "umap_is_warm", "pca_2d", "exact_knn"]
+__all__ = ["project", "project_cached", "projection_cache_path", "prune_cache", "warm_umap", "umap_is_warm", "pca_2d", "exact_knn"]
 
 
 def _omp_layer_available() -> bool:
@@ -259,7 +261,9 @@ def project_cached(z, key: str, method: str = "pca", cache_dir: str | Path | Non
     if path.is_file():
         try:
             with np.load(path, allow_pickle=False) as f:
-                return f["xy"].astype(np.float32, copy=False)
+                xy = f["xy"].astype(np.float32, copy=False)
+            _touch(path)  # the age that prune_cache goes by is the time since last use
+            return xy
         except (OSError, ValueError, KeyError):
             pass  # damaged or half-written by another process: recompute below
     xy = project(z, method, **_settings(method, settings))
@@ -267,4 +271,48 @@ def project_cached(z, key: str, method: str = "pca", cache_dir: str | Path | Non
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.{threading.get_ident()}.tmp.npz")
     np.savez(tmp, xy=xy, meta=np.array(json.dumps({"key": str(key), "method": method, **_settings(method, settings)})))
     os.replace(tmp, path)
+    prune_cache(path.parent, keep=path)
     return xy
+
+
+def _touch(path: Path) -> None:
+    try:
+        os.utime(path)
+    except OSError:
+        pass  # read-only cache folder: ages then count from the write
+
+
+def prune_cache(cache_dir: str | Path | None = None, max_bytes: int | None = None, max_age_s: float | None = None,
+                keep: Path | None = None, now: float | None = None) -> list[Path]:
+    """Delete cached maps (*.npz in cache_dir) not used for max_age_s (default CACHE_MAX_AGE_S), then the
+    least recently used ones until the rest fit in max_bytes (default CACHE_MAX_BYTES). `keep` (the map
+    just written) is never deleted; another writer's temporary file is left alone unless it is over an
+    hour old (a crashed writer's). -> the paths deleted. project_cached calls it after every write
+    (one listing and one stat per cached map; reads never prune)."""
+    folder = Path(cache_dir or DEFAULT_CACHE_DIR)
+    now = time.time() if now is None else now
+    max_bytes = CACHE_MAX_BYTES if max_bytes is None else max_bytes
+    max_age_s = CACHE_MAX_AGE_S if max_age_s is None else max_age_s
+    files = []
+    for p in folder.glob("*.npz") if folder.is_dir() else []:
+        try:
+            s = p.stat()
+        except OSError:
+            continue  # deleted meanwhile by another process
+        files.append((s.st_mtime, s.st_size, p))
+    files.sort(key=lambda f: f[0], reverse=True)  # most recently used first
+    deleted, total, full = [], 0, False
+    for mtime, size, p in files:
+        stale_tmp = p.name.startswith(".") and p.name.endswith(".tmp.npz") and now - mtime > 3600
+        if p.name.startswith(".") and not stale_tmp:
+            continue  # another writer's file in progress
+        full = full or (p != keep and total + size > max_bytes)  # from here on, everything older goes
+        if p != keep and (stale_tmp or full or now - mtime > max_age_s):
+            try:
+                p.unlink()
+                deleted.append(p)
+            except OSError:
+                pass
+            continue
+        total += size
+    return deleted

@@ -22,7 +22,7 @@ MAX_JOBS = 64
 RETRY_AFTER_S = 30.0
 
 
-@st.cache_resource
+@st.cache_resource(max_entries=1)
 def _registry() -> tuple["OrderedDict[tuple, jobs.Job]", threading.Lock]:
     return OrderedDict(), threading.Lock()
 
@@ -35,10 +35,9 @@ def submit(name: str, key: tuple, fn: Callable[[], Any]) -> jobs.Job:
             job = jobs.start(name, lambda _job: fn())
             reg[(name, key)] = job
         reg.move_to_end((name, key))
-        while len(reg) > MAX_JOBS:
-            old_key, old = next(iter(reg.items()))
-            if not old.done:
-                break
+        # Drop the least recently asked-for finished jobs (and their results) beyond MAX_JOBS. A job still
+        # running is kept (its thread holds it anyway): the registry exceeds MAX_JOBS only by running jobs.
+        for old_key in [k for k, j in reg.items() if j.done][: max(0, len(reg) - MAX_JOBS)]:
             reg.pop(old_key)
         return job
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +28,8 @@ DEFAULT_DATASET = "mnist5k"
 DEFAULT_CHECKPOINTS = ("mnist5k-aae-uniform-z16", "mnist5k-aae-uniform-z2", "mnist5k-vae-z16")
 # The hole-effect comparison: one of each prior, 2-d so the raw axes show the holes.
 HOLE_SET = ("mnist5k-ae-z2", "mnist5k-aae-gaussian-z2", "mnist5k-aae-uniform-z2", "mnist5k-vae-z2")
+# The beta maps (seed 002): beta-VAEs at z = 2 with beta 0.5, 1, 4, 16 (`make beta-checkpoints`).
+BETA_SET = ("mnist5k-vae-beta0.5-z2", "mnist5k-vae-z2", "mnist5k-vae-beta4-z2", "mnist5k-vae-beta16-z2")
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,19 @@ class CheckpointEntry:
     @property
     def latent_dim(self) -> int:
         return int(self.meta.get("model", {}).get("latent_dim", 0))
+
+    @property
+    def kind(self) -> str:
+        return str(self.meta.get("model", {}).get("kind", "?"))
+
+    @property
+    def beta(self) -> float | None:
+        """The KL weight of a VAE (None for other models)."""
+        m = self.meta.get("model", {})
+        try:
+            return float(m.get("beta", 1.0)) if m.get("kind") == "vae" else None
+        except (TypeError, ValueError):
+            return None
 
     @property
     def label(self) -> str:
@@ -81,17 +99,70 @@ def _read_meta(folder: Path) -> dict | None:
     return meta if isinstance(meta, dict) and isinstance(meta.get("model"), dict) else None
 
 
-def scan(uploads: dict[str, dict] | None = None) -> list[CheckpointEntry]:
-    """All checkpoints on disk (shipped first, then user-trained), plus in-memory uploads."""
+def _scan_disk(roots: tuple[tuple[str, Path], ...]) -> list[CheckpointEntry]:
+    """Read every checkpoint folder's config.json under the roots (the slow part: one file per folder)."""
     out: list[CheckpointEntry] = []
-    for prefix, roots in (("shipped", shipped_roots()), ("runs", [user_checkpoint_dir()])):
-        for root in roots:
-            if not root.is_dir():
-                continue
-            for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-                meta = _read_meta(folder)
-                if meta is not None:
-                    out.append(CheckpointEntry(f"{prefix}/{folder.name}", folder.name, str(folder), meta))
+    for prefix, root in roots:
+        if not root.is_dir():
+            continue
+        for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+            meta = _read_meta(folder)
+            if meta is not None:
+                out.append(CheckpointEntry(f"{prefix}/{folder.name}", folder.name, str(folder), meta))
+    return out
+
+
+# The disk scan is cached per set of roots and re-done only when a root's mtime changes (a checkpoint
+# folder added, removed or replaced: save_checkpoint renames its folder into place, which touches the
+# root), when SCAN_TTL_S has passed (a config.json edited in place inside its folder), or after
+# invalidate(). A rerun of a page therefore costs one stat per root, not one read per checkpoint.
+SCAN_TTL_S = 60.0
+MAX_SCAN_CACHE = 8  # distinct root sets (environments) remembered
+_RACY_S = 2.0  # a root changed this recently may change again within the same mtime tick: do not trust it
+_scan_lock = threading.Lock()
+_scan_cache: "OrderedDict[tuple, tuple[tuple, float, list[CheckpointEntry]]]" = OrderedDict()
+
+
+def _signature(roots) -> tuple:
+    sig = []
+    for _, root in roots:
+        try:
+            sig.append(root.stat().st_mtime_ns)
+        except OSError:
+            sig.append(None)
+    return tuple(sig)
+
+
+def invalidate() -> None:
+    """Forget the cached scan (call after writing into a checkpoint folder in place)."""
+    with _scan_lock:
+        _scan_cache.clear()
+
+
+def scan(uploads: dict[str, dict] | None = None) -> list[CheckpointEntry]:
+    """All checkpoints on disk (shipped first, then user-trained), plus in-memory uploads.
+
+    The on-disk part is cached (see SCAN_TTL_S above); the list returned is the caller's own."""
+    roots = tuple(("shipped", r) for r in shipped_roots()) + (("runs", user_checkpoint_dir()),)
+    ident = tuple((p, str(r)) for p, r in roots)
+    sig, now = _signature(roots), time.time()
+    with _scan_lock:
+        hit = _scan_cache.get(ident)
+        if hit is not None and hit[0] == sig and now - hit[1] < SCAN_TTL_S:
+            _scan_cache.move_to_end(ident)
+            found = hit[2]
+        else:
+            found = None
+    if found is None:
+        found = _scan_disk(roots)
+        newest = max((m for m in sig if m is not None), default=0) / 1e9
+        if now - newest > _RACY_S:  # only a settled folder is cached
+            with _scan_lock:
+                _scan_cache[ident] = (sig, now, found)
+                _scan_cache.move_to_end(ident)
+                while len(_scan_cache) > MAX_SCAN_CACHE:
+                    _scan_cache.popitem(last=False)
+    out = list(found)
     for key, meta in (uploads or {}).items():
         out.append(CheckpointEntry(key, key.split("/", 1)[1], None, meta))
     return out
@@ -105,6 +176,13 @@ def default_key(entries: list[CheckpointEntry], dataset: str | None = None) -> s
             return by_name[name].key
     pool = [e for e in entries if dataset is None or e.dataset == dataset] or entries
     return pool[0].key if pool else None
+
+
+def beta_vaes(entries: list[CheckpointEntry], dataset: str, latent_dim: int = 2) -> list[CheckpointEntry]:
+    """VAEs of one latent size trained on `dataset`, by increasing beta (the beta maps' candidates)."""
+    pool = [e for e in entries if e.kind == "vae" and e.dataset == dataset and e.latent_dim == latent_dim
+            and e.beta is not None]
+    return sorted(pool, key=lambda e: (e.beta, e.key))
 
 
 def find(entries: list[CheckpointEntry], key: str | None) -> CheckpointEntry | None:

@@ -3,22 +3,28 @@
 Models are cached per (checkpoint path, sha256 of its weights file), so a retrained checkpoint in
 the same folder is never served stale. Uploaded checkpoints live in memory only, in a small
 process-wide registry keyed by the sha256 of the uploaded bytes (never by the file's name).
+
+Every cache here is bounded: st.cache_* by max_entries, the process-wide memos (datasets,
+uploads, weight hashes) by entries and bytes (ui.lru.Lru, least recently used out first).
 """
 
 from __future__ import annotations
 
 import hashlib
-import threading
-from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 import streamlit as st
 
 from ui import catalog
+from ui.lru import Lru
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # keep in step with server.maxUploadSize
-MAX_UPLOADS = 8  # in-memory uploaded checkpoints kept per process
+MAX_UPLOADS = 8  # in-memory uploaded checkpoints kept per process ...
+MAX_UPLOAD_TOTAL_BYTES = 4 * MAX_UPLOAD_BYTES  # ... and at most this many bytes of them
+MAX_SHA_MEMO = 256  # weight-file hashes remembered (path, mtime, size) -> sha256
+MAX_DATASETS = 4  # loaded datasets kept per process ...
+MAX_DATASET_BYTES = 1 << 30  # ... and at most 1 GiB of their tensors (CIFAR-10 alone is ~600 MB)
 
 
 class UiError(ValueError):
@@ -27,8 +33,7 @@ class UiError(ValueError):
 
 # ----------------------------------------------------------------------------- hashing
 
-_sha_lock = threading.Lock()
-_sha_memo: dict[tuple[str, int, int], str] = {}
+_sha_memo = Lru(MAX_SHA_MEMO)
 
 
 def weights_sha256(folder: str) -> str:
@@ -36,28 +41,31 @@ def weights_sha256(folder: str) -> str:
     f = Path(folder) / "model.safetensors"
     st_ = f.stat()
     key = (str(f), st_.st_mtime_ns, st_.st_size)
-    with _sha_lock:
-        if key not in _sha_memo:
-            _sha_memo[key] = hashlib.sha256(f.read_bytes()).hexdigest()
-        return _sha_memo[key]
+    return _sha_memo.get_or_create(key, lambda: hashlib.sha256(f.read_bytes()).hexdigest())
 
 
 # ----------------------------------------------------------------------------- uploads
 
 
-@st.cache_resource
-def _upload_registry() -> tuple["OrderedDict[str, object]", threading.Lock]:
-    """Shared by every session (the lock guards it): key -> Checkpoint, oldest first."""
-    return OrderedDict(), threading.Lock()
+@st.cache_resource(max_entries=1)
+def _upload_registry() -> Lru:
+    """Shared by every session: key -> (Checkpoint, size of the upload), least recently used out first."""
+    return Lru(MAX_UPLOADS, MAX_UPLOAD_TOTAL_BYTES, size=lambda v: v[1])
+
+
+def _my_uploads(reg: Lru) -> list[str]:
+    """This session's upload keys that the registry still holds (evicted ones are dropped from the list)."""
+    mine = [k for k in st.session_state.get("_ll_uploads", []) if k in reg][-MAX_UPLOADS:]
+    st.session_state["_ll_uploads"] = mine
+    return mine
 
 
 def upload_metas() -> dict[str, dict]:
     """Uploaded checkpoints of *this* session: key -> meta (for the pickers)."""
-    reg, lock = _upload_registry()
-    mine = st.session_state.get("_ll_uploads", [])
-    with lock:
-        found = {k: reg.get(k) for k in mine}
-    return {k: c.meta for k, c in found.items() if c is not None}
+    reg = _upload_registry()
+    with reg.lock:
+        found = {k: reg.get(k) for k in _my_uploads(reg)}
+    return {k: c[0].meta for k, c in found.items() if c is not None}
 
 
 def register_upload(data: bytes) -> str:
@@ -77,15 +85,11 @@ def register_upload(data: bytes) -> str:
     except ValueError as e:  # CheckpointError is a ValueError
         raise UiError(f"Not a valid checkpoint: {e}") from None
     key = "upload/" + hashlib.sha256(data).hexdigest()[:12]
-    reg, lock = _upload_registry()
-    with lock:
-        reg[key] = ckpt
-        reg.move_to_end(key)
-        while len(reg) > MAX_UPLOADS:
-            reg.popitem(last=False)
-    mine = st.session_state.setdefault("_ll_uploads", [])
-    if key not in mine:
-        mine.append(key)
+    reg = _upload_registry()
+    reg.put(key, (ckpt, len(data)))
+    mine = [k for k in st.session_state.get("_ll_uploads", []) if k != key] + [key]
+    st.session_state["_ll_uploads"] = mine
+    _my_uploads(reg)
     return key
 
 
@@ -106,12 +110,10 @@ def entries() -> list[catalog.CheckpointEntry]:
 def checkpoint(key: str):
     """key -> core Checkpoint (.model, .meta, .sha256). Raises UiError if unknown/broken."""
     if key and key.startswith("upload/"):
-        reg, lock = _upload_registry()
-        with lock:
-            found = reg.get(key)
+        found = _upload_registry().get(key)
         if found is None:
             raise UiError("That uploaded checkpoint is no longer in memory; upload it again.")
-        return found
+        return found[0]
     entry = catalog.find(entries(), key)
     if entry is None:
         raise UiError(f"Unknown checkpoint {key!r}; pick one in the sidebar.")
@@ -128,17 +130,27 @@ def checkpoint_sha(key: str) -> str:
 # ----------------------------------------------------------------------------- data
 
 
-@st.cache_resource(max_entries=6, show_spinner="Loading dataset…")
+def _dataset_bytes(ds) -> int:
+    return sum(t.element_size() * t.nelement() for t in (ds.x, ds.y))
+
+
+@st.cache_resource(max_entries=1)
+def _datasets() -> Lru:
+    """Loaded datasets shared by every session: spec -> Dataset, bounded by count and bytes."""
+    return Lru(MAX_DATASETS, MAX_DATASET_BYTES, size=_dataset_bytes)
+
+
 def _load_dataset(spec: str):
     from core.data import load_dataset
 
-    return load_dataset(spec)
+    with st.spinner("Loading dataset…"):
+        return load_dataset(spec)
 
 
 def dataset(spec: str):
     """Shared, read-only Dataset (never modify its tensors)."""
     try:
-        return _load_dataset(spec)
+        return _datasets().get_or_create(spec, lambda: _load_dataset(spec))
     except ValueError as e:
         raise UiError(str(e)) from None
     except OSError as e:

@@ -1,0 +1,135 @@
+"""Beta & dimensions (seed 002): beta-VAE latent maps at several beta side by side, and a
+per-dimension traversal grid for any checkpoint."""
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from ui import catalog, show, state
+from ui.compute import reconstructions
+from ui.dims import beta_summary, traversal
+from ui.maps import quick_projection
+from ui.resources import check_compatible, dataset, entries, friendly, page_inputs
+from ui.sidebar import shared_sidebar
+
+sel = shared_sidebar("beta_dims")
+st.title("Beta & dimensions")
+st.markdown(
+    "A **beta-VAE** (Higgins et al. 2017; Bonn slides 2023, eq. 1) weighs the KL term of the VAE loss by β: "
+    "loss = reconstruction error + β · KL(q(z|x) ‖ N(0, I)). A larger β pulls every code towards the prior — "
+    "the map gets rounder and smoother, with fewer holes to fall into when sampling — but the codes carry "
+    "less information, so reconstructions get blurrier. The slides also normalise β by the sizes involved, "
+    "β_norm = β · d / N (d latent size, N input size); the models here use plain β. "
+    "The **KL** (in nats) measures how much information the codes carry about each image.\n\n"
+    "Try first: compare the maps from β = 0.5 to β = 16, then look at the traversal grid below — each row "
+    "moves one latent dimension of one image from −3σ to +3σ and shows what that dimension controls."
+)
+
+from core.viz import image_grid, latent_scatter  # noqa: E402
+
+# ----------------------------------------------------------------------------- beta maps
+st.subheader("1 · The influence of β, side by side")
+candidates = catalog.beta_vaes(entries(), sel.dataset, latent_dim=2)
+if len(candidates) < 2:
+    st.info(f"The β comparison needs at least two beta-VAEs with z = 2 trained on {sel.dataset}. "
+            "The shipped ones are for mnist5k (`make beta-checkpoints`); or train some on **Train or load** "
+            "with different β.")
+else:
+    by_name = {e.name: e.key for e in candidates}
+    default = [by_name[n] for n in catalog.BETA_SET if n in by_name] or [e.key for e in candidates[:4]]
+    labels = {e.key: f"β = {e.beta:g} · {e.name}" for e in candidates}
+    picked = st.multiselect("β-VAEs to compare (2–4)", [e.key for e in candidates], default=default[:4],
+                            max_selections=4, format_func=lambda k: labels.get(k, k), key="w_beta_models")
+    order = {e.key: i for i, e in enumerate(candidates)}
+    picked = sorted(picked, key=order.get)  # by increasing beta, left to right
+    rows, maps = [], []
+    for key in picked:
+        with friendly(f"Checkpoint {key.split('/', 1)[1]}"):
+            ck, _ = check_compatible(key, sel.dataset)
+            maps.append((key, quick_projection(key, ck.sha256, sel.dataset, "raw"), ck.sha256))
+    if maps:
+        y, names = dataset(sel.dataset).y.numpy(), list(dataset(sel.dataset).class_names)
+        lim = float(max(np.quantile(np.abs(xy), 0.995) for _, xy, _ in maps)) * 1.05
+        cols = st.columns(len(maps))
+        for col, (key, xy, sha) in zip(cols, maps):
+            entry = catalog.find(candidates, key)
+            with col, friendly(f"Checkpoint {entry.name}"):
+                fig = latent_scatter(xy, y, names, marker_size=3, opacity=0.6, title=f"β = {entry.beta:g}")
+                fig.update_layout(height=380, margin={"l": 5, "r": 5, "t": 40, "b": 5},  # same plot area in every column
+                                  legend={"orientation": "h", "y": -0.12, "title": None, "font": {"size": 10}})
+                fig.update_xaxes(range=[-lim, lim])
+                fig.update_yaxes(range=[-lim, lim])
+                st.plotly_chart(fig, width="stretch", key=f"w_beta_map_{key}", config={"displayModeBar": False})
+                x, x_hat = reconstructions(key, sha, sel.dataset, 10)
+                st.image(image_grid(np.concatenate([x, x_hat]), ncol=10), width="stretch",
+                         caption="top: originals · bottom: reconstructions")
+                m = beta_summary(key, sha, sel.dataset)
+                a, b = st.columns(2)
+                a.metric("KL (nats)", f"{m['kl']:.2f}", help="mean over the dataset of KL(q(z|x) ‖ N(0, I)), summed "
+                                                             "over the latent dimensions")
+                b.metric("recon MSE", f"{m['recon_mse']:.4f}", help="mean squared pixel error of decode(μ)")
+                rows.append({"model": entry.name, "β": entry.beta, "KL weight": m["kl_weight"], "KL (nats)": m["kl"],
+                             "KL per dim": ", ".join(f"{v:.2f}" for v in m["kl_per_dim"]),
+                             "recon MSE": m["recon_mse"]})
+        st.caption(f"Codes (μ) on the raw latent axes, all on the same window ±{lim:.1f}; colour = class. "
+                   "The prior N(0, I) has 95% of its mass within a radius of 2.4.")
+    if rows:
+        table = pd.DataFrame(rows)
+        st.dataframe(table, hide_index=True, width="stretch",
+                     column_config={"KL (nats)": st.column_config.NumberColumn(format="%.3f"),
+                                    "recon MSE": st.column_config.NumberColumn(format="%.4f")})
+        kl, mse = table["KL (nats)"].tolist(), table["recon MSE"].tolist()
+        falling = all(a > b for a, b in zip(kl, kl[1:]))
+        st.caption("Higher β, lower KL: " + ("every step up in β lowered the KL here. " if falling else
+                   "not for every pair here (do these models differ in other settings too?). ") +
+                   f"Reconstruction error: {mse[0]:.4f} at β = {table['β'].iloc[0]:g}, {mse[-1]:.4f} at "
+                   f"β = {table['β'].iloc[-1]:g} — information the codes no longer carry is information the decoder "
+                   "cannot give back. (With z = 2 the two-number bottleneck limits reconstructions too, so small "
+                   "steps in β may not show in the error.)")
+
+# ----------------------------------------------------------------------------- traversal grid
+st.subheader("2 · What each latent dimension does (traversal grid)")
+st.markdown(
+    "Rows: the latent dimensions of the sidebar's checkpoint, the most used first — by their **KL** (VAE: nats "
+    "each dimension carries) or by the **variance** of the codes (any model). Columns: the chosen image's "
+    "code with that one dimension moved by −3σ … +3σ, where σ is the spread of the data's codes in that "
+    "dimension. The centre column is the image's own reconstruction. A row that does not change is a "
+    "dimension the model does not use; a row that changes one thing (slant, width, class) is a "
+    "*disentangled* dimension."
+)
+ckpt, ds, z = page_inputs(sel)
+n, d = len(ds), z.shape[1]
+is_vae = hasattr(ckpt.model, "encode_dist")
+c1, c2, c3, c4 = st.columns([1, 1, 1, 1])
+i0 = c1.number_input("Sample (dataset index)", min_value=0, max_value=n - 1, step=1,
+                     **state.bind_widget("i0", "w_beta_i0", lambda v: isinstance(v, int) and 0 <= v < n, 0))
+state.put("i0", int(i0))
+by_options = (["KL", "variance"] if is_vae else ["variance"])
+by = c2.radio("Order dimensions by", by_options, horizontal=True, key=f"w_beta_by_{is_vae}",
+              help="KL needs a VAE (a posterior q(z|x)); an AE/AAE is ordered by the variance of its codes.")
+n_dims = c3.slider("Dimensions shown", 1, min(d, 16), min(d, 8), key=f"w_beta_ndims_{d}") if d > 1 else 1
+n_steps = c4.select_slider("Columns", [5, 7, 9, 11], value=7, key="w_beta_steps")
+
+with friendly("The traversal grid"):
+    g = traversal(sel.ckpt, ckpt.sha256, sel.dataset, int(i0), by.lower(), int(n_dims), int(n_steps))
+    names = list(ds.class_names)
+    left, right = st.columns([1, 4])
+    with left:
+        show.one(ds.x[int(i0)].numpy(), f"#{int(i0)} · class {names[int(ds.y[int(i0)])]}", width=112,
+                 is_image=ds.is_image)
+    with right:
+        if ds.is_image:
+            grid = g["images"]  # (R, C, *shape)
+            st.image(image_grid(grid.reshape(-1, *grid.shape[2:]), ncol=grid.shape[1]), width=64 * grid.shape[1],
+                     caption="columns: " + "  ".join(f"{t:+.1f}σ" for t in g["offsets"]))
+        else:
+            st.info("Tabular data: the grid's rows are shown as feature charts below.")
+    score = "KL (nats)" if g["kind"] == "kl" else "code variance"
+    rows = pd.DataFrame({"row": np.arange(1, len(g["dims"]) + 1), "latent dimension": g["dims"],
+                         score: g["scores"], "σ (code std)": g["sigma"]})
+    st.dataframe(rows, hide_index=True, width="stretch")
+    if not ds.is_image:
+        for r, dim in enumerate(g["dims"]):
+            show.samples(g["images"][r], [f"dim {dim} {t:+.1f}σ" for t in g["offsets"]], is_image=False)
+
+state.sync_url()

@@ -1,0 +1,60 @@
+"""AppTest: the Beta & dimensions page — beta maps side by side, the traversal grid."""
+
+import pytest
+
+from app_support import app_env, app_checkpoints, assert_clean, new_app, sidebar_ckpt  # noqa: F401
+from ui.catalog import BETA_SET
+
+PAGE = "app_pages/beta_dims.py"
+
+
+def _grid(at):
+    return next(img for img in at.image if img.captions and img.captions[0].startswith("columns:"))
+
+
+def _rows(at):
+    return next(df.value for df in at.dataframe if "latent dimension" in df.value.columns)
+
+
+def test_renders_beta_maps_with_kl_falling(app_env):
+    if not all((app_env / name / "model.safetensors").is_file() for name in BETA_SET):
+        pytest.skip("the shipped beta-VAE checkpoints are not in this checkpoint root")
+    at = new_app(PAGE)
+    assert_clean(at)
+    assert at.title[0].value == "Beta & dimensions"
+    table = next(df.value for df in at.dataframe if "β" in df.value.columns)
+    assert table["β"].tolist() == [0.5, 1.0, 4.0, 16.0]
+    assert table["KL (nats)"].is_monotonic_decreasing
+    assert len(at.get("plotly_chart")) == 4  # one map per beta
+    assert sum(m.label == "KL (nats)" for m in at.metric) == 4
+
+
+def test_traversal_grid_follows_the_controls(app_env):
+    at = new_app(PAGE)
+    assert_clean(at)
+    at.selectbox(key=sidebar_ckpt(at).key).set_value("shipped/mnist5k-aae-uniform-z16").run()
+    assert_clean(at)
+    assert at.radio(key="w_beta_by_False").options == ["variance"]  # no KL without a posterior
+    rows = _rows(at)
+    assert len(rows) == 8 and rows["code variance"].is_monotonic_decreasing
+    before = _grid(at).value
+    at.slider(key="w_beta_ndims_16").set_value(3).run()
+    at.select_slider(key="w_beta_steps").set_value(9).run()
+    assert_clean(at)
+    assert len(_rows(at)) == 3 and _grid(at).captions[0].count("σ") == 9
+    at.number_input(key="w_beta_i0").set_value(42).run()
+    assert_clean(at)
+    assert at.session_state["ll_i0"] == 42  # shared with the other pages and the URL
+    assert _grid(at).value != before
+
+
+def test_vae_can_be_ordered_by_kl(app_env):
+    at = new_app(PAGE)
+    at.selectbox(key=sidebar_ckpt(at).key).set_value("shipped/mnist5k-vae-z2").run()
+    assert_clean(at)
+    radio = at.radio(key="w_beta_by_True")
+    assert radio.options == ["KL", "variance"]
+    assert "KL (nats)" in _rows(at).columns
+    radio.set_value("variance").run()
+    assert_clean(at)
+    assert "code variance" in _rows(at).columns
