@@ -32,6 +32,8 @@ PAGES = [  # (url path, title shown, screenshot name)
     ("interpolation", "Interpolation", "interpolation"),
     ("isda", "ISDA semantic directions", "isda"),
     ("fewshot", "Few-shot lab", "fewshot"),
+    ("beta_dims", "Beta & dimensions", "beta_dims"),
+    ("saliency", "Saliency", "saliency"),
 ]
 IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
 
