@@ -15,6 +15,18 @@ from core.executor import probe
 TIMING_KEYS = ("pid",)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Workers run one torch thread each; the in-process (inline) runs compared with them must too: a CPU
+    reduction's order, hence the last bits of a result, depends on torch's thread count."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def local2():
     ex = get_executor("local", workers=2)

@@ -53,8 +53,9 @@ def add_parser(sub) -> None:
     p.add_argument("--ray", default=None, metavar="ADDRESS",
                    help="run the cells on this Ray cluster (HOST:PORT; or set LATENT_LAB_RAY_ADDRESS); the run "
                         "folder must be on a filesystem every node sees")
-    p.add_argument("--threads", type=int, default=0,
-                   help="torch CPU threads with --workers 0 (0: leave torch's default)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads with --workers 0 (default 1, as every worker runs: a result's last bits "
+                        "depend on the thread count; 0: leave torch's default)")
     p.add_argument("--out", default=None, help="run folder (default runs/fewshot-<time>-<random>)")
 
 
