@@ -6,8 +6,9 @@ import pandas as pd
 import streamlit as st
 
 from ui import catalog, show, state
+from ui.components import latent_decoder
 from ui.compute import reconstructions
-from ui.dims import beta_summary, traversal
+from ui.dims import beta_summary, traversal, traversal_column
 from ui.maps import quick_projection
 from ui.resources import check_compatible, dataset, entries, friendly, page_inputs
 from ui.sidebar import shared_sidebar
@@ -110,6 +111,7 @@ by = c2.radio("Order dimensions by", by_options, horizontal=True, key=f"w_beta_b
 n_dims = c3.slider("Dimensions shown", 1, min(d, 16), min(d, 8), key=f"w_beta_ndims_{d}") if d > 1 else 1
 n_steps = c4.select_slider("Columns", [5, 7, 9, 11], value=7, key="w_beta_steps")
 
+g = None
 with friendly("The traversal grid"):
     g = traversal(sel.ckpt, ckpt.sha256, sel.dataset, int(i0), by.lower(), int(n_dims), int(n_steps))
     names = list(ds.class_names)
@@ -131,5 +133,58 @@ with friendly("The traversal grid"):
     if not ds.is_image:
         for r, dim in enumerate(g["dims"]):
             show.samples(g["images"][r], [f"dim {dim} {t:+.1f}σ" for t in g["offsets"]], is_image=False)
+
+# ----------------------------------------------------------------------------- live offset slider
+OFFSET = "_ll_traversal_t"  # the offset (in sigma), shared by the browser's slider and the server's
+OFFSET_LABEL = "Offset t, in σ of each row's dimension"
+
+
+def _offset() -> float:
+    t = st.session_state.get(OFFSET, 0.0)
+    return float(t) if isinstance(t, float | int) and -3.0 <= t <= 3.0 else 0.0
+
+
+def _released(values: list[float]) -> None:
+    """The browser's slider was let go: its value becomes the page's (and the server slider's)."""
+    st.session_state[OFFSET] = round(min(3.0, max(-3.0, values[0])) * 10) / 10
+
+
+def _server_slider_moved() -> None:
+    st.session_state[OFFSET] = float(st.session_state["w_beta_t"])
+
+
+def _browser_column(g: dict) -> tuple[bool, str | None]:
+    """One decoded panel per row, each row's own path z0 + t * sigma_d e_d, all driven by one slider."""
+    return latent_decoder.live_slider(
+        "w_beta_browser", sel.ckpt, ckpt.sha256,
+        path={"kind": "directions", "base": g["z0"], "dirs": g["directions"][:1]},
+        sliders=[{"label": OFFSET_LABEL, "min": -3.0, "max": 3.0, "step": 0.1, "value": _offset()}],
+        panels=[{"title": f"dim {dim}", "kind": "decoded", "caption": "{+0}σ",
+                 "path": {"kind": "directions", "base": g["z0"], "dirs": g["directions"][r:r + 1]}}
+                for r, dim in enumerate(g["dims"])],
+        shape=tuple(ds.x.shape[1:]), on_release=_released, width=72)
+
+
+@st.fragment
+def offset_panel(g: dict) -> None:
+    with friendly("The offset slider"):
+        head, switch = st.columns([3, 1.5], vertical_alignment="bottom")
+        head.markdown("**Between the columns: one offset for every row** — drag t and watch which rows change.")
+        on_server = latent_decoder.server_decode_toggle(switch)
+        live, why = (False, None) if on_server else _browser_column(g)
+        if live:
+            st.caption("Your browser decodes every step of the drag; the page keeps the value when you let go.")
+            return
+        if st.session_state.get("w_beta_t") != _offset():  # show the shared value (a browser release may have moved it)
+            st.session_state["w_beta_t"] = _offset()
+        t = st.slider(OFFSET_LABEL, -3.0, 3.0, step=0.1, key="w_beta_t", on_change=_server_slider_moved)
+        if why:
+            st.caption(f"Decoding on the server: {why}.")
+        column = traversal_column(sel.ckpt, ckpt.sha256, g["z0"], g["directions"], float(t))
+        show.samples(column, [f"dim {dim} {t:+.1f}σ" for dim in g["dims"]], width=72, is_image=ds.is_image)
+
+
+if g is not None:
+    offset_panel(g)
 
 state.sync_url()

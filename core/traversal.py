@@ -8,6 +8,8 @@
 - dimension_scores / dimension_order: one of the two, and the dimensions sorted by it, largest first.
 - traversal_grid: decode a chosen sample's code with one dimension moved at a time, from -3 to
   +3 sigma (rows = dimensions, columns = offsets), all in one batch.
+- traversal_directions / traversal_column: the grid's moves as directions sigma_d * e_d, and one column
+  of it at any offset t (the live slider; the browser decodes the same z0 + t * direction).
 
 Sigma convention (one for every model kind): sigma_j is the standard deviation of dimension j's
 codes over the data (VAE: of the means mu), not the prior's 1. The grid then spans the region the
@@ -33,6 +35,8 @@ __all__ = [
     "beta_summary",
     "TraversalGrid",
     "traversal_grid",
+    "traversal_directions",
+    "traversal_column",
 ]
 
 SCORES = ("kl", "variance")
@@ -120,7 +124,9 @@ def beta_summary(model, x, batch_size: int = 1024) -> dict:
 class TraversalGrid:
     """A decoded traversal: images (R, C, *shape); z (R, C, d) the codes decoded; dims (R,) the
     latent dimension of each row; offsets (C,) the column offsets in units of sigma; sigma (R,)
-    each row's sigma (code std over the data); scores (R,) each row's score (KL or variance)."""
+    each row's sigma (code std over the data); scores (R,) each row's score (KL or variance);
+    z0 (d,) the sample's code; directions (R, d) each row's move per unit offset, sigma_r * e_{dims_r}
+    (so z[r, c] = z0 + offsets[c] * directions[r])."""
 
     images: Tensor
     z: Tensor
@@ -129,6 +135,8 @@ class TraversalGrid:
     sigma: Tensor
     scores: Tensor
     score_kind: str
+    z0: Tensor
+    directions: Tensor
 
     @property
     def centre(self) -> int:
@@ -164,10 +172,33 @@ def traversal_grid(model, z0, z_data, dims=None, n_steps: int = 7, max_sigma: fl
     if len(dims) == 0 or dims.min() < 0 or dims.max() >= d:
         raise ValueError(f"dims must be a non-empty list of dimensions in [0, {d}), got {dims.tolist()}")
     sigma = z_data.std(0, unbiased=False)[dims]  # (R,)
+    directions = traversal_directions(sigma, dims, d)  # (R, d)
     offsets = torch.linspace(-max_sigma, max_sigma, n_steps)  # (C,)
     offsets[n_steps // 2] = 0.0  # exactly 0, whatever linspace's rounding
     r, c = len(dims), n_steps
-    z = z0.expand(r, c, d).clone()  # (R, C, d)
-    z[torch.arange(r), :, dims] += offsets[None, :] * sigma[:, None]  # (R, C) moves along each row's dim
+    z = z0 + offsets[None, :, None] * directions[:, None, :]  # (R, C, d): each row moves along its own dim
     images = decode_latents(model, z.reshape(r * c, d))
-    return TraversalGrid(images.reshape(r, c, *images.shape[1:]), z, dims, offsets, sigma, scores[dims], score_kind)
+    return TraversalGrid(images.reshape(r, c, *images.shape[1:]), z, dims, offsets, sigma, scores[dims], score_kind,
+                         z0, directions)
+
+
+def traversal_directions(sigma, dims, latent_dim: int) -> Tensor:
+    """(R, d): row r is sigma_r * e_{dims_r}, the move of one unit offset (1 sigma) along that row's
+    dimension. The grid, the server's live column and the browser's slider all use these."""
+    sigma = torch.as_tensor(sigma, dtype=torch.float32).reshape(-1)
+    dims = torch.as_tensor(dims, dtype=torch.long).reshape(-1)
+    if len(sigma) != len(dims):
+        raise ValueError(f"one sigma per dimension: got {len(sigma)} sigmas for {len(dims)} dimensions")
+    out = torch.zeros(len(dims), latent_dim)
+    out[torch.arange(len(dims)), dims] = sigma
+    return out
+
+
+def traversal_column(model, z0, directions, t: float) -> Tensor:
+    """Decode z0 + t * directions[r] for every row r -> (R, *shape): one column of the traversal grid at
+    any offset t (in sigma), e.g. between the grid's columns."""
+    z0 = torch.as_tensor(z0, dtype=torch.float32).cpu().reshape(1, -1)
+    directions = torch.as_tensor(directions, dtype=torch.float32).cpu()
+    if directions.dim() != 2 or directions.shape[1] != z0.shape[1]:
+        raise ValueError(f"directions must be (R, {z0.shape[1]}), got shape {tuple(directions.shape)}")
+    return decode_latents(model, z0 + float(t) * directions)

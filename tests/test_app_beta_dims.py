@@ -58,3 +58,22 @@ def test_vae_can_be_ordered_by_kl(app_env):
     radio.set_value("variance").run()
     assert_clean(at)
     assert "code variance" in _rows(at).columns
+
+
+def _column(at):
+    return next(img for img in at.image if img.captions and img.captions[0].startswith("dim "))
+
+
+def test_offset_slider_falls_back_to_the_server_decode(app_env):
+    """With ?decode=server (or before the browser answers) the offset slider is a server slider whose
+    column follows it; the value is the page's (session key shared with the browser's slider)."""
+    at = new_app(PAGE, query={"decode": "server"})
+    assert_clean(at)
+    assert at.toggle(key="w_server_decode").value
+    before = _column(at)
+    assert before.captions == [f"dim {d} +0.0σ" for d in _rows(at)["latent dimension"]]
+    at.slider(key="w_beta_t").set_value(2.0).run()
+    assert_clean(at)
+    after = _column(at)
+    assert after.captions[0].endswith("+2.0σ") and at.session_state["_ll_traversal_t"] == 2.0
+    assert after.value != before.value

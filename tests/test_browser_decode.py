@@ -5,6 +5,8 @@
   keeps it, and the test hook `window.latentLab.decode(sha256, codes)` runs the same JS as the slider.
 - Dragging the in-browser slider repaints the canvas and sends the server nothing (no websocket frame,
   so no rerun); letting go sends the value once and the URL's lambda follows.
+- The Beta & dimensions page's offset slider repaints one decoded image per traversal row, each equal to
+  torch's decode of z0 + t * sigma_d * e_d, without a server rerun during the drag.
 Same server fixture, skip and CI rules as tests/test_browser.py (whose fixtures are reused here).
 """
 
@@ -187,3 +189,69 @@ def test_new_pair_repaints_mixup_without_reload(page, server, frames):  # noqa: 
     page.wait_for_function("() => location.search.includes('i0=501')", timeout=30_000)
     _settle(page)
     assert shot("mix") != mix and shot("decoded") != dec
+
+
+def test_traversal_offset_drag_decodes_every_row_in_browser(page, server, frames):  # noqa: F811
+    """Beta & dimensions: one offset slider, one panel per row; row r paints decode(z0 + t sigma_d e_d),
+    d = the row's dimension, sigma_d = the std of the data's codes in it, z0 = the chosen sample's code."""
+    from core.checkpoints import load_checkpoint
+    from core.data import load_dataset
+    from core.latent import encode_dataset
+
+    name, i0 = "mnist5k-vae-z16", 7
+    _open(page, f"{server}/beta_dims?ckpt=shipped/{name}&i0={i0}")
+    sha = _wait_live(page)
+    root = page.locator(".ll-root").first
+    root.scroll_into_view_if_needed()
+    canvases = root.locator("canvas[data-kind='decoded']")
+    n_rows = canvases.count()
+    assert n_rows == 8  # the grid's default: the top 8 dimensions, one panel each
+    shot = lambda: [c.evaluate("c => c.toDataURL()") for c in canvases.all()]  # noqa: E731
+    before = shot()
+    paints0 = int(root.get_attribute("data-paints") or 0)
+    slider = root.locator("[data-testid='llDecoderSlider']")
+    assert slider.count() == 1
+    box = slider.bounding_box()
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] * 0.5, y)  # the thumb at t = 0 (range -3 .. 3)
+    page.wait_for_timeout(300)
+    sent0 = len(frames)
+    page.mouse.down()
+    for i in range(1, 13):
+        page.mouse.move(box["x"] + box["width"] * (0.5 + 0.03 * i), y)
+        page.wait_for_timeout(40)
+    page.wait_for_timeout(300)
+    assert len(frames) == sent0, "moving the offset slider must not talk to the server (no rerun)"
+    assert page.locator(IDLE).count() == 1
+    assert int(root.get_attribute("data-paints")) >= paints0 + 5
+    after = shot()
+    assert after[0] != before[0], "the top row (the most used dimension) must change while dragging"
+    t = float(slider.input_value())
+    assert t >= 1.5
+
+    ckpt = load_checkpoint(shipped_root() / name, device="cpu")
+    assert ckpt.sha256 == sha
+    z = encode_dataset(ckpt.model, load_dataset(ckpt.meta["dataset"]).x)
+    sigma = z.std(0, unbiased=False)
+    dims = [int(root.locator(".ll-panel-title").nth(r).inner_text().split()[-1]) for r in range(n_rows)]
+    assert len(set(dims)) == n_rows
+    codes = z[i0].repeat(n_rows, 1)
+    codes[torch.arange(n_rows), dims] += t * sigma[dims]
+    with torch.no_grad():
+        want = ckpt.model.eval().decode(codes).numpy().reshape(n_rows, -1)
+    got = np.asarray([c.evaluate("c => Array.from(c.__llDecoded)") for c in canvases.all()], np.float32)
+    diff = float(np.abs(got - want).max())
+    assert diff <= TOL, f"browser vs torch max |diff| = {diff:.2e} at t = {t}"
+
+    page.mouse.up()
+    page.wait_for_timeout(500)
+    _settle(page)
+    assert len(frames) > sent0, "letting go must tell the server"
+    page.get_by_text("Decode on the server").last.click()  # the server kept the value: its slider shows it
+    _settle(page)
+    server_slider = page.locator("[data-testid='stSlider']", has_text="Offset t").locator("input[type='range']")
+    server_slider.first.wait_for(timeout=30_000)
+    v = server_slider.first
+    assert float(v.get_attribute("aria-valuenow") or v.input_value()) == pytest.approx(t)
+    assert page.locator(LIVE).count() == 0
+    _no_exception(page, "Beta & dimensions after the offset slider")

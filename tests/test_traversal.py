@@ -10,7 +10,7 @@ from core.config import ModelConfig
 from core.latent import decode_latents, encode_dataset
 from core.models import build_model
 from core.traversal import (beta_summary, code_variance, dimension_order, dimension_scores, kl_per_dim,
-                            traversal_grid)
+                            traversal_column, traversal_directions, traversal_grid)
 
 ROOT = Path(__file__).resolve().parent.parent
 BETAS = {0.5: "mnist5k-vae-beta0.5-z2", 1.0: "mnist5k-vae-z2", 4.0: "mnist5k-vae-beta4-z2",
@@ -52,6 +52,28 @@ def test_each_row_moves_one_dimension_by_sigma_steps():
         torch.testing.assert_close(delta[:, dim], g.offsets * sigma[dim])
     # the two ends of a row decode to different images: the decoder uses that dimension
     assert not torch.allclose(g.images[0, 0], g.images[0, -1])
+
+
+def test_live_column_is_the_grid_column_and_moves_along_sigma_e_d():
+    """The slider's view (server fallback and the browser's path): z0 + t * directions[r], directions[r] =
+    sigma_r * e_{dims_r}; at a grid offset it decodes exactly that grid column."""
+    model, x = _model("ae", d=5), _data()
+    z = encode_dataset(model, x)
+    g = traversal_grid(model, z[2], z, dims=[4, 0, 2], n_steps=7)
+    sigma = z.std(0, unbiased=False)
+    want = torch.zeros(3, 5)
+    want[0, 4], want[1, 0], want[2, 2] = sigma[4], sigma[0], sigma[2]
+    torch.testing.assert_close(g.directions, want, rtol=0, atol=0)
+    assert torch.equal(g.z0, z[2])
+    for c in (0, g.centre, 5):
+        torch.testing.assert_close(traversal_column(model, g.z0, g.directions, float(g.offsets[c])), g.images[:, c],
+                                   atol=1e-6, rtol=0)
+    between = traversal_column(model, g.z0, g.directions, 0.5)  # between two columns: a new code
+    torch.testing.assert_close(between, decode_latents(model, z[2] + 0.5 * want), atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="one sigma per dimension"):
+        traversal_directions([1.0, 2.0], [0], 5)
+    with pytest.raises(ValueError, match="directions"):
+        traversal_column(model, g.z0, g.directions[:, :3], 1.0)
 
 
 def test_rows_follow_the_score_order_by_default():

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from ui.resources import check_compatible, latents
+from ui.resources import check_compatible, checkpoint, latents
 
 
 @st.cache_data(max_entries=16, show_spinner="Measuring KL and reconstruction error…")
@@ -37,7 +37,8 @@ def dimension_scores(key: str, sha: str, spec: str, by: str) -> tuple[np.ndarray
 def traversal(key: str, sha: str, spec: str, index: int, by: str, n_dims: int, n_steps: int) -> dict:
     """The traversal grid around dataset row `index`: the top n_dims dimensions by `by`.
 
-    -> {"images" (R, C, *shape), "dims" (R,), "offsets" (C,), "sigma" (R,), "scores" (R,), "kind", "centre"}."""
+    -> {"images" (R, C, *shape), "dims" (R,), "offsets" (C,), "sigma" (R,), "scores" (R,), "kind", "centre",
+        "z0" (d,), "directions" (R, d) (the live slider's moves: z0 + t * directions[r])}."""
     from core.traversal import dimension_order, traversal_grid
 
     ckpt, ds = check_compatible(key, spec)
@@ -48,4 +49,14 @@ def traversal(key: str, sha: str, spec: str, index: int, by: str, n_dims: int, n
     dims = dimension_order(scores)[: max(1, n_dims)]
     g = traversal_grid(ckpt.model, z[index], z, dims=dims, n_steps=n_steps, scores=scores, score_kind=kind)
     return {"images": g.images.numpy(), "dims": g.dims.numpy(), "offsets": g.offsets.numpy(),
-            "sigma": g.sigma.numpy(), "scores": g.scores.numpy(), "kind": g.score_kind, "centre": g.centre}
+            "sigma": g.sigma.numpy(), "scores": g.scores.numpy(), "kind": g.score_kind, "centre": g.centre,
+            "z0": g.z0.numpy(), "directions": g.directions.numpy()}
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def traversal_column(key: str, sha: str, z0: np.ndarray, directions: np.ndarray, t: float) -> np.ndarray:
+    """The server's decode of the offset slider (the fallback of the browser's): z0 + t * directions[r]
+    for every row r (a traversal()'s "z0" and "directions") -> (R, *shape)."""
+    from core.traversal import traversal_column as column
+
+    return column(checkpoint(key).model, z0, directions, t).numpy()

@@ -369,19 +369,25 @@ export default function (component) {
     view.frame = 0;
     const v = values();
     const t0 = performance.now();
-    const x = view.dec.decode(codeAt(view.data.path, v));
+    let shared = null; // the decode of data.path, for the panels without a path of their own
+    const decodeOf = (p) => (p.spec.path ? view.dec.decode(codeAt(p.spec.path, v))
+      : (shared = shared || view.dec.decode(codeAt(view.data.path, v))));
+    const decoded = view.panels.map((p) => (p.spec.kind === "decoded" ? decodeOf(p) : null));
     const decodeMs = performance.now() - t0;
-    for (const p of view.panels) {
-      if (p.spec.kind === "decoded") paint(p.canvas, view.data.shape, x);
-      else if (p.spec.kind === "mix") {
+    view.panels.forEach((p, k) => {
+      if (p.spec.kind === "decoded") {
+        paint(p.canvas, view.data.shape, decoded[k]);
+        p.canvas.__llDecoded = decoded[k]; // the values painted, before 8-bit rounding (for the tests)
+      } else if (p.spec.kind === "mix") {
         const lam = v[0];
         for (let i = 0; i < p.mix.length; i++) p.mix[i] = (1 - lam) * p.x0[i] + lam * p.x1[i];
         paint(p.canvas, view.data.shape, p.mix);
       }
       if (p.spec.caption) p.cap.textContent = caption(p.spec.caption, v);
-    }
+    });
     view.readouts.forEach((r, i) => { r.textContent = v[i].toFixed(2); });
-    view.status.textContent = `decoded in this browser in ${decodeMs.toFixed(1)} ms`;
+    const count = decoded.filter(Boolean).length;
+    view.status.textContent = `decoded in this browser in ${decodeMs.toFixed(1)} ms` + (count > 1 ? ` (${count} images)` : "");
     // "painted" = the frame after the canvas changed has been produced
     requestAnimationFrame(() => {
       const n = +(root.getAttribute("data-paints") || 0) + 1;

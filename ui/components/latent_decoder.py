@@ -73,8 +73,9 @@ def live_slider(wkey: str, ckpt_key: str, sha: str, *, path: dict, sliders: list
     path: {"kind": "linear"|"slerp", "z0", "z1"} (one slider, lambda) or {"kind": "directions", "base",
     "dirs"} (z = base + sum_i t_i dirs_i, one slider per direction). sliders: [{label, min, max, step,
     value}]. panels: [{"title", "kind": "decoded"|"mix"|"image", "caption" ("{0}", "{+0}": slider values),
-    "x0"/"x1" (mix) or "x" (image): images_b64(...)}]. on_release(values) runs before the rerun that a
-    release causes (like a widget's on_change)."""
+    "x0"/"x1" (mix) or "x" (image): images_b64(...), "path" (decoded, optional): this panel's own path,
+    instead of `path`, driven by the same sliders (the traversal: one offset slider, one path per row)}].
+    on_release(values) runs before the rerun that a release causes (like a widget's on_change)."""
     if len(shape) != 3:
         return False, "vector data is drawn as a chart, which the browser decoder does not paint"
     failed = st.session_state.setdefault(_FAILED, {})
@@ -102,10 +103,15 @@ def live_slider(wkey: str, ckpt_key: str, sha: str, *, path: dict, sliders: list
 
     data = {"sha": sha, "live": live, "spec": None if sha in held else spec, "shape": list(shape),
             "width": int(width), "slider_columns": int(slider_columns),
-            "path": {k: (np.asarray(v, np.float64).tolist() if k != "kind" else v) for k, v in path.items()},
-            "sliders": [{**s, "value": float(s["value"])} for s in sliders], "panels": panels}
+            "path": _plain(path), "sliders": [{**s, "value": float(s["value"])} for s in sliders],
+            "panels": [{**p, "path": _plain(p["path"])} if "path" in p else p for p in panels]}
     _mount(key=wkey, data=data, on_ready_change=lambda: None, on_values_change=_released)
     return live, None
+
+
+def _plain(path: dict) -> dict:
+    """A path's arrays as JSON lists (float64, so the browser builds its codes from the server's numbers)."""
+    return {k: (np.asarray(v, np.float64).tolist() if k != "kind" else v) for k, v in path.items()}
 
 
 def isda_path(z: np.ndarray, eigvals: np.ndarray, eigvecs: np.ndarray, k: int, lam: float) -> dict:
