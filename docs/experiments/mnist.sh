@@ -36,7 +36,7 @@ fi
 if [[ $what == more-generated || $what == all ]]; then
   # Bonn "more generated data": 2,000 generated per class at every shot count.
   fewshot mnist-more-generated --shots 2 5 10 20 50 100 --seeds 3 --n-generated 2000 --gen vae.latent_dim=50 \
-      --methods none vae-noise vae-interp-noise vae-extrap-noise multi-vae
+      --methods none vae-noise vae-interp-noise vae-extrap-noise multi-vae distill
 fi
 if [[ $what == mix-in || $what == all ]]; then
   # Multi-VAE with the slides' optional 20 % mix-in of other classes.
