@@ -25,21 +25,21 @@ if [[ $what == headline || $what == all ]]; then
 fi
 if [[ $what == labelled || $what == all ]]; then
   # The same generator methods with generators trained on the shots only (shots-only versions).
-  fewshot mnist-gen-labelled --shots 2 5 10 20 50 100 --seeds 3 --n-generated 50 --gen vae.latent_dim=50 \
+  fewshot mnist-gen-labelled --shots 2 10 50 --seeds 3 --n-generated 50 --gen vae.latent_dim=50 \
       --gen-data labelled --methods none lsi-online vae-extrap-noise
 fi
 if [[ $what == only-generated || $what == all ]]; then
   # Bonn "only generated data": 5 originals per class; the classifier sees n generated per class only.
   fewshot mnist-only-generated --shots 5 --seeds 3 --generated-only --gen vae.latent_dim=50 \
-      --n-generated 2 5 10 20 50 100 200 500 2000 --methods none vae-noise vae-interp-noise vae-extrap-noise multi-vae
+      --n-generated 2 10 50 200 2000 --methods none vae-noise vae-interp-noise vae-extrap-noise multi-vae
 fi
 if [[ $what == more-generated || $what == all ]]; then
   # Bonn "more generated data": 2,000 generated per class at every shot count.
-  fewshot mnist-more-generated --shots 2 5 10 20 50 100 --seeds 3 --n-generated 2000 --gen vae.latent_dim=50 \
+  fewshot mnist-more-generated --shots 2 10 50 --seeds 3 --n-generated 2000 --gen vae.latent_dim=50 \
       --methods none vae-noise vae-interp-noise vae-extrap-noise multi-vae distill
 fi
 if [[ $what == mix-in || $what == all ]]; then
   # Multi-VAE with the slides' optional 20 % mix-in of other classes.
-  fewshot mnist-multivae-mixin --shots 2 5 10 20 50 100 --seeds 3 --n-generated 50 --gen multi-vae.mix_in=0.2 \
+  fewshot mnist-multivae-mixin --shots 2 10 50 --seeds 3 --n-generated 50 --gen multi-vae.mix_in=0.2 \
       --methods none multi-vae
 fi
