@@ -32,8 +32,9 @@ def spread_embedding(model, x_all: Tensor, rng: torch.Generator, embedding: str 
         return z
     from core.projection import umap_embed                                     # lazy: numba only when used
 
-    return umap_embed(z, n_components=int(umap_dim), n_neighbors=int(umap_neighbors), min_dist=0.0,
-                      seed=derived_seed(rng))
+    # never more components than the codes have (UMAP's PCA start needs it); min_dist 0: packed clusters
+    return umap_embed(z, n_components=min(int(umap_dim), z.shape[1]), n_neighbors=int(umap_neighbors),
+                      min_dist=0.0, seed=derived_seed(rng))
 
 
 def spread_labels(features: np.ndarray, labels: np.ndarray, n_classes: int, n_neighbors: int = 10,
