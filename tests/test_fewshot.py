@@ -225,4 +225,4 @@ def test_label_spread_cell_is_bit_identical_and_reports_its_pseudo_labels(tmp_pa
     assert _results(alone) == _results(beside)
     r = alone[0]
     assert r["data"] == "pool" and r["n_generated"] == 5 and 0 < r["n_added"] <= 5 * 10
-    assert r["pseudo_label_accuracy"] >= 0.3       # chance 0.1; a 20-step VAE, measured 0.44 (mnist5k: 0.86)
+    assert r["pseudo_label_accuracy"] >= 0.3       # chance 0.1; a 20-step VAE: 0.56 (mnist5k: 0.90)

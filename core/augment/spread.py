@@ -38,7 +38,7 @@ def spread_embedding(model, x_all: Tensor, rng: torch.Generator, embedding: str 
 
 
 def spread_labels(features: np.ndarray, labels: np.ndarray, n_classes: int, n_neighbors: int = 10,
-                  alpha: float = 0.2) -> Tensor:
+                  alpha: float = 0.99) -> Tensor:
     """LabelSpreading (kNN kernel) over all rows; labels: class of each labelled row, -1 for unlabelled ones.
     Returns (N, n_classes) spread label distributions (rows no label reached: all zero)."""
     from sklearn.semi_supervised import LabelSpreading
@@ -54,12 +54,14 @@ def spread_labels(features: np.ndarray, labels: np.ndarray, n_classes: int, n_ne
     return torch.from_numpy(dist)
 
 
-def label_spread(x: Tensor, y: Tensor, rng: torch.Generator, *, model=None, pool_x=None, n_per: int = 10,
-                 threshold: float = 0.5, embedding: str = "umap", n_neighbors: int = 10, alpha: float = 0.2,
+def label_spread(x: Tensor, y: Tensor, rng: torch.Generator, *, model=None, pool_x=None, n_per: int = 400,
+                 threshold: float = 0.5, embedding: str = "umap", n_neighbors: int = 10, alpha: float = 0.99,
                  umap_dim: int = 10, umap_neighbors: int = 30) -> tuple[Tensor, Tensor]:
     """Label spreading (kNN graph, `n_neighbors`, clamping `alpha`) from the shots over the unlabelled pool
     `pool_x` in the embedding (VAE codes, a `umap_dim`-D UMAP of them, or of the pixels); per class the n_per pool rows whose
-    spread label is most confident, at or above `threshold`, join the shots (one-hot). Classes may get fewer."""
+    spread label is most confident, at or above `threshold`, join the shots (one-hot). Classes may get fewer.
+    Defaults chosen on mnist5k's validation split (docs/spread-choice.md); alpha 0.99 is also Zhou et al.'s.
+    In the few-shot protocol --n-generated sets n_per (400 chosen: ~90 % of a class's pool)."""
     model = _require(model, "model (a VAE trained on the pool)", "label-spread")
     pool_x = _require(pool_x, "pool (the unlabelled inputs)", "label-spread")
     if n_per < 1:
