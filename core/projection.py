@@ -51,7 +51,7 @@ CACHE_MAX_AGE_S = 30 * 24 * 3600.0  # ... and of files not used for this long (a
 _UMAP_LOCK = threading.Lock()
 _WARM = threading.Event()
 
-__all__ = ["project", "project_cached", "projection_cache_path", "prune_cache", "warm_umap", "umap_is_warm", "pca_2d", "exact_knn"]
+__all__ = ["project", "umap_embed", "project_cached", "projection_cache_path", "prune_cache", "warm_umap", "umap_is_warm", "pca_2d", "exact_knn"]
 
 
 def _omp_layer_available() -> bool:
@@ -158,7 +158,8 @@ def exact_knn(z: np.ndarray, k: int, block: int = 2048) -> tuple[np.ndarray, np.
     return nn.numpy().astype(np.int32), dist.numpy().astype(np.float32)
 
 
-def _umap_fit(z: np.ndarray, n_neighbors: int, min_dist: float, n_epochs: int, seed: int | None) -> np.ndarray:
+def _umap_fit(z: np.ndarray, n_neighbors: int, min_dist: float, n_epochs: int, seed: int | None,
+              n_components: int = 2) -> np.ndarray:
     with _UMAP_LOCK:
         numba = sys.modules.get("numba")
         if numba is not None and os.environ.get("NUMBA_THREADING_LAYER") == "omp":
@@ -168,7 +169,7 @@ def _umap_fit(z: np.ndarray, n_neighbors: int, min_dist: float, n_epochs: int, s
 
         k = min(n_neighbors, len(z) - 1)
         knn = exact_knn(z, k) + (None,) if len(z) <= EXACT_KNN_MAX else (None, None, None)
-        reducer = umap.UMAP(n_components=2, n_neighbors=k, min_dist=min_dist, n_epochs=n_epochs, init="pca",
+        reducer = umap.UMAP(n_components=n_components, n_neighbors=k, min_dist=min_dist, n_epochs=n_epochs, init="pca",
                             random_state=seed, n_jobs=1 if seed is not None else -1, precomputed_knn=knn)
         with warnings.catch_warnings():  # "no knn_search_index: transform unavailable" - we never transform
             warnings.filterwarnings("ignore", message=".*knn_search_index.*")
@@ -176,6 +177,16 @@ def _umap_fit(z: np.ndarray, n_neighbors: int, min_dist: float, n_epochs: int, s
             xy = reducer.fit_transform(z)
     _WARM.set()
     return np.asarray(xy, dtype=np.float32)
+
+
+def umap_embed(z, n_components: int, n_neighbors: int = 15, min_dist: float = 0.0, n_epochs: int = 200,
+               seed: int = 0) -> np.ndarray:
+    """Latents z (N, d) -> (N, n_components) UMAP embedding (for clustering / label propagation, not a map):
+    the same fit as project()'s, seeded (single-threaded, repeatable), any number of components."""
+    z = _as_array(z)
+    if len(z) < MIN_UMAP_POINTS:
+        raise ValueError(f"UMAP needs at least {MIN_UMAP_POINTS} points, got {len(z)}")
+    return _umap_fit(z, int(n_neighbors), float(min_dist), int(n_epochs), int(seed) % 2**32, int(n_components))
 
 
 def project(z, method: str = "pca", n_neighbors: int = 15, min_dist: float = 0.1, seed: int | None = 0,

@@ -54,9 +54,9 @@ def test_shapes_and_soft_labels(name, data, shots, tiny_model):
     if aug.stage == "expand":
         assert torch.equal(x2[: len(x)], x) and torch.equal(y2[: len(y)], y)
         assert len(x2) <= len(x) + 4 * y.shape[1]
-        if name not in ("vae-prior-gc", "distill"):              # the GC / teacher may drop unsure samples
+        if name not in ("vae-prior-gc", "distill", "label-spread"):   # may drop unsure samples
             assert len(x2) == len(x) + 4 * y.shape[1]
-        if name not in ("vae-prior-gc", "lsi", "distill"):       # lsi labels are two-hot: argmax is ambiguous
+        if name not in ("vae-prior-gc", "lsi", "distill", "label-spread"):  # lsi labels are two-hot: argmax is ambiguous
             counts = y2[len(x):].argmax(1).bincount(minlength=y.shape[1])
             assert (counts == 4).all()                           # n_per per class
     elif aug.stage != "online":
@@ -129,7 +129,8 @@ def test_knn_endpoints(name, shots, tiny_model):
 
 def test_latent_methods_need_their_generator(shots):
     x, y = shots
-    for name in ["lsi", "lsi-online", "vae-noise", "vae-interp", "multi-vae", "vae-prior-gc", "distill", "latent-probe"]:
+    for name in ["lsi", "lsi-online", "vae-noise", "vae-interp", "multi-vae", "vae-prior-gc", "distill", "label-spread",
+                 "latent-probe"]:
         with pytest.raises(ValueError, match="needs"):
             augment(name, x, y, torch.Generator().manual_seed(0))
 
@@ -255,3 +256,60 @@ def test_static_saliency_prefers_ink_on_digits(shots):
         assert near_ink.float().mean() >= 0.9, kind                   # measured 1.0 on 500 digits
     with pytest.raises(ValueError, match="saliency kind"):
         most_salient_point(x, "opencv")
+
+
+# ---------------------------------------------------------------------------------------------- label-spread
+
+class _Flatten(torch.nn.Module):
+    """An 'encoder' whose codes are the inputs themselves: the embedding is the data's own geometry."""
+    latent_dim = 2
+
+    def encode(self, x):
+        return x.flatten(1)
+
+
+def _two_clusters(n_pool: int = 60):
+    """Two well-separated 2-D clusters, mirror images through the origin; one labelled point each (the centres);
+    the pool (the rest) alternates between them."""
+    half = torch.tensor([-5.0, 0.0]) + 0.5 * torch.randn(n_pool // 2, 2, generator=torch.Generator().manual_seed(0))
+    pool = torch.stack([half, -half], 1).reshape(n_pool, 2)                    # rows: a, -a, b, -b, ...
+    truth = torch.arange(n_pool) % 2
+    x = torch.tensor([[-5.0, 0.0], [5.0, 0.0]])
+    return x, F.one_hot(torch.arange(2), 2).float(), pool, truth
+
+
+@pytest.mark.parametrize("embedding", ["codes", "umap"])
+def test_label_spread_labels_two_clusters_from_one_shot_each(embedding):
+    x, y, pool, truth = _two_clusters()
+    x2, y2 = AUGMENTATIONS["label-spread"](x, y, torch.Generator().manual_seed(0), model=_Flatten(), pool_x=pool,
+                                           n_per=30, embedding=embedding, n_neighbors=10, umap_neighbors=25)
+    assert torch.equal(x2[:2], x) and torch.equal(y2[:2], y)
+    rows = torch.cdist(x2[2:], pool).argmin(1)                   # which pool row each pseudo-labelled row is
+    assert torch.equal(x2[2:], pool[rows])                       # copies of pool rows, never the shots or made up
+    assert len(rows) == 60 and len(set(rows.tolist())) == 60     # the whole pool, each row once
+    assert torch.equal(y2[2:].argmax(1), truth[rows])            # every one labelled with its own cluster
+
+
+def test_label_spread_keeps_at_most_n_per_confident_pool_rows_per_class():
+    x, y, pool, truth = _two_clusters()
+    pool = torch.cat([pool, torch.zeros(1, 2)])                  # midway: as many neighbours in each cluster
+    aug = AUGMENTATIONS["label-spread"]
+    kw = dict(model=_Flatten(), pool_x=pool, embedding="codes", n_neighbors=6)
+    x2, y2 = aug(x, y, torch.Generator().manual_seed(0), n_per=7, **kw)
+    assert y2[2:].argmax(1).bincount(minlength=2).tolist() == [7, 7]
+    rows = torch.cdist(x2[2:], pool).argmin(1)
+    assert torch.equal(x2[2:], pool[rows]) and torch.equal(y2[2:].argmax(1), truth[rows])
+    x_all, y_all = aug(x, y, torch.Generator().manual_seed(0), n_per=100, threshold=0.6, **kw)
+    rows = torch.cdist(x_all[2:], pool).argmin(1)
+    assert sorted(rows.tolist()) == list(range(60))              # all of both clusters, never the unsure midpoint
+    for bad in ({"threshold": 0.0}, {"alpha": 1.0}, {"embedding": "pca"}, {"n_per": 0}):
+        with pytest.raises(ValueError, match="label-spread|n_per"):
+            aug(x, y, torch.Generator().manual_seed(0), **{**kw, **bad})
+
+
+def test_label_spread_umap_is_repeatable_from_the_generator():
+    x, y, pool, _ = _two_clusters()
+    run = lambda seed: AUGMENTATIONS["label-spread"](x, y, torch.Generator().manual_seed(seed),  # noqa: E731
+                                                     model=_Flatten(), pool_x=pool, n_per=20, umap_neighbors=10)
+    a, b = run(0), run(0)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])

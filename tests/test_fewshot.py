@@ -202,3 +202,27 @@ def test_markdown_table_marks_only_holm_significant():
     lines = md.splitlines()
     assert lines[0] == "| shots | none <sup>shots</sup> | lsi <sup>shots</sup> |" and len(lines) == 4
     assert "+0.102" in lines[2] and "(+)" in lines[2]
+
+
+def test_label_spread_cell_is_bit_identical_and_reports_its_pseudo_labels(tmp_path):
+    """label-spread's UMAP and propagation draw only from the cell's streams: the same record alone and beside a
+    thread doing other (global-RNG) torch work; its pseudo-labels come from the pool, at most n_per per class."""
+    torch.set_num_threads(1)
+    spec = ExperimentSpec(**{**FAST, "seeds": 1}, shots=[2], methods=["label-spread"])
+    alone = run_experiment(spec, tmp_path / "a")
+    busy = threading.Event()
+
+    def noise():
+        while not busy.is_set():
+            torch.randn(64, 64) @ torch.randn(64, 64)
+    t = threading.Thread(target=noise)
+    t.start()
+    try:
+        beside = run_experiment(spec, tmp_path / "b")
+    finally:
+        busy.set()
+        t.join()
+    assert _results(alone) == _results(beside)
+    r = alone[0]
+    assert r["data"] == "pool" and r["n_generated"] == 5 and 0 < r["n_added"] <= 5 * 10
+    assert r["pseudo_label_accuracy"] >= 0.3       # chance 0.1; a 20-step VAE: 0.56 (mnist5k: 0.90)

@@ -23,7 +23,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from core.augment import generative, pixel, saliency_mix
+from core.augment import generative, pixel, saliency_mix, spread
 
 STAGES = ("none", "batch", "expand", "online", "represent", "loss", "eval")
 
@@ -107,6 +107,12 @@ register_augmentation("distill", generative.distill, "expand", n_per=10, thresho
                       inputs={"teacher": "teacher", "pool_x": "pool"},
                       description="data distillation (seed 003): the shot classifier's TTA-ensemble labels the "
                                   "unlabelled pool; the n_per most confident above the threshold per class join")
+register_augmentation("label-spread", spread.label_spread, "expand", needs="vae", uses_pool=True, n_per=400,
+                      threshold=0.5, embedding="umap", n_neighbors=10, alpha=0.99, umap_dim=10, umap_neighbors=30,
+                      inputs={"model": "vae", "pool_x": "pool"},
+                      description="label spreading (kNN graph) from the shots over the unlabelled pool in a UMAP "
+                                  "of the pool-trained VAE's codes (embedding=codes: the codes); the n_per most "
+                                  "confident spread labels above the threshold per class join")
 register_augmentation("latent-probe", generative.latent_probe, "represent", needs="vae",
                       description="the classifier trained on the frozen codes of the pool-trained VAE")
 

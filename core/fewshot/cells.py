@@ -3,8 +3,8 @@
 Data: the training data set minus a fixed validation share per class (never a shot, never in the pool); the
 shots are drawn from the rest by `fewshot_split(y, shots, seed)` (the same shots for every method of a seed,
 nested as k grows); the unlabelled pool is the rest of the training split (labels never used, except to
-report how accurate distillation's pseudo-labels were). Evaluation on the test set given, a held-out share,
-or — for choosing settings — the validation split.
+report how accurate the pseudo-labels of distillation and label spreading were). Evaluation on the test set
+given, a held-out share, or — for choosing settings — the validation split.
 """
 from __future__ import annotations
 
@@ -102,10 +102,12 @@ def _context(spec, splits, seed, shots, method, x_lab, y_lab, pool_idx, run_dir:
         gc = train_classifier(xg, soft_targets(yg, splits.train.n_classes), recipe, seed=seed, shots=shots,
                               method="none", device=device, stop=stop)
         ctx["gc"] = lambda xb: torch.softmax(gc(xb), 1)
-    if any(a.name == "distill" for a in parse_method(method)):
+    parts = parse_method(method)
+    if any(a.name == "distill" for a in parts):
         teacher = train_classifier(x_lab, soft_targets(y_lab, splits.train.n_classes), recipe, seed=seed,
                                    shots=shots, method="none", device=device, stop=stop)
         ctx["teacher"] = lambda xb: tta_predict(teacher, xb, tta_views_default())
+    if any("pool" in a.inputs.values() for a in parts):     # distill, label-spread: the unlabelled pool's inputs
         ctx["pool"] = splits.train.x[pool_idx].to(device)
     return ctx
 
@@ -148,7 +150,8 @@ def run_cell(spec: ExperimentSpec, seed: int, shots: int, n_generated: int | Non
               "trained_on": "generated" if only_generated else "real" if x_gen is None else "real+generated",
               **budget(recipe, 0 if only_generated else len(x_lab)), "n_eval": len(evaluation),
               **scores(evaluation.y, proba.argmax(1).cpu())}
-    if "distill" in parts and x_gen is not None:           # a diagnostic only: the pool's labels trained nothing
+    if any("pool" in a.inputs.values() for a in parts.values()) and x_gen is not None:
+        # distill, label-spread: a diagnostic only, the pool's labels trained nothing
         truth = train.y[pool_idx].to(device)
         chosen = _rows_in(train.x[pool_idx].to(device), x_gen)
         record["pseudo_label_accuracy"] = float((y_gen.argmax(1) == truth[chosen]).float().mean()) if len(chosen) else None

@@ -1,0 +1,78 @@
+"""Label spreading over the unlabelled pool (a graph-based semi-supervised method, Zhou et al. 2004).
+
+The shots and the pool are embedded together without labels — the codes of the VAE trained on the pool, or a
+UMAP embedding of those codes —, scikit-learn's LabelSpreading propagates the shots' labels along the kNN graph
+of that embedding, and per class the n_per pool rows with the most confident spread label (at or above a
+threshold) join the shots as one-hot pseudo-labels, as distillation's do (core.augment.generative.distill).
+Randomness: only UMAP draws, seeded from the generator passed in (UMAP then runs single-threaded, repeatable);
+the codes, the kNN graph and the propagation are deterministic.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from core.augment.generative import _append, _most_confident_per_class, _require
+from core.device import derived_seed
+from core.latent import encode_dataset
+
+EMBEDDINGS = ("codes", "umap", "umap-pixels")
+
+
+def spread_embedding(model, x_all: Tensor, rng: torch.Generator, embedding: str = "umap", umap_dim: int = 10,
+                     umap_neighbors: int = 30) -> np.ndarray:
+    """Rows of x_all (shots and pool, no labels) -> (N, e) features the labels spread over: the VAE's codes
+    ("codes"), a umap_dim-D UMAP of them ("umap") or of the raw inputs ("umap-pixels")."""
+    if embedding not in EMBEDDINGS:
+        raise ValueError(f"label-spread embedding must be one of {list(EMBEDDINGS)}, got {embedding!r}")
+    z = x_all.flatten(1).cpu().numpy() if embedding == "umap-pixels" else encode_dataset(model, x_all).numpy()
+    if embedding == "codes":                                                    # (N, d) VAE means
+        return z
+    from core.projection import umap_embed                                     # lazy: numba only when used
+
+    # never more components than the codes have (UMAP's PCA start needs it); min_dist 0: packed clusters
+    return umap_embed(z, n_components=min(int(umap_dim), z.shape[1]), n_neighbors=int(umap_neighbors),
+                      min_dist=0.0, seed=derived_seed(rng))
+
+
+def spread_labels(features: np.ndarray, labels: np.ndarray, n_classes: int, n_neighbors: int = 10,
+                  alpha: float = 0.99) -> Tensor:
+    """LabelSpreading (kNN kernel) over all rows; labels: class of each labelled row, -1 for unlabelled ones.
+    Returns (N, n_classes) spread label distributions (rows no label reached: all zero)."""
+    from sklearn.semi_supervised import LabelSpreading
+
+    if not 0 < alpha < 1:
+        raise ValueError(f"label-spread alpha (how much of a label a point takes from its neighbours) must be in "
+                         f"(0, 1), got {alpha}")
+    k = int(min(n_neighbors, len(features) - 1))
+    ls = LabelSpreading(kernel="knn", n_neighbors=k, alpha=float(alpha), max_iter=100)
+    ls.fit(features, labels)
+    dist = np.zeros((len(features), n_classes), dtype=np.float32)
+    dist[:, ls.classes_] = np.nan_to_num(ls.label_distributions_)   # unreached rows: 0 / 0
+    return torch.from_numpy(dist)
+
+
+def label_spread(x: Tensor, y: Tensor, rng: torch.Generator, *, model=None, pool_x=None, n_per: int = 400,
+                 threshold: float = 0.5, embedding: str = "umap", n_neighbors: int = 10, alpha: float = 0.99,
+                 umap_dim: int = 10, umap_neighbors: int = 30) -> tuple[Tensor, Tensor]:
+    """Label spreading (kNN graph, `n_neighbors`, clamping `alpha`) from the shots over the unlabelled pool
+    `pool_x` in the embedding (VAE codes, a `umap_dim`-D UMAP of them, or of the pixels); per class the n_per pool rows whose
+    spread label is most confident, at or above `threshold`, join the shots (one-hot). Classes may get fewer.
+    Defaults chosen on mnist5k's validation split (docs/spread-choice.md); alpha 0.99 is also Zhou et al.'s.
+    In the few-shot protocol --n-generated sets n_per (400 chosen: ~90 % of a class's pool)."""
+    model = _require(model, "model (a VAE trained on the pool)", "label-spread")
+    pool_x = _require(pool_x, "pool (the unlabelled inputs)", "label-spread")
+    if n_per < 1:
+        raise ValueError(f"n_per (pseudo-labelled pool examples per class) must be >= 1, got {n_per}")
+    if not 0 < threshold <= 1:
+        raise ValueError(f"label-spread threshold (the least spread-label confidence kept) must be in (0, 1], "
+                         f"got {threshold}")
+    n_classes = y.shape[1]
+    x_all = torch.cat([x.to(pool_x.device), pool_x])
+    features = spread_embedding(model, x_all, rng, embedding, umap_dim, umap_neighbors)
+    labels = np.concatenate([y.argmax(1).cpu().numpy(), np.full(len(pool_x), -1)])
+    probs = spread_labels(features, labels, n_classes, n_neighbors, alpha)[len(x):]            # (P, C) pool rows
+    chosen, pred = _most_confident_per_class(probs, n_per, threshold)
+    return _append(x, y, pool_x[chosen.to(pool_x.device)], F.one_hot(pred[chosen], n_classes).float())
