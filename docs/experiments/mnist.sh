@@ -43,3 +43,8 @@ if [[ $what == mix-in || $what == all ]]; then
   fewshot mnist-multivae-mixin --shots 2 10 50 --seeds 3 --n-generated 50 --gen multi-vae.mix_in=0.2 \
       --methods none multi-vae
 fi
+if [[ $what == pool || $what == all ]]; then
+  # The pool-using methods side by side: distillation (no generator) and label spreading in the VAE's code space.
+  fewshot mnist-pool --shots 2 5 10 20 50 100 --seeds "$SEEDS" --n-generated 400 --gen vae.latent_dim=50 \
+      --methods none distill label-spread
+fi
