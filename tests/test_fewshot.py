@@ -186,6 +186,19 @@ def test_summarize_paired_difference_and_holm():
         summarize(recs, metric="auc")
 
 
+def test_summarize_by_n_generated_keeps_one_column_per_method():
+    """The "only generated data" table: rows are n generated, a method is one column (not one per n), and
+    the real-data baseline (run once) is paired with every row."""
+    recs = [{"method": "none", "shots": 5, "seed": s, "n_generated": None, "f1_weighted": 0.7, "data": "shots"}
+            for s in range(3)]
+    recs += [{"method": "vae-noise", "shots": 5, "seed": s, "n_generated": n, "f1_weighted": 0.6 + n / 1000,
+              "data": "pool"} for n in (2, 50) for s in range(3)]
+    rows = summarize(recs, row="n_generated")
+    assert {r["method"] for r in rows} == {"none", "vae-noise"}
+    gen = {r["n_generated"]: r for r in rows if r["method"] == "vae-noise"}
+    assert gen[50]["diff_vs_none"] == pytest.approx(-0.05) and gen[2]["n_pairs"] == 3
+
+
 def test_holm_step_down():
     # m = 4: thresholds 0.0125, 0.0167, 0.025, 0.05 in rank order; stops at the first failure
     assert holm([0.01, 0.04, 0.012, 0.03]) == [True, False, True, False]

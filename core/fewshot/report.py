@@ -62,7 +62,8 @@ def summarize(records: list[dict], metric: str = "f1_weighted", baseline: str = 
     n_values: dict[str, set] = {}
     for r in records:
         n_values.setdefault(r["method"], set()).add(r.get("n_generated"))
-    multi_n = {m for m, ns in n_values.items() if len(ns) > 1}
+    # a method run at several n_generated gets a column per n, unless n is the table's rows
+    multi_n = {m for m, ns in n_values.items() if len(ns) > 1} if row != "n_generated" else set()
     groups: dict[tuple, dict[int, float]] = {}
     marks: dict[str, str] = {}
     base: dict[tuple, float] = {}
