@@ -42,3 +42,17 @@ def test_report_check_fails_on_a_doctored_number(tmp_path):
 def test_missing_records_are_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="no record files"):
         render({"name": "x", "records": ["nothing-*.csv"]}, tmp_path)
+
+
+def test_variant_runs_get_one_column_each_beside_the_shared_baseline(tmp_path):
+    """label "method+run": runs that vary one method's settings share the baseline of one of them; each
+    variant is its own column named after its record file, and pairs with the baseline on the same seeds."""
+    (tmp_path / "v-base.csv").write_text("method,shots,seed,data,f1_weighted\n" + "".join(
+        f"{m},2,{s},{d},{v + 0.01 * s}\n" for m, d, v in (("none", "shots", 0.6), ("distill", "pool", 0.65))
+        for s in range(3)))
+    (tmp_path / "v-alpha.csv").write_text("method,shots,seed,data,f1_weighted\n" + "".join(
+        f"distill,2,{s},pool,{0.7 + 0.01 * s}\n" for s in range(3)))
+    md = render({"name": "v", "records": ["v-*.csv"], "label": "method+run", "strip": "v-"}, tmp_path)
+    head, _, row = md.splitlines()[-3:]
+    assert head == "| shots | none <sup>shots</sup> | distill (alpha) <sup>pool</sup> | distill (base) <sup>pool</sup> |"
+    assert row.startswith("| 2 | 0.610 | 0.710 <sub>+0.100±0.000") and "0.660 <sub>+0.050" in row

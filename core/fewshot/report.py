@@ -80,6 +80,7 @@ def summarize(records: list[dict], metric: str = "f1_weighted", baseline: str = 
             groups.setdefault((baseline, value), {}).update(
                 {s: (v, k) for (k, s), v in base.items()})
     columns = list(dict.fromkeys(column_label(r, multi_n) for r in records))
+    columns.sort(key=lambda c: c != baseline)           # the baseline first, the rest in record order
     rows = []
     for col, value in sorted(groups, key=lambda g: (g[1] if g[1] is not None else -1, columns.index(g[0]))):
         by_seed = groups[(col, value)]

@@ -43,10 +43,15 @@ def _keep(r: dict, where: dict) -> bool:
 def render(table: dict, root: Path) -> str:
     records = [r for pattern in table["records"] for r in load_records(pattern, root)]
     records = [r for r in records if _keep(r, table.get("where", {}))]
+    prefix = table.get("strip", "")
     if table.get("label") == "run":                    # one column per run folder (e.g. recipe variants)
-        prefix = table.get("strip", "")
         for r in records:
             r["method"] = r["run"][len(prefix):] if r["run"].startswith(prefix) else r["run"]
+    elif table.get("label") == "method+run":           # runs of one method's variants beside shared baselines
+        for r in records:
+            if r["method"] != table.get("baseline", "none"):
+                run = r["run"][len(prefix):] if r["run"].startswith(prefix) else r["run"]
+                r["method"] = f"{r['method']} ({run})"
     if table.get("rename"):
         for r in records:
             r["method"] = table["rename"].get(r["method"], r["method"])
