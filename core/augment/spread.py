@@ -60,7 +60,7 @@ def label_spread(x: Tensor, y: Tensor, rng: torch.Generator, *, model=None, pool
     """Label spreading (kNN graph, `n_neighbors`, clamping `alpha`) from the shots over the unlabelled pool
     `pool_x` in the embedding (VAE codes, a `umap_dim`-D UMAP of them, or of the pixels); per class the n_per pool rows whose
     spread label is most confident, at or above `threshold`, join the shots (one-hot). Classes may get fewer.
-    Defaults chosen on mnist5k's validation split (docs/spread-choice.md); alpha 0.99 is also Zhou et al.'s.
+    Defaults chosen on mnist5k's validation split (docs/results.md, "Choosing label-spread's settings"); alpha 0.99 is also Zhou et al.'s.
     In the few-shot protocol --n-generated sets n_per (400 chosen: ~90 % of a class's pool)."""
     model = _require(model, "model (a VAE trained on the pool)", "label-spread")
     pool_x = _require(pool_x, "pool (the unlabelled inputs)", "label-spread")
