@@ -11,6 +11,16 @@ from torch import Tensor, nn
 from core.models.init import SeededDropout, init_parameters
 
 
+class MaxPool2dCL(nn.MaxPool2d):
+    """nn.MaxPool2d computed in channels-last memory layout: on one CPU thread the NCHW kernel is the slowest
+    layer of the few-shot CNN (more than both convolutions), the channels-last kernel runs its forward about 3x
+    faster. The same values and the same gradients, bit for bit (a max is exact and both kernels pick the first
+    maximum of a window), so records do not change; the output is returned in the input's NCHW layout."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return super().forward(x.contiguous(memory_format=torch.channels_last)).contiguous()
+
+
 class Classifier(nn.Module):
     def __init__(self, input_shape: tuple[int, ...], n_classes: int, width: int = 16, feature_dim: int = 64,
                  dropout: float = 0.0, input_mean: Tensor | None = None, input_std: Tensor | None = None):
@@ -22,8 +32,8 @@ class Classifier(nn.Module):
             c, h, w = self.input_shape
             pool = 2 if min(h, w) >= 4 else 1
             self.body = nn.Sequential(
-                nn.Conv2d(c, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(pool),
-                nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(pool),
+                nn.Conv2d(c, width, 3, padding=1), nn.ReLU(), MaxPool2dCL(pool),
+                nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), MaxPool2dCL(pool),
                 nn.Flatten(),
             )
             flat = 2 * width * (h // pool // pool) * (w // pool // pool)
