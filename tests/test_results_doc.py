@@ -56,3 +56,14 @@ def test_variant_runs_get_one_column_each_beside_the_shared_baseline(tmp_path):
     head, _, row = md.splitlines()[-3:]
     assert head == "| shots | none <sup>shots</sup> | distill (alpha) <sup>pool</sup> | distill (base) <sup>pool</sup> |"
     assert row.startswith("| 2 | 0.610 | 0.710 <sub>+0.100±0.000") and "0.660 <sub>+0.050" in row
+
+
+def test_a_baseline_shared_by_two_runs_counts_once_and_must_agree(tmp_path):
+    rows = "method,shots,seed,data,f1_weighted\n" + "".join(f"none,2,{s},shots,{0.6 + 0.01 * s}\n" for s in range(3))
+    (tmp_path / "r-a.csv").write_text(rows + "".join(f"lsi,2,{s},pool,0.7\n" for s in range(3)))
+    (tmp_path / "r-b.csv").write_text(rows + "".join(f"lsi,2,{s},pool,0.5\n" for s in range(3)))
+    md = render({"name": "r", "records": ["r-*.csv"], "label": "method+run", "strip": "r-"}, tmp_path)
+    assert "9 cells" in md and "| 2 | 0.610 | 0.700 <sub>+0.090" in md
+    (tmp_path / "r-b.csv").write_text(rows.replace("0.6", "0.4"))     # another protocol's baseline
+    with pytest.raises(ValueError, match="disagree"):
+        render({"name": "r", "records": ["r-*.csv"], "label": "method+run", "strip": "r-"}, tmp_path)

@@ -40,6 +40,18 @@ def _keep(r: dict, where: dict) -> bool:
     return all((r.get(k) in v) if isinstance(v, list) else r.get(k) == v for k, v in where.items())
 
 
+def _unique(records: list[dict], metric: str) -> list[dict]:
+    """One record per cell: a table that reads several runs sharing a baseline (the same shots and seeds) sees
+    its cells twice; they must agree (records are deterministic), else the runs are not comparable."""
+    seen: dict[tuple, dict] = {}
+    for r in records:
+        key = (r["method"], r["shots"], r["seed"], r.get("n_generated"))
+        if key in seen and seen[key][metric] != r[metric]:
+            raise ValueError(f"{r['run']} and {seen[key]['run']} disagree on {key}: not the same protocol")
+        seen.setdefault(key, r)
+    return list(seen.values())
+
+
 def render(table: dict, root: Path) -> str:
     records = [r for pattern in table["records"] for r in load_records(pattern, root)]
     records = [r for r in records if _keep(r, table.get("where", {}))]
@@ -56,6 +68,7 @@ def render(table: dict, root: Path) -> str:
         for r in records:
             r["method"] = table["rename"].get(r["method"], r["method"])
     row = table.get("row", "shots")
+    records = _unique(records, table.get("metric", "f1_weighted"))
     rows = summarize(records, table.get("metric", "f1_weighted"), table.get("baseline", "none"), row=row)
     seeds = sorted({r["seed"] for r in records})
     head = (f"{table.get('caption', '')}{' ' if table.get('caption') else ''}"
