@@ -3,6 +3,11 @@ files (CSV, as the runner writes them, committed under docs/records/), which row
 rows (shots or n_generated) and the baseline; docs/results.md holds each table between
 `<!-- BEGIN:name -->` and `<!-- END:name -->`. `python -m core report` rewrites those blocks (and `--check`
 says whether the committed doc matches its records), so every number in the doc can be checked.
+
+A table's keys: name, records (glob patterns), caption; optional where (column -> value or list of values),
+metric, baseline, row ("shots" | "n_generated"), label ("run": a column per record file; "method+run": a column
+per method and record file, the baseline shared), strip (a prefix of the file names to drop), rename,
+n_follows_shots (runs made with `--n-generated shots`: one column per method, not one per n).
 """
 from __future__ import annotations
 
@@ -64,6 +69,9 @@ def render(table: dict, root: Path) -> str:
             if r["method"] != table.get("baseline", "none"):
                 run = r["run"][len(prefix):] if r["run"].startswith(prefix) else r["run"]
                 r["method"] = f"{r['method']} ({run})"
+    if table.get("n_follows_shots"):                   # --n-generated shots: n is the row, not a column
+        for r in records:
+            r["n_generated"] = None
     if table.get("rename"):
         for r in records:
             r["method"] = table["rename"].get(r["method"], r["method"])
