@@ -12,31 +12,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+from core.executor import loopback
+
 SPEC = dict(dataset="digits", shots=[2, 5], methods=["none", "classic", "mixup", "isda", "lsi", "vae-interp"],
             seeds=1, generators={"vae": {"steps": 300}, "aae-uniform": {"steps": 300}})
-
-CLUSTER = textwrap.dedent("""\
-    set -e
-    ip link set lo up
-    export RAY_AUTH_MODE=token RAY_AUTH_TOKEN=$(python3 -c "import secrets; print(secrets.token_hex(32))")
-    RAY="$(dirname "$PY")/ray"
-    TMPD=$(mktemp -d /tmp/ll-rayXXXX)
-    cleanup() { "$RAY" stop --force >/dev/null 2>&1 || true; rm -rf "$TMPD"; }
-    trap cleanup EXIT
-    "$RAY" start --head --port 6379 --num-cpus 1 --include-dashboard false --disable-usage-stats \\
-        --temp-dir "$TMPD" >"$OUT/head.log" 2>&1
-    "$RAY" start --address 127.0.0.1:6379 --num-cpus 1 >"$OUT/worker.log" 2>&1
-    "$PY" "$OUT/driver.py"
-""")
 
 DRIVER = textwrap.dedent("""\
     import json, os, sys, time
@@ -80,19 +63,6 @@ DRIVER = textwrap.dedent("""\
 """)
 
 
-def _unavailable() -> str | None:
-    try:
-        import ray  # noqa: F401
-    except ImportError:
-        return "ray is not installed (pip install -r requirements-ray.txt)"
-    if shutil.which("unshare") is None or shutil.which("ip") is None:
-        return "unshare / ip (util-linux, iproute2) are not available"
-    probe = subprocess.run(["unshare", "-n", "-p", "-f", "--mount-proc", "true"], capture_output=True)
-    if probe.returncode != 0:
-        return f"cannot make a network namespace here (needs root): {probe.stderr.decode().strip()[:200]}"
-    return None
-
-
 def comparable(records: list[dict]) -> list[dict]:
     from core.fewshot import TIMING_KEYS
 
@@ -101,7 +71,7 @@ def comparable(records: list[dict]) -> list[dict]:
 
 @pytest.mark.slow
 def test_two_node_ray_cluster_matches_local_bit_for_bit(tmp_path):
-    why = _unavailable()
+    why = loopback.unavailable()
     if why:
         if os.environ.get("CI") == "true":
             pytest.fail(f"the Ray test must run in CI: {why}")
@@ -109,14 +79,8 @@ def test_two_node_ray_cluster_matches_local_bit_for_bit(tmp_path):
     from core.executor import get_executor
     from core.fewshot import ExperimentSpec, run_experiment
 
-    (tmp_path / "driver.py").write_text(DRIVER)
-    env = {**os.environ, "PY": sys.executable, "OUT": str(tmp_path), "SPEC": json.dumps(SPEC),
-           "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "RAY_USAGE_STATS_ENABLED": "0"}
-    # --kill-child: if this test is killed, the namespace's first process dies and takes every Ray process with it.
-    proc = subprocess.run(["unshare", "-n", "-p", "-f", "--mount-proc", "--kill-child", "bash", "-c", CLUSTER],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
-    logs = "\n".join((tmp_path / n).read_text()[-2000:] for n in ("head.log", "worker.log") if (tmp_path / n).exists())
-    assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}\n{logs}"
+    proc = loopback.run_driver(DRIVER, tmp_path, {"SPEC": json.dumps(SPEC)}, timeout=240)
+    assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}\n{loopback.node_logs(tmp_path)}"
     report = json.loads((tmp_path / "report.json").read_text())
 
     assert report["workers"] == 2 and report["nodes"] == ["127.0.0.1", "127.0.0.1"], report["nodes"]
