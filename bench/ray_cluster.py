@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 import textwrap
@@ -75,6 +76,7 @@ def main() -> int:
     print(f"local, 2 workers:  {t_local:7.1f} s")
     print(f"ray_cluster cells={len(local)} ray_s={ray['seconds']:.1f} local_s={t_local:.1f} "
           f"ray/local={ray['seconds'] / t_local:.2f} identical={same}")
+    shutil.rmtree(out, ignore_errors=True)
     return 0 if same else 1
 
 

@@ -311,5 +311,13 @@ def test_label_spread_umap_is_repeatable_from_the_generator():
     x, y, pool, _ = _two_clusters()
     run = lambda seed: AUGMENTATIONS["label-spread"](x, y, torch.Generator().manual_seed(seed),  # noqa: E731
                                                      model=_Flatten(), pool_x=pool, n_per=20, umap_neighbors=10)
+    state = torch.random.get_rng_state()
     a, b = run(0), run(0)
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert torch.equal(torch.random.get_rng_state(), state), "label-spread touched torch's global RNG"
+    # the embedding really follows the generator (not a fixed seed): another seed, another UMAP
+    from core.augment.spread import spread_embedding
+    all_x = torch.cat([x, pool])
+    e0, e0b, e1 = (spread_embedding(_Flatten(), all_x, torch.Generator().manual_seed(s), umap_neighbors=10)
+                   for s in (0, 0, 1))
+    assert (e0 == e0b).all() and not (e0 == e1).all()

@@ -1,5 +1,6 @@
 """docs/results.md's tables are regenerated from the records committed under docs/records/ and match them."""
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,9 @@ def test_results_doc_matches_its_committed_records():
     names = [t["name"] for t in json.loads(tables.read_text())]
     text = doc.read_text()
     assert all(f"<!-- BEGIN:{n} -->" in text for n in names)
+    blocks = re.findall(r"<!-- BEGIN:([\w-]+) -->", text)
+    assert sorted(blocks) == sorted(names), "a table block of the doc has no entry in docs/tables.json (no records)"
+    assert not re.findall(r"^[A-Z_]{6,}$", text, re.M), "a placeholder line is left in the doc"
 
 
 def test_report_check_fails_on_a_doctored_number(tmp_path):
@@ -67,3 +71,15 @@ def test_a_baseline_shared_by_two_runs_counts_once_and_must_agree(tmp_path):
     (tmp_path / "r-b.csv").write_text(rows.replace("0.6", "0.4"))     # another protocol's baseline
     with pytest.raises(ValueError, match="disagree"):
         render({"name": "r", "records": ["r-*.csv"], "label": "method+run", "strip": "r-"}, tmp_path)
+
+
+def test_runs_with_n_generated_equal_to_shots_get_one_column_per_method(tmp_path):
+    """PROBEN1 runs use --n-generated shots: n changes with every row, so it must not split the columns."""
+    (tmp_path / "p.csv").write_text("method,shots,seed,n_generated,data,f1_weighted\n" + "".join(
+        f"{m},{k},{s},{'' if m == 'none' else k},shots,{0.5 + 0.01 * k + (0.02 if m != 'none' else 0) + 0.001 * s}\n"
+        for m in ("none", "multi-vae") for k in (5, 10) for s in range(3)))
+    lines = render({"name": "p", "records": ["p.csv"], "n_follows_shots": True}, tmp_path).splitlines()
+    assert lines[2] == "| shots | none <sup>shots</sup> | multi-vae <sup>shots</sup> |"
+    assert lines[4].startswith("| 5 | 0.551 | 0.571 <sub>+0.020") and lines[5].startswith("| 10 | 0.601 | 0.621")
+    split = render({"name": "p", "records": ["p.csv"]}, tmp_path).splitlines()[2]
+    assert "multi-vae n=5" in split and "multi-vae n=10" in split       # without the option: a column per n

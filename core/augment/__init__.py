@@ -109,6 +109,7 @@ register_augmentation("distill", generative.distill, "expand", n_per=10, thresho
                                   "unlabelled pool; the n_per most confident above the threshold per class join")
 register_augmentation("label-spread", spread.label_spread, "expand", needs="vae", uses_pool=True, n_per=400,
                       threshold=0.5, embedding="umap", n_neighbors=10, alpha=0.99, umap_dim=10, umap_neighbors=30,
+                      max_iter=100,
                       inputs={"model": "vae", "pool_x": "pool"},
                       description="label spreading (kNN graph) from the shots over the unlabelled pool in a UMAP "
                                   "of the pool-trained VAE's codes (embedding=codes: the codes); the n_per most "

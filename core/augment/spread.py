@@ -38,17 +38,27 @@ def spread_embedding(model, x_all: Tensor, rng: torch.Generator, embedding: str 
 
 
 def spread_labels(features: np.ndarray, labels: np.ndarray, n_classes: int, n_neighbors: int = 10,
-                  alpha: float = 0.99) -> Tensor:
+                  alpha: float = 0.99, max_iter: int = 100) -> Tensor:
     """LabelSpreading (kNN kernel) over all rows; labels: class of each labelled row, -1 for unlabelled ones.
-    Returns (N, n_classes) spread label distributions (rows no label reached: all zero)."""
+    Returns (N, n_classes) spread label distributions (rows no label reached: all zero).
+    The propagation stops after `max_iter` steps. At alpha 0.99 on mnist5k's pool it has not converged by then
+    (scikit-learn warned in every cell): the cut-off is part of the setting chosen on validation (a label
+    travels at most max_iter hops), so the ConvergenceWarning is not shown."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.semi_supervised import LabelSpreading
 
     if not 0 < alpha < 1:
         raise ValueError(f"label-spread alpha (how much of a label a point takes from its neighbours) must be in "
                          f"(0, 1), got {alpha}")
     k = int(min(n_neighbors, len(features) - 1))
-    ls = LabelSpreading(kernel="knn", n_neighbors=k, alpha=float(alpha), max_iter=100)
-    ls.fit(features, labels)
+    if int(max_iter) < 1:
+        raise ValueError(f"label-spread max_iter (propagation steps) must be >= 1, got {max_iter}")
+    ls = LabelSpreading(kernel="knn", n_neighbors=k, alpha=float(alpha), max_iter=int(max_iter))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ls.fit(features, labels)
     dist = np.zeros((len(features), n_classes), dtype=np.float32)
     dist[:, ls.classes_] = np.nan_to_num(ls.label_distributions_)   # unreached rows: 0 / 0
     return torch.from_numpy(dist)
@@ -56,12 +66,14 @@ def spread_labels(features: np.ndarray, labels: np.ndarray, n_classes: int, n_ne
 
 def label_spread(x: Tensor, y: Tensor, rng: torch.Generator, *, model=None, pool_x=None, n_per: int = 400,
                  threshold: float = 0.5, embedding: str = "umap", n_neighbors: int = 10, alpha: float = 0.99,
-                 umap_dim: int = 10, umap_neighbors: int = 30) -> tuple[Tensor, Tensor]:
+                 umap_dim: int = 10, umap_neighbors: int = 30, max_iter: int = 100) -> tuple[Tensor, Tensor]:
     """Label spreading (kNN graph, `n_neighbors`, clamping `alpha`) from the shots over the unlabelled pool
     `pool_x` in the embedding (VAE codes, a `umap_dim`-D UMAP of them, or of the pixels); per class the n_per pool rows whose
     spread label is most confident, at or above `threshold`, join the shots (one-hot). Classes may get fewer.
-    Defaults chosen on mnist5k's validation split (docs/results.md, "Choosing label-spread's settings"); alpha 0.99 is also Zhou et al.'s.
-    In the few-shot protocol --n-generated sets n_per (400 chosen: ~90 % of a class's pool)."""
+    Defaults chosen on mnist5k's validation split (docs/results.md, "Choosing label-spread's settings"); alpha
+    0.99 is also Zhou et al.'s, here with the propagation cut off after max_iter = 100 steps (see spread_labels).
+    In the few-shot protocol --n-generated sets n_per (400 chosen: ~90 % of a class's pool). The pool VAE is
+    needed for every embedding, though "umap-pixels" does not use it (the method's needs are fixed)."""
     model = _require(model, "model (a VAE trained on the pool)", "label-spread")
     pool_x = _require(pool_x, "pool (the unlabelled inputs)", "label-spread")
     if n_per < 1:
@@ -73,6 +85,6 @@ def label_spread(x: Tensor, y: Tensor, rng: torch.Generator, *, model=None, pool
     x_all = torch.cat([x.to(pool_x.device), pool_x])
     features = spread_embedding(model, x_all, rng, embedding, umap_dim, umap_neighbors)
     labels = np.concatenate([y.argmax(1).cpu().numpy(), np.full(len(pool_x), -1)])
-    probs = spread_labels(features, labels, n_classes, n_neighbors, alpha)[len(x):]            # (P, C) pool rows
+    probs = spread_labels(features, labels, n_classes, n_neighbors, alpha, max_iter)[len(x):]            # (P, C) pool rows
     chosen, pred = _most_confident_per_class(probs, n_per, threshold)
     return _append(x, y, pool_x[chosen.to(pool_x.device)], F.one_hot(pred[chosen], n_classes).float())

@@ -150,8 +150,10 @@ def run_cell(spec: ExperimentSpec, seed: int, shots: int, n_generated: int | Non
               "trained_on": "generated" if only_generated else "real" if x_gen is None else "real+generated",
               **budget(recipe, 0 if only_generated else len(x_lab)), "n_eval": len(evaluation),
               **scores(evaluation.y, proba.argmax(1).cpu())}
-    if any("pool" in a.inputs.values() for a in parts.values()) and x_gen is not None:
-        # distill, label-spread: a diagnostic only, the pool's labels trained nothing
+    from_pool = [a for a in parts.values() if "pool" in a.inputs.values()]
+    if from_pool and x_gen is not None and all(a.stage != "expand" or a in from_pool for a in parts.values()):
+        # distill, label-spread: a diagnostic only, the pool's labels trained nothing (not scored when another
+        # expand method's generated rows are mixed in: they are not pool rows)
         truth = train.y[pool_idx].to(device)
         chosen = _rows_in(train.x[pool_idx].to(device), x_gen)
         record["pseudo_label_accuracy"] = float((y_gen.argmax(1) == truth[chosen]).float().mean()) if len(chosen) else None

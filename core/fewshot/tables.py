@@ -50,7 +50,8 @@ def _unique(records: list[dict], metric: str) -> list[dict]:
     its cells twice; they must agree (records are deterministic), else the runs are not comparable."""
     seen: dict[tuple, dict] = {}
     for r in records:
-        key = (r["method"], r["shots"], r["seed"], r.get("n_generated"))
+        key = (r["method"], r["shots"], r["seed"], r.get("n_generated"), r.get("dataset"), r.get("evaluated_on"),
+               r.get("data"), r.get("trained_on"))
         if key in seen and seen[key][metric] != r[metric]:
             raise ValueError(f"{r['run']} and {seen[key]['run']} disagree on {key}: not the same protocol")
         seen.setdefault(key, r)

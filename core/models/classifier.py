@@ -15,7 +15,8 @@ class MaxPool2dCL(nn.MaxPool2d):
     """nn.MaxPool2d computed in channels-last memory layout: on one CPU thread the NCHW kernel is the slowest
     layer of the few-shot CNN (more than both convolutions), the channels-last kernel runs its forward about 3x
     faster. The same values and the same gradients, bit for bit (a max is exact and both kernels pick the first
-    maximum of a window), so records do not change; the output is returned in the input's NCHW layout."""
+    maximum of a window; tests/test_classifier.py checks it on CPU), so records do not change. The output is
+    NCHW-contiguous, whatever the input's layout."""
 
     def forward(self, x: Tensor) -> Tensor:
         return super().forward(x.contiguous(memory_format=torch.channels_last)).contiguous()
