@@ -121,12 +121,12 @@ def run_panel() -> None:
         pos = job.queue_position
         if pos:
             label = f"waiting for a free worker — place {pos} in the queue"
-        elif prog.get("phase") == "generators" and prog.get("generators_total"):
+        elif (prog.get("generators_done") or 0) < (prog.get("generators_total") or 0):
             label = f"training generators {prog.get('generators_done') or 0}/{prog['generators_total']} · {label}"
         with st.status(f"Running… {label}", expanded=True):
             st.progress(done / max(total, 1))
             st.caption("Cells run side by side in worker processes; the page stays usable and results appear "
-                       "cell by cell. Generators are trained first.")
+                       "cell by cell. Cells that need a generator start once it is trained.")
             if st.button("Stop", key="w_fs_stop"):
                 job.request_stop()
     elif job.error and job.error_kind == "bug":

@@ -180,6 +180,22 @@ def test_queue_bound_and_unsendable_functions():
         get_executor("local", workers=0)
 
 
+@pytest.mark.parametrize("kind", ["local", "inline"])
+def test_map_starts_a_waiting_task_only_after_its_dependency_finished(kind, local2):
+    """Task 1 waits for task 0's result (as a few-shot cell waits for its generator); the independent
+    tasks 2 and 3 keep the other worker busy meanwhile."""
+    ex = local2 if kind == "local" else get_executor("inline")
+    tasks = [{"seconds": 0.8, "value": "dependency"}, {"seconds": 0.0, "value": "waits"},
+             {"seconds": 0.1, "value": "free"}, {"seconds": 0.1, "value": "free"}]
+    order: list[int] = []
+    ex.map(probe.sleep_uninterruptible, tasks, on_result=lambda i, r: order.append(i), ready=lambda i: i != 1 or 0 in order)
+    assert sorted(order) == [0, 1, 2, 3] and order.index(1) > order.index(0)
+    if kind == "local":
+        assert order.index(2) < order.index(0) and order.index(3) < order.index(0), order
+    with pytest.raises(RuntimeError, match="none of the 1 waiting tasks is ready"):
+        ex.map(probe.sleep_uninterruptible, tasks[:1], on_result=lambda i, r: None, ready=lambda i: False)
+
+
 def test_inline_submit_runs_in_this_process_with_the_same_api():
     ex = get_executor("inline")
     h = ex.submit(probe.tiny_training, {"seed": 1, "steps": 20})
@@ -213,8 +229,15 @@ def test_fewshot_records_identical_inline_local1_local2(small_inline, local1, lo
 
     spec, inline = small_inline
     one = run_experiment(spec, tmp_path / "one", executor=local1)
-    two = run_experiment(spec, tmp_path / "two", executor=local2)
+    events = []
+    two = run_experiment(spec, tmp_path / "two", executor=local2, on_progress=events.append)
     assert len(inline) == 6 and comparable(inline) == comparable(one) == comparable(two)
+    # No phase barrier: a cell that needs no generator ran beside the first one, and each lsi cell came
+    # only after its seed's generator had been saved.
+    assert any(e["phase"] == "cells" and e["generators_done"] < e["generators_total"] for e in events)
+    lsi = [e for e in events if e["phase"] == "cells" and e["cell"][3] == "lsi"]
+    assert sorted(e["cell"][0] for e in lsi) == [0, 1]
+    assert all(e["generators_done"] >= 1 for e in lsi)
     assert len({r["worker"] for r in two}) == 2, "cells ran side by side on both workers"
     assert all(r["worker"] != f"pid{os.getpid()}" for r in two)
 

@@ -29,8 +29,8 @@ class _RunExecutor:
     def __init__(self, executor, group: str):
         self.executor, self.group = executor, group
 
-    def map(self, fn, tasks, *, stop=None, on_result):
-        self.executor.map(fn, tasks, stop=stop, on_result=on_result, group=self.group)
+    def map(self, fn, tasks, *, stop=None, on_result, ready=None):
+        self.executor.map(fn, tasks, stop=stop, on_result=on_result, group=self.group, ready=ready)
 
 
 def start_run(spec, owner: str) -> jobs.Job:

@@ -119,7 +119,7 @@ def run(args) -> int:
 
     def on_progress(info):
         if info["phase"] == "generators":
-            bar.n = info["skipped"]
+            bar.n = info["done"]
             bar.set_postfix_str(f"generators {info['generators_done']}/{info['generators_total']}")
             bar.refresh()
             return

@@ -184,6 +184,13 @@ class JobHandle:
         return f"<JobHandle #{self.id} {self.name} {self.status}>"
 
 
+def next_ready(pending, ready: Callable[[int], bool] | None) -> int | None:
+    """The place in `pending` ((index, task) pairs) of the first task that may start, or None."""
+    if ready is None:
+        return 0 if pending else None
+    return next((j for j, (i, _) in enumerate(pending) if ready(i)), None)
+
+
 class Executor:
     """submit / map over a FIFO queue. Backends implement _start_pending() (wake the dispatcher),
     _cancel_running(handle) and shutdown(); they pop work with _next_queued() and finish handles."""
@@ -210,16 +217,19 @@ class Executor:
         return self._submit(fn, dict(kwargs or {}), owner=owner, name=name, count_owner=True)
 
     def map(self, fn: Callable, tasks: list[dict], *, stop: threading.Event | None = None,
-            on_result: Callable[[int, Any], None], owner: str | None = None, group: str | None = None) -> None:
+            on_result: Callable[[int, Any], None], owner: str | None = None, group: str | None = None,
+            ready: Callable[[int], bool] | None = None) -> None:
         """Run fn(**task) for every task, up to `workers` at once plus a small look-ahead in the queue;
         on_result(i, result) is called in this thread as each finishes. `stop` set -> queued tasks are
         dropped, running ones ended (within 2 s), and map returns. A task that fails -> no new tasks
         start, the running ones finish (their on_result calls happen), then JobFailed is raised.
         `owner`: the whole map counts as one of that owner's jobs; `group`: a tag on its tasks for
-        group_status() (e.g. one few-shot run's place in the queue)."""
+        group_status() (e.g. one few-shot run's place in the queue). `ready(i)`: task i starts only once
+        it returns True (asked again after every result; e.g. a cell waits for its generator's on_result);
+        tasks start in list order among the ready ones. Nothing ready and nothing running -> RuntimeError."""
         release = self.reserve(owner) if owner is not None else None
         try:
-            self._map(fn, list(tasks), stop, on_result, group)
+            self._map(fn, list(tasks), stop, on_result, group, ready)
         finally:
             if release is not None:
                 release()
@@ -340,7 +350,8 @@ class Executor:
             self._running.discard(handle)
         handle._finish(status, result, error)
 
-    def _map(self, fn, tasks: list[dict], stop: threading.Event | None, on_result, group=None) -> None:
+    def _map(self, fn, tasks: list[dict], stop: threading.Event | None, on_result, group=None,
+             ready: Callable[[int], bool] | None = None) -> None:
         finished: queue.Queue[JobHandle] = queue.Queue()
         pending = deque(enumerate(tasks))
         in_flight: dict[JobHandle, int] = {}
@@ -351,7 +362,14 @@ class Executor:
                 if stop is not None and stop.is_set():
                     break
                 while pending and failure is None and len(in_flight) < window:
-                    i, task = pending.popleft()
+                    j = next_ready(pending, ready)
+                    if j is None:
+                        if not in_flight:
+                            raise RuntimeError(f"map(): none of the {len(pending)} waiting tasks is ready and "
+                                               "none runs (a task waits for one that is not in the map)")
+                        break
+                    i, task = pending[j]
+                    del pending[j]
                     h = self._submit(fn, dict(task), owner=None, name=getattr(fn, "__name__", None),
                                      count_owner=False)
                     h.group = group

@@ -8,8 +8,9 @@ one ends only if it takes `stop=` (checked between tasks in map, by the job itse
 from __future__ import annotations
 
 import threading
+from collections import deque
 
-from core.executor.base import CANCELLED, DONE, FAILED, Executor, JobFailed, JobHandle, accepts
+from core.executor.base import CANCELLED, DONE, FAILED, Executor, JobFailed, JobHandle, accepts, next_ready
 
 
 class _Event:
@@ -27,13 +28,20 @@ class InlineExecutor(Executor):
         super().__init__(1, max_queued=max_queued, per_owner=per_owner)
         self._thread: threading.Thread | None = None
 
-    def map(self, fn, tasks, *, stop=None, on_result, owner=None, group=None) -> None:
+    def map(self, fn, tasks, *, stop=None, on_result, owner=None, group=None, ready=None) -> None:
         release = self.reserve(owner) if owner is not None else None
         try:
             failure = None
-            for i, task in enumerate(tasks):
+            pending = deque(enumerate(tasks))
+            while pending:
                 if stop is not None and stop.is_set():
                     return
+                j = next_ready(pending, ready)
+                if j is None:
+                    raise RuntimeError(f"map(): none of the {len(pending)} waiting tasks is ready "
+                                       "(a task waits for one that is not in the map)")
+                i, task = pending[j]
+                del pending[j]
                 kwargs = dict(task)
                 if accepts(fn, "stop") and stop is not None:
                     kwargs["stop"] = stop

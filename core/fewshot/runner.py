@@ -1,11 +1,13 @@
 """Run a few-shot experiment: spec -> generator tasks -> cell tasks -> records in a run folder.
 
-Phase 1 trains every generator the methods need (one task per seed for generators of the unlabelled pool, per
-(seed, shots) for those of the labelled shots) and saves each as checkpoint folders under <run>/generators/.
-Phase 2 runs the cells; each loads its generators from there, so a cell's record is bit-identical whichever
-worker, thread or process ran it, in any order, alone or after a resume (all but the timing keys
-`seconds`, `device`, `worker`). Both phases go through an executor (core.executor) when one is given, else
-run inline one after another. After each cell, config.json / results.json / results.csv are rewritten
+Two kinds of task go through one executor map (core.executor; inline one after another when none is given):
+generator tasks train every generator the methods need (one per seed for generators of the unlabelled pool,
+per (seed, shots) for those of the labelled shots) and save each as checkpoint folders under
+<run>/generators/; cell tasks load them from there, so a cell's record is bit-identical whichever worker,
+thread or process ran it, in any order, alone or after a resume (all but the timing keys `seconds`,
+`device`, `worker`). Tasks go seed by seed, generators first; a cell starts once its own generators are
+saved, so cells that need none (and other seeds' generators) keep the workers busy meanwhile — no worker
+idles at a phase boundary, and the first results come before the last generator is trained. After each cell, config.json / results.json / results.csv are rewritten
 atomically (unique temporary names), sorted in cell order; cells already in results.json are skipped.
 """
 from __future__ import annotations
@@ -17,12 +19,14 @@ import os
 import tempfile
 import threading
 import time
+from collections import deque
 from pathlib import Path
 from typing import Callable
 
 import torch
 
 from core.device import pick_device
+from core.executor.base import next_ready
 from core.fewshot.cells import generator_data, generator_key, load_splits, run_cell
 from core.fewshot.generators import GENERATORS, Stopped, generator_config, save_generator
 from core.fewshot.report import summarize
@@ -70,14 +74,29 @@ def run_cell_task(spec: dict, run_dir: str, seed: int, shots: int, method: str, 
                     worker=worker or f"pid{os.getpid()}")
 
 
+def run_task(kind: str, spec: dict, run_dir: str, seed: int, shots: int, name: str = "", key: str = "",
+             method: str = "", n_generated: int | None = None) -> dict:
+    """One task of a run's single map: kind "generator" (train_generator_task) or "cell" (run_cell_task).
+    Named parameters only: executors pass `report` / `stop` to functions whose signature takes them."""
+    if kind == "generator":
+        return train_generator_task(spec, run_dir, seed, name, shots, key)
+    return run_cell_task(spec, run_dir, seed, shots, method, n_generated)
+
+
 class InlineMap:
     """The executor interface (core.executor) in this thread, one task after another."""
 
     def map(self, fn, tasks: list[dict], *, stop: threading.Event | None = None,
-            on_result: Callable[[int, object], None]) -> None:
-        for i, task in enumerate(tasks):
+            on_result: Callable[[int, object], None], ready: Callable[[int], bool] | None = None) -> None:
+        pending = deque(enumerate(tasks))
+        while pending:
             if stop is not None and stop.is_set():
                 return
+            j = next_ready(pending, ready)
+            if j is None:
+                raise RuntimeError(f"none of the {len(pending)} waiting tasks is ready")
+            i, task = pending[j]
+            del pending[j]
             on_result(i, fn(**task))
 
 
@@ -118,8 +137,8 @@ def run_experiment(spec: ExperimentSpec, out_dir, on_progress: Callable[[dict], 
                    stop: threading.Event | None = None, executor=None) -> list[dict]:
     """Run every cell not yet in out_dir/results.json; returns all records (old and new) in cell order.
 
-    on_progress gets {"done", "total", "skipped", "phase", "cell": (seed, shots, n_generated, method) | None,
-    "record" | None}. Setting `stop` ends the run (a cell in progress is discarded)."""
+    on_progress gets {"done", "total", "skipped", "phase" ("generators" or "cells": what just finished),
+    "generators_done", "generators_total", "cell": (seed, shots, n_generated, method) | None, "record" | None}. Setting `stop` ends the run (a cell in progress is discarded)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cfg_path, res_path = out / "config.json", out / "results.json"
@@ -141,37 +160,44 @@ def run_experiment(spec: ExperimentSpec, out_dir, on_progress: Callable[[dict], 
     if todo:
         load_splits(spec)                                  # bad data -> a clear error before anything runs
         gens = plan_generators(spec, todo)
-        gen_log = {}
+        needs = {c: {g["key"] for g in plan_generators(spec, [c])} for c in todo}
+        # Seed by seed, that seed's generators first; sorted() is stable, so cells keep their order.
+        tasks = sorted([{"kind": "generator", **g} for g in gens] +
+                       [{"kind": "cell", "seed": s, "shots": k, "n_generated": n, "method": m} for s, k, n, m in todo],
+                       key=lambda tk: (tk["seed"], tk["kind"] == "cell"))
+        gen_log: dict[str, dict] = {}
+        log_path = out / "generators.json"
 
-        def gen_done(i, result):
-            gen_log[result["key"]] = result
+        def progress(phase: str, record: dict | None) -> None:
             if on_progress:
-                on_progress({"done": skipped, "total": len(cells), "skipped": skipped, "phase": "generators",
-                             "generators_done": len(gen_log), "generators_total": len(gens), "cell": None,
-                             "record": None})
+                on_progress({"done": sum(cell_key(r) in order for r in records), "total": len(cells),
+                             "skipped": skipped, "phase": phase, "generators_done": len(gen_log),
+                             "generators_total": len(gens), "cell": cell_key(record) if record else None,
+                             "record": record})
 
-        executor.map(train_generator_task, [{"spec": spec_d, "run_dir": str(out), **t} for t in gens],
-                     stop=stop, on_result=gen_done)
-        if gen_log:
-            log_path = out / "generators.json"
-            old_log = json.loads(log_path.read_text()) if log_path.exists() else {}
-            atomic_write(log_path, json.dumps({**old_log, **{k: v for k, v in gen_log.items() if not v["skipped"]}},
-                                              indent=1))
+        def finished(i: int, result: dict) -> None:
+            if tasks[i]["kind"] == "generator":
+                gen_log[result["key"]] = result
+                if not result["skipped"]:
+                    old_log = json.loads(log_path.read_text()) if log_path.exists() else {}
+                    atomic_write(log_path, json.dumps({**old_log, result["key"]: result}, indent=1))
+                progress("generators", None)
+                return
+            records.append(result)
+            records.sort(key=lambda r: order.get(cell_key(r), len(order)))
+            atomic_write(res_path, json.dumps(records, indent=1))
+            atomic_write(out / "results.csv", records_csv(records))
+            progress("cells", result)
 
-    def cell_done(i, record):
-        records.append(record)
-        records.sort(key=lambda r: order.get(cell_key(r), len(order)))
-        atomic_write(res_path, json.dumps(records, indent=1))
-        atomic_write(out / "results.csv", records_csv(records))
-        if on_progress:
-            on_progress({"done": sum(cell_key(r) in order for r in records), "total": len(cells), "skipped": skipped, "phase": "cells",
-                         "cell": cell_key(record), "record": record})
+        def ready(i: int) -> bool:
+            tk = tasks[i]
+            if tk["kind"] == "generator":
+                return True
+            return needs[(tk["seed"], tk["shots"], tk["n_generated"], tk["method"])] <= gen_log.keys()
 
-    if todo and not (stop is not None and stop.is_set()):
-        tasks = [{"spec": spec_d, "run_dir": str(out), "seed": s, "shots": k, "n_generated": n, "method": m}
-                 for s, k, n, m in todo]
         try:
-            executor.map(run_cell_task, tasks, stop=stop, on_result=cell_done)
+            executor.map(run_task, [{"spec": spec_d, "run_dir": str(out), **tk} for tk in tasks],
+                         stop=stop, on_result=finished, ready=ready)
         except Stopped:
             pass
     if records:
