@@ -135,22 +135,26 @@ with friendly("The traversal grid"):
             show.samples(g["images"][r], [f"dim {dim} {t:+.1f}σ" for t in g["offsets"]], is_image=False)
 
 # ----------------------------------------------------------------------------- live offset slider
-OFFSET = "_ll_traversal_t"  # the offset (in sigma), shared by the browser's slider and the server's
 OFFSET_LABEL = "Offset t, in σ of each row's dimension"
 
 
 def _offset() -> float:
-    t = st.session_state.get(OFFSET, 0.0)
-    return float(t) if isinstance(t, float | int) and -3.0 <= t <= 3.0 else 0.0
+    """The offset (in sigma) shared by the browser's slider, the server's and the URL (?t=); a bad or
+    out-of-range value from a hand-edited link reads as 0."""
+    t = state.get("t")
+    if isinstance(t, float | int) and -3.0 <= t <= 3.0:
+        return float(t)
+    state.put("t", None)  # drop a bad value, so the link is corrected too
+    return 0.0
 
 
 def _released(values: list[float]) -> None:
     """The browser's slider was let go: its value becomes the page's (and the server slider's)."""
-    st.session_state[OFFSET] = round(min(3.0, max(-3.0, values[0])) * 10) / 10
+    state.put("t", round(min(3.0, max(-3.0, values[0])) * 10) / 10)
 
 
 def _server_slider_moved() -> None:
-    st.session_state[OFFSET] = float(st.session_state["w_beta_t"])
+    state.put("t", float(st.session_state["w_beta_t"]))
 
 
 def _browser_column(g: dict) -> tuple[bool, str | None]:
@@ -174,6 +178,7 @@ def offset_panel(g: dict) -> None:
         live, why = (False, None) if on_server else _browser_column(g)
         if live:
             st.caption("Your browser decodes every step of the drag; the page keeps the value when you let go.")
+            state.sync_url()  # a fragment rerun does not reach the page's own sync_url()
             return
         if st.session_state.get("w_beta_t") != _offset():  # show the shared value (a browser release may have moved it)
             st.session_state["w_beta_t"] = _offset()
@@ -182,6 +187,7 @@ def offset_panel(g: dict) -> None:
             st.caption(f"Decoding on the server: {why}.")
         column = traversal_column(sel.ckpt, ckpt.sha256, g["z0"], g["directions"], float(t))
         show.samples(column, [f"dim {dim} {t:+.1f}σ" for dim in g["dims"]], width=72, is_image=ds.is_image)
+        state.sync_url()
 
 
 if g is not None:

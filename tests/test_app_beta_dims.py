@@ -75,5 +75,18 @@ def test_offset_slider_falls_back_to_the_server_decode(app_env):
     at.slider(key="w_beta_t").set_value(2.0).run()
     assert_clean(at)
     after = _column(at)
-    assert after.captions[0].endswith("+2.0σ") and at.session_state["_ll_traversal_t"] == 2.0
+    assert after.captions[0].endswith("+2.0σ") and at.session_state["ll_t"] == 2.0
     assert after.value != before.value
+    assert at.query_params["t"] == "2", "the offset is in the link"
+
+
+def test_offset_from_a_shared_link_is_the_columns_offset(app_env):
+    """A link with ?t= opens the traversal at that offset; an out-of-range one falls back to 0 and leaves
+    the link."""
+    at = new_app(PAGE, query={"decode": "server", "t": "-1.5"})
+    assert_clean(at)
+    assert at.slider(key="w_beta_t").value == -1.5
+    assert all(c.endswith("-1.5σ") for c in _column(at).captions)
+    bad = new_app(PAGE, query={"decode": "server", "t": "9"})
+    assert_clean(bad)
+    assert bad.slider(key="w_beta_t").value == 0.0 and "t" not in bad.query_params

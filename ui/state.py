@@ -1,4 +1,4 @@
-"""Shared, shareable state: dataset, checkpoint, the two chosen samples and lambda.
+"""Shared, shareable state: dataset, checkpoint, the two chosen samples, lambda and the traversal offset.
 
 Session state is the source of truth; it is seeded once per session from the URL query
 parameters and written back to the URL on every run, so a teacher can copy the address bar
@@ -19,6 +19,7 @@ SHARED: dict[str, tuple[Callable[[str], Any], Any]] = {
     "i0": (int, None),
     "i1": (int, None),
     "lam": (float, 0.5),
+    "t": (float, None),  # the Beta & dimensions traversal offset, in sigma (absent from the URL until moved)
 }
 _PREFIX = "ll_"
 _INIT = "_ll_url_seeded"
