@@ -44,7 +44,8 @@ if [[ $what == mix-in || $what == all ]]; then
       --methods none multi-vae
 fi
 if [[ $what == pool || $what == all ]]; then
-  # The pool-using methods side by side: distillation (no generator) and label spreading in the VAE's code space.
+  # The pool-using methods side by side: distillation (no generator) and label spreading in the VAE's code space,
+  # alone and with classic augmentation on the shots and pseudo-labels (chosen on validation: spread.sh "classic").
   fewshot mnist-pool --shots 2 5 10 20 50 100 --seeds "$SEEDS" --n-generated 400 --gen vae.latent_dim=50 \
-      --methods none distill label-spread
+      --methods none distill label-spread label-spread+classic
 fi
