@@ -19,7 +19,7 @@ mkdir -p docs/records
 what=${1:-all}
 if [[ $what == headline || $what == all ]]; then
   # Every method family against the frozen recipe; the VAE as in the Bonn slides (d = 50, beta = 0.5).
-  fewshot mnist-headline --shots 2 5 10 20 50 100 --seeds "$SEEDS" --n-generated 50 --gen vae.latent_dim=50 \
+  fewshot mnist-headline --shots 2 3 4 5 10 20 50 100 --seeds "$SEEDS" --n-generated 50 --gen vae.latent_dim=50 \
       --methods none classic mixup cutmix isda lsi lsi-online vae-noise vae-interp-noise vae-extrap-noise multi-vae \
                 distill latent-probe
 fi
