@@ -9,6 +9,8 @@ the codes, the kNN graph and the propagation are deterministic.
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -44,8 +46,6 @@ def spread_labels(features: np.ndarray, labels: np.ndarray, n_classes: int, n_ne
     The propagation stops after `max_iter` steps. At alpha 0.99 on mnist5k's pool it has not converged by then
     (scikit-learn warned in every cell): the cut-off is part of the setting chosen on validation (a label
     travels at most max_iter hops), so the ConvergenceWarning is not shown."""
-    import warnings
-
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.semi_supervised import LabelSpreading
 

@@ -191,6 +191,21 @@ def next_ready(pending, ready: Callable[[int], bool] | None) -> int | None:
     return next((j for j, (i, _) in enumerate(pending) if ready(i)), None)
 
 
+def in_ready_order(tasks: list[dict], ready: Callable[[int], bool] | None, stop: threading.Event | None = None):
+    """(i, task) one at a time for maps that run tasks in the calling thread: the first ready one in list
+    order, `ready` asked again after the caller has handled the previous task. Ends when all are given or
+    `stop` is set; RuntimeError when tasks wait but none is ready (nothing else could make one ready)."""
+    pending = deque(enumerate(tasks))
+    while pending and not (stop is not None and stop.is_set()):
+        j = next_ready(pending, ready)
+        if j is None:
+            raise RuntimeError(f"map(): none of the {len(pending)} waiting tasks is ready "
+                               "(a task waits for one that is not in the map)")
+        item = pending[j]
+        del pending[j]
+        yield item
+
+
 class Executor:
     """submit / map over a FIFO queue. Backends implement _start_pending() (wake the dispatcher),
     _cancel_running(handle) and shutdown(); they pop work with _next_queued() and finish handles."""

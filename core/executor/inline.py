@@ -8,9 +8,8 @@ one ends only if it takes `stop=` (checked between tasks in map, by the job itse
 from __future__ import annotations
 
 import threading
-from collections import deque
 
-from core.executor.base import CANCELLED, DONE, FAILED, Executor, JobFailed, JobHandle, accepts, next_ready
+from core.executor.base import CANCELLED, DONE, FAILED, Executor, JobFailed, JobHandle, accepts, in_ready_order
 
 
 class _Event:
@@ -32,16 +31,7 @@ class InlineExecutor(Executor):
         release = self.reserve(owner) if owner is not None else None
         try:
             failure = None
-            pending = deque(enumerate(tasks))
-            while pending:
-                if stop is not None and stop.is_set():
-                    return
-                j = next_ready(pending, ready)
-                if j is None:
-                    raise RuntimeError(f"map(): none of the {len(pending)} waiting tasks is ready "
-                                       "(a task waits for one that is not in the map)")
-                i, task = pending[j]
-                del pending[j]
+            for i, task in in_ready_order(tasks, ready, stop):
                 kwargs = dict(task)
                 if accepts(fn, "stop") and stop is not None:
                     kwargs["stop"] = stop

@@ -7,8 +7,8 @@ per (seed, shots) for those of the labelled shots) and save each as checkpoint f
 thread or process ran it, in any order, alone or after a resume (all but the timing keys `seconds`,
 `device`, `worker`). Tasks go seed by seed, generators first; a cell starts once its own generators are
 saved, so cells that need none (and other seeds' generators) keep the workers busy meanwhile — no worker
-idles at a phase boundary, and the first results come before the last generator is trained. After each cell, config.json / results.json / results.csv are rewritten
-atomically (unique temporary names), sorted in cell order; cells already in results.json are skipped.
+idles at a phase boundary, and the first results come before the last generator is trained. After each
+cell, config.json / results.json / results.csv are rewritten atomically (unique temporary names), sorted in cell order; cells already in results.json are skipped.
 """
 from __future__ import annotations
 
@@ -19,14 +19,13 @@ import os
 import tempfile
 import threading
 import time
-from collections import deque
 from pathlib import Path
 from typing import Callable
 
 import torch
 
 from core.device import pick_device
-from core.executor.base import next_ready
+from core.executor.base import in_ready_order
 from core.fewshot.cells import generator_data, generator_key, load_splits, run_cell
 from core.fewshot.generators import GENERATORS, Stopped, generator_config, save_generator
 from core.fewshot.report import summarize
@@ -88,15 +87,7 @@ class InlineMap:
 
     def map(self, fn, tasks: list[dict], *, stop: threading.Event | None = None,
             on_result: Callable[[int, object], None], ready: Callable[[int], bool] | None = None) -> None:
-        pending = deque(enumerate(tasks))
-        while pending:
-            if stop is not None and stop.is_set():
-                return
-            j = next_ready(pending, ready)
-            if j is None:
-                raise RuntimeError(f"none of the {len(pending)} waiting tasks is ready")
-            i, task = pending[j]
-            del pending[j]
+        for i, task in in_ready_order(tasks, ready, stop):
             on_result(i, fn(**task))
 
 
@@ -138,7 +129,8 @@ def run_experiment(spec: ExperimentSpec, out_dir, on_progress: Callable[[dict], 
     """Run every cell not yet in out_dir/results.json; returns all records (old and new) in cell order.
 
     on_progress gets {"done", "total", "skipped", "phase" ("generators" or "cells": what just finished),
-    "generators_done", "generators_total", "cell": (seed, shots, n_generated, method) | None, "record" | None}. Setting `stop` ends the run (a cell in progress is discarded)."""
+    "generators_done", "generators_total", "cell": (seed, shots, n_generated, method) | None, "record" | None}.
+    Setting `stop` ends the run (a cell in progress is discarded)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cfg_path, res_path = out / "config.json", out / "results.json"
@@ -160,13 +152,16 @@ def run_experiment(spec: ExperimentSpec, out_dir, on_progress: Callable[[dict], 
     if todo:
         load_splits(spec)                                  # bad data -> a clear error before anything runs
         gens = plan_generators(spec, todo)
-        needs = {c: {g["key"] for g in plan_generators(spec, [c])} for c in todo}
-        # Seed by seed, that seed's generators first; sorted() is stable, so cells keep their order.
-        tasks = sorted([{"kind": "generator", **g} for g in gens] +
-                       [{"kind": "cell", "seed": s, "shots": k, "n_generated": n, "method": m} for s, k, n, m in todo],
-                       key=lambda tk: (tk["seed"], tk["kind"] == "cell"))
+        # (task, the generator keys it needs saved first); seed by seed, that seed's generators first
+        # (sorted() is stable, so cells keep their order).
+        planned = sorted([({"kind": "generator", **g}, set()) for g in gens] +
+                         [({"kind": "cell", "seed": s, "shots": k, "n_generated": n, "method": m},
+                           {g["key"] for g in plan_generators(spec, [(s, k, n, m)])}) for s, k, n, m in todo],
+                         key=lambda p: (p[0]["seed"], p[0]["kind"] == "cell"))
+        tasks, waits_for = [tk for tk, _ in planned], [w for _, w in planned]
         gen_log: dict[str, dict] = {}
         log_path = out / "generators.json"
+        saved_log = json.loads(log_path.read_text()) if log_path.exists() else {}
 
         def progress(phase: str, record: dict | None) -> None:
             if on_progress:
@@ -179,8 +174,8 @@ def run_experiment(spec: ExperimentSpec, out_dir, on_progress: Callable[[dict], 
             if tasks[i]["kind"] == "generator":
                 gen_log[result["key"]] = result
                 if not result["skipped"]:
-                    old_log = json.loads(log_path.read_text()) if log_path.exists() else {}
-                    atomic_write(log_path, json.dumps({**old_log, result["key"]: result}, indent=1))
+                    saved_log[result["key"]] = result
+                    atomic_write(log_path, json.dumps(saved_log, indent=1))
                 progress("generators", None)
                 return
             records.append(result)
@@ -189,15 +184,9 @@ def run_experiment(spec: ExperimentSpec, out_dir, on_progress: Callable[[dict], 
             atomic_write(out / "results.csv", records_csv(records))
             progress("cells", result)
 
-        def ready(i: int) -> bool:
-            tk = tasks[i]
-            if tk["kind"] == "generator":
-                return True
-            return needs[(tk["seed"], tk["shots"], tk["n_generated"], tk["method"])] <= gen_log.keys()
-
         try:
             executor.map(run_task, [{"spec": spec_d, "run_dir": str(out), **tk} for tk in tasks],
-                         stop=stop, on_result=finished, ready=ready)
+                         stop=stop, on_result=finished, ready=lambda i: waits_for[i] <= gen_log.keys())
         except Stopped:
             pass
     if records:

@@ -64,12 +64,11 @@ def render(table: dict, root: Path) -> str:
     prefix = table.get("strip", "")
     if table.get("label") == "run":                    # one column per run folder (e.g. recipe variants)
         for r in records:
-            r["method"] = r["run"][len(prefix):] if r["run"].startswith(prefix) else r["run"]
+            r["method"] = r["run"].removeprefix(prefix)
     elif table.get("label") == "method+run":           # runs of one method's variants beside shared baselines
         for r in records:
             if r["method"] != table.get("baseline", "none"):
-                run = r["run"][len(prefix):] if r["run"].startswith(prefix) else r["run"]
-                r["method"] = f"{r['method']} ({run})"
+                r["method"] = f"{r['method']} ({r['run'].removeprefix(prefix)})"
     if table.get("n_follows_shots"):                   # --n-generated shots: n is the row, not a column
         for r in records:
             r["n_generated"] = None
