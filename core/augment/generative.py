@@ -1,8 +1,8 @@
 """Latent-level augmentations: generate `n_per` new examples per class from a trained generator.
 
-Each is ``fn(x, y_soft, rng, *, n_per, model=... | models=... | gc=..., **params) -> (x', y_soft')``
-where x', y_soft' are the labelled examples followed by the generated ones (the first len(x)
-rows are the input, unchanged). Samplers come from ``core.latent`` (seeds 000 and 002).
+Each expander is ``fn(x, y_soft, rng, *, n_per, model=... | models=... | gc=..., **params) -> Generated``: the new
+rows only, with their provenance (core.augment.generated); the registry appends them to the labelled examples
+for callers that want ``(x', y_soft')``. Samplers come from ``core.latent`` (seeds 000 and 002).
 z are encoder means (VAE mu); decoding runs on the model's device, results move to x's device.
 """
 from __future__ import annotations
@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from core.augment.generated import Generated
 from core.device import derived_generator
 from core.latent import (decode_latents, encode_dataset, interpolate_latent, knn_interpolate, lsi_soft_label,
                          prior_sample, sample_noise)
@@ -36,10 +37,6 @@ def _sources_per_class(y: Tensor, n_per: int, gen: torch.Generator, n_classes: i
     cls = present.repeat_interleave(n_per)                                      # (S,)
     offset = (torch.rand(len(cls), generator=gen) * counts[cls]).long().clamp_max(counts[cls] - 1)
     return order[starts[cls] + offset]
-
-
-def _append(x: Tensor, y: Tensor, x_new: Tensor, y_new: Tensor) -> tuple[Tensor, Tensor]:
-    return torch.cat([x, x_new.to(x.device, x.dtype)]), torch.cat([y, y_new.to(y.device, y.dtype)])
 
 
 def _decode(model, z: Tensor, like: Tensor) -> Tensor:
@@ -66,15 +63,17 @@ def _lambdas(gen: torch.Generator, n: int, lam: float | None, alpha: float) -> T
     return torch.full((n,), float(lam))
 
 
-def _blend(model, x, labels, src, partner, lams, n_classes, mode="linear") -> tuple[Tensor, Tensor]:
-    """Decoded (1 - lam) z_src + lam z_partner and its lambda-weighted label (two-hot at lam = 0.5)."""
+def _blend(model, x, labels, src, partner, lams, n_classes, mode="linear") -> Generated:
+    """Decoded (1 - lam) z_src + lam z_partner and its lambda-weighted label (two-hot at lam = 0.5); the
+    provenance's lam is the weight of the source, 1 - lam."""
     z = encode_dataset(model, x)                                                # (N, d)
     z_new = interpolate_latent(z[src], z[partner], lams, mode=mode)              # (S, d)
-    return _decode(model, z_new, x), lsi_soft_label(labels[src], labels[partner], lams, n_classes)
+    y_new = lsi_soft_label(labels[src], labels[partner], lams, n_classes)
+    return Generated.of(_decode(model, z_new, x), y_new, src, partner, 1 - lams)
 
 
 def lsi(x: Tensor, y: Tensor, rng: torch.Generator, *, model=None, n_per: int = 10, lam: float | None = 0.5,
-        alpha: float = 1.0, mode: str = "linear") -> tuple[Tensor, Tensor]:
+        alpha: float = 1.0, mode: str = "linear") -> Generated:
     """Latent space interpolation (Liu et al. 2018), generated once before training: z = (1 - lam) z_i + lam z_j
     for n_per sources i of each class and a partner j of another class, decoded with the AAE (uniform prior);
     label (1 - lam) e_yi + lam e_yj (two-hot at lam = 0.5). lam=None draws lam ~ Beta(alpha, alpha) per sample."""
@@ -86,8 +85,7 @@ def lsi(x: Tensor, y: Tensor, rng: torch.Generator, *, model=None, n_per: int = 
         raise ValueError("lsi interpolates between classes: it needs examples of at least 2 classes")
     src = _sources_per_class(labels, n_per, gen, n_classes)                     # (S,)
     partner = _other_class_partners(labels, src, gen, n_classes)
-    x_new, y_new = _blend(model, x, labels, src, partner, _lambdas(gen, len(src), lam, alpha), n_classes, mode)
-    return _append(x, y, x_new, y_new)
+    return _blend(model, x, labels, src, partner, _lambdas(gen, len(src), lam, alpha), n_classes, mode)
 
 
 def lsi_online(x: Tensor, y: Tensor, rng: torch.Generator, *, model=None, n: int | None = None,
@@ -104,8 +102,8 @@ def lsi_online(x: Tensor, y: Tensor, rng: torch.Generator, *, model=None, n: int
         return x[:0], y[:0]
     src = torch.randperm(len(x), generator=gen).repeat(-(-n // len(x)))[:n]     # (n,)
     partner = _other_class_partners(labels, src, gen, y.shape[1])
-    x_new, y_new = _blend(model, x, labels, src, partner, _lambdas(gen, n, lam, alpha), y.shape[1], mode)
-    return x_new.to(x.device, x.dtype), y_new.to(y.device, y.dtype)
+    new = _blend(model, x, labels, src, partner, _lambdas(gen, n, lam, alpha), y.shape[1], mode)
+    return new.x.to(x.device, x.dtype), new.y_soft.to(y.device, y.dtype)
 
 
 def _knn(x, y, rng, model, n_per, alpha, k, extrapolate, noise, random_alpha, method):
@@ -124,7 +122,8 @@ def _knn(x, y, rng, model, n_per, alpha, k, extrapolate, noise, random_alpha, me
     if noise > 0:
         z_new = z_new + noise * torch.randn(z_new.shape, generator=gen)
     y_new = F.one_hot(full.label, y.shape[1]).float()
-    return _append(x, y, _decode(model, z_new, x), y_new)
+    lam = 1 + step if extrapolate else 1 - step                                 # weight of the source row
+    return Generated.of(_decode(model, z_new, x), y_new, full.source_index, full.neighbour_index, lam, step)
 
 
 def vae_noise(x, y, rng, *, model=None, n_per: int = 10, sigma: float = 0.5):
@@ -135,7 +134,7 @@ def vae_noise(x, y, rng, *, model=None, n_per: int = 10, sigma: float = 0.5):
     z = encode_dataset(model, x)
     src = _sources_per_class(labels, n_per, gen, y.shape[1])
     s = sample_noise(z, sigma, n_per=1, generator=gen, y=labels, sources=src)
-    return _append(x, y, _decode(model, s.z, x), F.one_hot(s.label, y.shape[1]).float())
+    return Generated.of(_decode(model, s.z, x), F.one_hot(s.label, y.shape[1]).float(), s.source_index, step=sigma)
 
 
 def vae_interp(x, y, rng, *, model=None, n_per: int = 10, alpha: float = 1.0, k: int = 5, noise: float = 0.0,
@@ -163,7 +162,7 @@ def vae_prior_gc(x, y, rng, *, model=None, gc: Callable[[Tensor], Tensor] | None
     with torch.no_grad():
         probs = gc(x_new.to(x.device)).float().cpu()                           # (M, C)
     chosen, pred = _most_confident_per_class(probs, n_per, threshold)
-    return _append(x, y, x_new[chosen], F.one_hot(pred[chosen], n_classes).float())
+    return Generated.of(x_new[chosen], F.one_hot(pred[chosen], n_classes).float(), step=alpha)
 
 
 def multi_vae(x, y, rng, *, models=None, n_per: int = 10, alpha: float = 1.0):
@@ -180,8 +179,8 @@ def multi_vae(x, y, rng, *, models=None, n_per: int = 10, alpha: float = 1.0):
         xs.append(_decode(m, prior_sample(m, n_per, gen) * alpha, x))
         ys.append(torch.full((n_per,), c, dtype=torch.long))
     if not xs:
-        return x, y
-    return _append(x, y, torch.cat(xs), F.one_hot(torch.cat(ys), y.shape[1]).float())
+        return Generated.empty(x, y)
+    return Generated.of(torch.cat(xs), F.one_hot(torch.cat(ys), y.shape[1]).float(), step=alpha)
 
 
 def distill(x, y, rng, *, teacher=None, pool_x=None, n_per: int = 10, threshold: float = 0.9, batch_size: int = 1000):
@@ -194,7 +193,7 @@ def distill(x, y, rng, *, teacher=None, pool_x=None, n_per: int = 10, threshold:
     with torch.no_grad():
         probs = torch.cat([teacher(b.to(x.device)).float().cpu() for b in pool_x.split(batch_size)])   # (P, C)
     chosen, pred = _most_confident_per_class(probs, n_per, threshold)
-    return _append(x, y, pool_x[chosen], F.one_hot(pred[chosen], y.shape[1]).float())
+    return Generated.of(pool_x[chosen], F.one_hot(pred[chosen], y.shape[1]).float(), chosen, origin="pool")
 
 
 def _most_confident_per_class(probs: Tensor, n_per: int, threshold: float) -> tuple[Tensor, Tensor]:

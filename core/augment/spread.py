@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from core.augment.generative import _append, _most_confident_per_class, _require
+from core.augment.generated import Generated
+from core.augment.generative import _most_confident_per_class, _require
 from core.device import derived_seed
 from core.latent import encode_dataset
 
@@ -66,7 +67,7 @@ def spread_labels(features: np.ndarray, labels: np.ndarray, n_classes: int, n_ne
 
 def label_spread(x: Tensor, y: Tensor, rng: torch.Generator, *, model=None, pool_x=None, n_per: int = 400,
                  threshold: float = 0.5, embedding: str = "umap", n_neighbors: int = 10, alpha: float = 0.99,
-                 umap_dim: int = 10, umap_neighbors: int = 30, max_iter: int = 100) -> tuple[Tensor, Tensor]:
+                 umap_dim: int = 10, umap_neighbors: int = 30, max_iter: int = 100) -> Generated:
     """Label spreading (kNN graph, `n_neighbors`, clamping `alpha`) from the shots over the unlabelled pool
     `pool_x` in the embedding (VAE codes, a `umap_dim`-D UMAP of them, or of the pixels); per class the n_per pool rows whose
     spread label is most confident, at or above `threshold`, join the shots (one-hot). Classes may get fewer.
@@ -87,4 +88,5 @@ def label_spread(x: Tensor, y: Tensor, rng: torch.Generator, *, model=None, pool
     labels = np.concatenate([y.argmax(1).cpu().numpy(), np.full(len(pool_x), -1)])
     probs = spread_labels(features, labels, n_classes, n_neighbors, alpha, max_iter)[len(x):]            # (P, C) pool rows
     chosen, pred = _most_confident_per_class(probs, n_per, threshold)
-    return _append(x, y, pool_x[chosen.to(pool_x.device)], F.one_hot(pred[chosen], n_classes).float())
+    return Generated.of(pool_x[chosen.to(pool_x.device)], F.one_hot(pred[chosen], n_classes).float(), chosen,
+                        origin="pool")

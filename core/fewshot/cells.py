@@ -12,17 +12,19 @@ import threading
 import time
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
+from typing import Callable
 
 import torch
+from torch import Tensor
 
-from core.augment import augment, method_needs, parse_method, tta_predict
+from core.augment import augment, expand, parse_method
+from core.augment.generated import Generated
 from core.data import Dataset, fewshot_split, load_dataset
-from core.fewshot.generators import (GENERATORS, GCConfig, gc_training_set, generator_config, load_generator,
-                                     soft_targets)
+from core.fewshot.context import CellEnv, eval_inputs, generator_key  # noqa: F401 (generator_key: the runner's)
+from core.fewshot.generators import GENERATORS, soft_targets
 from core.fewshot.methods import data_mark
-from core.fewshot.recipe import budget, input_stats, predict_proba, scores, train_classifier, tta_views_default
-from core.fewshot.spec import ExperimentSpec
+from core.fewshot.recipe import budget, input_stats, predict_proba, scores, train_classifier
+from core.fewshot.spec import Cell, ExperimentSpec
 from core.fewshot.streams import stream
 
 VALIDATION_SEED, HELD_OUT_SEED = 54321, 12345
@@ -67,13 +69,6 @@ def load_splits(spec: ExperimentSpec) -> Splits:
     return _splits(spec.dataset, spec.test, spec.validation, spec.held_out)
 
 
-def generator_key(name: str, seed: int, shots: int, gen_data: str) -> str:
-    """Folder name of a trained generator under <run>/generators/: pool generators once per seed, generators
-    trained on labelled shots once per (seed, shots)."""
-    on_pool = GENERATORS[name].scope == "pool" and gen_data == "pool"
-    return f"{name}-{'pool' if on_pool else f'k{shots}'}-s{seed}"
-
-
 def generator_data(spec: ExperimentSpec, splits: Splits, name: str, seed: int, shots: int) -> Dataset:
     if GENERATORS[name].scope == "pool" and spec.gen_data == "pool":
         return splits.train
@@ -81,87 +76,99 @@ def generator_data(spec: ExperimentSpec, splits: Splits, name: str, seed: int, s
     return splits.train.subset(lab_idx)
 
 
-def _context(spec, splits, seed, shots, method, x_lab, y_lab, pool_idx, run_dir: Path, device, stop) -> dict:
-    """What the method's parts take from the runner: trained generators (loaded from the run folder, so a
-    cell gets the same weights in any worker), the GC and the distillation teacher (trained here), the pool."""
-    ctx: dict = {}
-    needs = method_needs(method)
-    recipe = spec.classifier_recipe
-    for name in sorted(needs):
-        if GENERATORS[name].scope == "cell":
-            continue
-        models = load_generator(run_dir / "generators" / generator_key(name, seed, shots, spec.gen_data), device)
-        if name == "multi-vae":
-            ctx[name] = [models.get(f"class-{c}") for c in range(splits.train.n_classes)]
-        else:
-            ctx[name] = models["model"]
-            ctx[f"{name}-parts"] = models
-    if "gc" in needs:
-        cfg: GCConfig = generator_config("gc", spec.generators)
-        xg, yg = gc_training_set(x_lab, y_lab, ctx["vae-parts"]["early"], ctx["vae"], cfg, stream(seed, shots, "gc-data"))
-        gc = train_classifier(xg, soft_targets(yg, splits.train.n_classes), recipe, seed=seed, shots=shots,
-                              method="none", device=device, stop=stop)
-        ctx["gc"] = lambda xb: torch.softmax(gc(xb), 1)
-    parts = parse_method(method)
-    if any(a.name == "distill" for a in parts):
-        teacher = train_classifier(x_lab, soft_targets(y_lab, splits.train.n_classes), recipe, seed=seed,
-                                   shots=shots, method="none", device=device, stop=stop)
-        ctx["teacher"] = lambda xb: tta_predict(teacher, xb, tta_views_default())
-    if any("pool" in a.inputs.values() for a in parts):     # distill, label-spread: the unlabelled pool's inputs
-        ctx["pool"] = splits.train.x[pool_idx].to(device)
-    return ctx
+@dataclass
+class CellInputs:
+    """Everything a cell's classifier is trained and scored on, before training: what `run_cell` hands to the
+    trainer (and what the export reproduces: `generated` are the rows the cell trains on)."""
+    cell: Cell
+    env: CellEnv
+    x_lab: Tensor                   # (N, *shape) the shots (or their codes for a "represent" method)
+    y_soft: Tensor                  # (N, C)
+    generated: Generated | None     # the method's expand-stage rows with provenance, on the device
+    x_eval: Tensor                  # (E, *shape)
+    y_eval: Tensor                  # (E,)
+    params: dict                    # {augmentation: {param: value}} with n_per set from n_generated
+    context: dict                   # {augmentation: {keyword: value}} from the hooks
+    only_generated: bool
+    predict: Callable               # predict(model, x) -> (E, C) probabilities (an eval hook, or softmax)
 
 
-def run_cell(spec: ExperimentSpec, seed: int, shots: int, n_generated: int | None, method: str, run_dir,
-             device="cpu", stop: threading.Event | None = None, worker: str = "") -> dict:
-    t0 = time.perf_counter()
+def prepare_cell(spec: ExperimentSpec, cell: Cell, run_dir, device="cpu",
+                 stop: threading.Event | None = None) -> CellInputs:
+    """A cell's inputs: the shots, the method's generated rows (its expand parts, from the cell's named stream),
+    the evaluation set, and the hooks' context. Names no method: every difference is a registered hook."""
+    cell = Cell(*cell)
     splits = load_splits(spec)
-    train, evaluation = splits.train, splits.evaluation(spec)
-    n_classes = train.n_classes
-    lab_idx, pool_idx = fewshot_split(train.y, shots, seed)
-    x_lab, y_lab = train.x[lab_idx].to(device), train.y[lab_idx].to(device)
-    y_soft = soft_targets(y_lab, n_classes)
-    ctx = _context(spec, splits, seed, shots, method, x_lab, y_lab, pool_idx, Path(run_dir), device, stop)
-    parts = {a.name: a for a in parse_method(method)}
-    x_eval = evaluation.x.to(device)
-    for a in parts.values():                               # latent-probe: codes instead of pixels
+    evaluation = splits.evaluation(spec)
+    env = CellEnv(spec, cell, splits.train, run_dir, device, stop)
+    n_classes = env.n_classes
+    x_lab, y_soft = env.x_lab, soft_targets(env.y_lab, n_classes)
+    ctx = env.method_context(cell.method)
+    parts = parse_method(cell.method)
+    x_eval = eval_inputs(evaluation.x, device)
+    for a in parts:                                        # latent-probe: codes instead of pixels
         if a.stage == "represent":
             x_lab, _ = augment(a.name, x_lab, y_soft, None, stage="represent", context=ctx)
             x_eval, _ = augment(a.name, x_eval, soft_targets(evaluation.y, n_classes), None, stage="represent",
                                 context=ctx)
     params = {name: dict(p) for name, p in spec.params.items()}
-    if n_generated is not None:
-        for a in parts.values():
+    if cell.n_generated is not None:
+        for a in parts:
             if a.stage == "expand":
-                params.setdefault(a.name, {})["n_per"] = n_generated
-    x_aug, y_aug = augment(method, x_lab, y_soft, stream(seed, shots, n_generated, method, "expand"),
-                           stage="expand", params=params, context=ctx)
-    x_gen, y_gen = (x_aug[len(x_lab):], y_aug[len(x_lab):]) if len(x_aug) > len(x_lab) else (None, None)
-    only_generated = spec.generated_only and n_generated is not None and x_gen is not None
+                params.setdefault(a.name, {})["n_per"] = cell.n_generated
+    generated = expand(cell.method, x_lab, y_soft, stream(*cell[:3], cell.method, "expand"), params=params,
+                       context=ctx)
+    if generated is not None:
+        generated = generated.to(x_lab.device, x_lab.dtype) if len(generated) else None
+    only_generated = spec.generated_only and cell.n_generated is not None and generated is not None
+    return CellInputs(cell, env, x_lab, y_soft, generated, x_eval, evaluation.y, params, ctx, only_generated,
+                      _predictor(parts, spec))
+
+
+def _predictor(parts, spec: ExperimentSpec) -> Callable:
+    """The eval-stage hook of the method (tta: averaged views), else the plain softmax."""
+    for a in parts:
+        if a.stage == "eval" and a.predict is not None:
+            p = {**a.defaults, **spec.params.get(a.name, {})}
+            return lambda model, x, a=a, p=p: a.predict(model, x, **p)
+    return predict_proba
+
+
+def run_cell(spec: ExperimentSpec, cell: Cell, run_dir, device="cpu", stop: threading.Event | None = None,
+             worker: str = "") -> dict:
+    t0 = time.perf_counter()
+    inputs = prepare_cell(spec, cell, run_dir, device, stop)
     recipe = spec.classifier_recipe
-    model = train_classifier(None if only_generated else x_lab, None if only_generated else y_soft, recipe,
-                             seed=seed, shots=shots, method=method, params=params, x_gen=x_gen, y_gen=y_gen,
-                             context=ctx, stats=input_stats(x_lab), n_classes=n_classes, device=device, stop=stop)
-    n_views = {**parts["tta"].defaults, **spec.params.get("tta", {})}["n_views"] if "tta" in parts else 0
-    proba = predict_proba(model, x_eval, tta="tta" in parts, n_views=n_views)
-    record = {"dataset": spec.dataset, "evaluated_on": _eval_name(spec), "method": method,
-              "data": data_mark(method, spec.gen_data), "shots": shots, "n_generated": n_generated, "seed": seed,
-              "n_labelled": len(x_lab), "n_added": 0 if x_gen is None else len(x_gen),
-              "trained_on": "generated" if only_generated else "real" if x_gen is None else "real+generated",
-              **budget(recipe, 0 if only_generated else len(x_lab)), "n_eval": len(evaluation),
-              **scores(evaluation.y, proba.argmax(1).cpu())}
-    from_pool = [a for a in parts.values() if "pool" in a.inputs.values()]
-    if from_pool and x_gen is not None and all(a.stage != "expand" or a in from_pool for a in parts.values()):
+    gen = inputs.generated
+    only = inputs.only_generated
+    model = train_classifier(None if only else inputs.x_lab, None if only else inputs.y_soft, recipe,
+                             seed=cell.seed, shots=cell.shots, method=cell.method, params=inputs.params,
+                             x_gen=None if gen is None else gen.x, y_gen=None if gen is None else gen.y_soft,
+                             context=inputs.context, stats=input_stats(inputs.x_lab), n_classes=inputs.env.n_classes,
+                             device=device, stop=stop)
+    proba = inputs.predict(model, inputs.x_eval)
+    record = cell_record(spec, inputs, proba)
+    record.update({"seconds": time.perf_counter() - t0, "device": str(device), "worker": worker})
+    return record
+
+
+def cell_record(spec: ExperimentSpec, inputs: CellInputs, proba: Tensor) -> dict:
+    """The record of a trained cell from its inputs and its predicted probabilities on the evaluation set
+    (all keys but the timing ones, which the caller adds)."""
+    cell, env, gen, only = inputs.cell, inputs.env, inputs.generated, inputs.only_generated
+    n_lab = len(inputs.x_lab)
+    record = {"dataset": spec.dataset, "evaluated_on": _eval_name(spec), "method": cell.method,
+              "data": data_mark(cell.method, spec.gen_data), "shots": cell.shots, "n_generated": cell.n_generated,
+              "seed": cell.seed, "n_labelled": n_lab, "n_added": 0 if gen is None else len(gen),
+              "trained_on": "generated" if only else "real" if gen is None else "real+generated",
+              **budget(spec.classifier_recipe, 0 if only else n_lab), "n_eval": len(inputs.y_eval),
+              **scores(inputs.y_eval, proba.argmax(1).cpu())}
+    if gen is not None and gen.origin == "pool":
         # distill, label-spread: a diagnostic only, the pool's labels trained nothing (not scored when another
         # expand method's generated rows are mixed in: they are not pool rows)
-        truth = train.y[pool_idx].to(device)
-        chosen = _rows_in(train.x[pool_idx].to(device), x_gen)
-        record["pseudo_label_accuracy"] = float((y_gen.argmax(1) == truth[chosen]).float().mean()) if len(chosen) else None
-    for name in ("vae", "aae-uniform"):
-        health = getattr(ctx.get(name), "fewshot_health", None)
-        if health:
-            record.update({f"{name}_{k}": v for k, v in health.items() if k in ("recon_mse", "z_std")})
-    record.update({"seconds": time.perf_counter() - t0, "device": str(device), "worker": worker})
+        truth = env.train.y[env.pool_idx]
+        record["pseudo_label_accuracy"] = float((gen.y_soft.argmax(1).cpu() == truth[gen.source]).float().mean())
+    record.update(env.generator_health())
     return record
 
 
@@ -169,9 +176,3 @@ def _eval_name(spec: ExperimentSpec) -> str:
     if spec.evaluate_on == "validation":
         return f"validation {spec.validation}"
     return spec.test or f"held-out {spec.held_out}"
-
-
-def _rows_in(pool: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-    """Index in `pool` of each of `rows` (rows are copies of pool rows)."""
-    flat_pool, flat_rows = pool.flatten(1), rows.flatten(1)
-    return torch.cdist(flat_rows, flat_pool).argmin(1)

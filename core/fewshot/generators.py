@@ -5,7 +5,11 @@ A method names what it needs (core.augment: `needs="vae"`); the runner looks the
             with gen_data="labelled" on the cell's shots; saved under <run>/generators/ and loaded by the cells;
   "shots" — needs labels, trained per (seed, shots) on the shots (Multi-VAE); saved the same way;
   "cell"  — trained inside the cell from other generators (the generative classifier needs the VAE).
-Adding a generator: a config dataclass, a train function and one `register_generator` line.
+What a cell passes on to a method is the generator's `context(env)` hook (core.fewshot.context.CellEnv): by
+default the trained "model" part; Multi-VAE gives one model per class, the generative classifier trains itself
+there. The cell names no generator. `checkpoint_kind` says which saved checkpoints can stand in for it (the
+export's --checkpoint). Adding a generator: a config dataclass, a train function (or a context hook) and one
+`register_generator` line.
 """
 from __future__ import annotations
 
@@ -84,22 +88,33 @@ class GCConfig:
     vector_noise: float = 0.3        # input noise of the copies (vectors)
 
 
+def model_part(env, name: str):
+    """The default context hook: the generator's trained "model" part (loaded from the run folder)."""
+    return env.generator_parts(name)["model"]
+
+
 @dataclass(frozen=True)
 class Generator:
     name: str
     config: type
-    train: Callable                  # train(data, cfg, seed, device, stop) -> object
+    train: Callable | None           # train(data, cfg, seed_parts, device, stop) -> {part: model}; None: scope "cell"
     scope: str                       # "pool" | "shots" | "cell"
     description: str = ""
+    context: Callable = model_part   # context(env, name) -> what a method receives
+    checkpoint_kind: dict | None = None   # config fields a saved checkpoint must have to stand in for it
 
 
 GENERATORS: dict[str, Generator] = {}
 
 
-def register_generator(name: str, config: type, train: Callable, scope: str, description: str = "") -> Generator:
+def register_generator(name: str, config: type, train: Callable | None, scope: str, description: str = "",
+                       context: Callable = model_part, checkpoint_kind: dict | None = None) -> Generator:
     if scope not in ("pool", "shots", "cell"):
         raise ValueError(f"generator scope must be pool, shots or cell, got {scope!r}")
-    GENERATORS[name] = Generator(name, config, train, scope, description)
+    if (train is None) != (scope == "cell"):
+        raise ValueError(f"generator {name!r}: scope 'cell' generators are built by their context hook (train=None); "
+                         f"the others need a train function")
+    GENERATORS[name] = Generator(name, config, train, scope, description, context, checkpoint_kind)
     return GENERATORS[name]
 
 
@@ -201,10 +216,31 @@ def train_multi_vae(data: Dataset, cfg: MultiVAEConfig, seed_parts: tuple, devic
     return out
 
 
-register_generator("vae", VAEConfig, train_vae, "pool", "beta-VAE for the vae-* samplers, GC and latent-probe")
-register_generator("aae-uniform", AAEConfig, train_aae, "pool", "AAE with a uniform prior for lsi / lsi-online")
-register_generator("multi-vae", MultiVAEConfig, train_multi_vae, "shots", "one VAE per class on its shots")
-register_generator("gc", GCConfig, None, "cell", "generative classifier (trained in the cell from the VAE)")
+def per_class_models(env, name: str) -> list:
+    """Multi-VAE's context: one model per class (None for a class without shots)."""
+    parts = env.generator_parts(name)
+    return [parts.get(f"class-{c}") for c in range(env.n_classes)]
+
+
+def generative_classifier(env, name: str):
+    """The GC's context: the recipe's classifier trained in the cell on gc_training_set (the shots, early-VAE
+    reconstructions, noisy decodes of the final VAE); a method gets x -> class probabilities."""
+    cfg: GCConfig = generator_config(name, env.spec.generators)
+    vae = env.generator_parts("vae")
+    xg, yg = gc_training_set(env.x_lab, env.y_lab, vae["early"], vae["model"], cfg,
+                             stream(env.cell.seed, env.cell.shots, "gc-data"))
+    gc = env.train_on(xg, soft_targets(yg, env.n_classes))
+    return lambda xb: torch.softmax(gc(xb), 1)
+
+
+register_generator("vae", VAEConfig, train_vae, "pool", "beta-VAE for the vae-* samplers, GC and latent-probe",
+                   checkpoint_kind={"kind": "vae"})
+register_generator("aae-uniform", AAEConfig, train_aae, "pool", "AAE with a uniform prior for lsi / lsi-online",
+                   checkpoint_kind={"kind": "aae", "prior": "uniform"})
+register_generator("multi-vae", MultiVAEConfig, train_multi_vae, "shots", "one VAE per class on its shots",
+                   context=per_class_models)
+register_generator("gc", GCConfig, None, "cell", "generative classifier (trained in the cell from the VAE)",
+                   context=generative_classifier)
 
 
 # --------------------------------------------------------------------------------------------- save / load

@@ -29,7 +29,7 @@ from core.executor.base import in_ready_order
 from core.fewshot.cells import generator_data, generator_key, load_splits, run_cell
 from core.fewshot.generators import GENERATORS, Stopped, generator_config, save_generator
 from core.fewshot.report import summarize
-from core.fewshot.spec import ExperimentSpec
+from core.fewshot.spec import Cell, ExperimentSpec
 from core.augment import method_needs
 
 RESUMABLE = ("shots", "methods", "seeds", "device", "n_generated")   # may change between invocations of a run
@@ -69,7 +69,7 @@ def train_generator_task(spec: dict, run_dir: str, seed: int, name: str, shots: 
 def run_cell_task(spec: dict, run_dir: str, seed: int, shots: int, method: str, n_generated: int | None,
                   worker: str = "") -> dict:
     spec_obj = ExperimentSpec.from_dict(spec)
-    return run_cell(spec_obj, seed, shots, n_generated, method, run_dir, device=pick_device(spec_obj.device),
+    return run_cell(spec_obj, Cell(seed, shots, n_generated, method), run_dir, device=pick_device(spec_obj.device),
                     worker=worker or f"pid{os.getpid()}")
 
 

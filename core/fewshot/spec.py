@@ -6,6 +6,7 @@ pixel methods, ISDA), so a sweep over n_generated does not repeat them.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
+from typing import NamedTuple
 
 from core.augment import parse_method
 
@@ -34,6 +35,15 @@ class Recipe:
             raise ValueError("recipe: lr > 0, weight_decay >= 0, 0 <= dropout < 1 and gen_ratio > 0 are required")
         if self.schedule not in ("onecycle", "cosine", "constant"):
             raise ValueError(f"recipe schedule must be onecycle, cosine or constant, got {self.schedule!r}")
+
+
+class Cell(NamedTuple):
+    """One cell of an experiment: a frozen, hashable (seed, shots, n_generated, method); it unpacks like the
+    tuples it replaced."""
+    seed: int
+    shots: int
+    n_generated: int | None
+    method: str
 
 
 def check_keys(cls, d: dict, what: str) -> dict:
@@ -105,8 +115,8 @@ class ExperimentSpec:
     def from_dict(cls, d: dict) -> "ExperimentSpec":
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
-    def cells(self) -> list[tuple[int, int, int | None, str]]:
-        """(seed, shots, n_generated, method), seed-major (a seed's generators serve all its cells)."""
+    def cells(self) -> list[Cell]:
+        """Cell(seed, shots, n_generated, method), seed-major (a seed's generators serve all its cells)."""
         from core.fewshot.methods import generates
 
         out = []
@@ -114,7 +124,7 @@ class ExperimentSpec:
             for k in self.shots:
                 for m in self.methods:
                     if generates(m):
-                        out += [(s, k, k if n == "shots" else n, m) for n in dict.fromkeys(self.n_generated)]
+                        out += [Cell(s, k, k if n == "shots" else n, m) for n in dict.fromkeys(self.n_generated)]
                     else:
-                        out.append((s, k, None, m))
+                        out.append(Cell(s, k, None, m))
         return list(dict.fromkeys(out))
