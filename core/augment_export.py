@@ -20,8 +20,11 @@ Batch methods (mixup, cutmix, saliencymix, classic, ...) are traced without know
 method runs twice from the same generator state, once on the real soft labels and once on one-hot row
 tags (plus an all-zero column that measures any uniform floor such as label smoothing's). Every
 augmentation mixes labels exactly as it mixes inputs (the registry's contract), so the tags come back as
-the weights of the source rows. Latent methods are rebuilt here from core.latent's samplers, which keep
-their sources; they need a generator checkpoint (``checkpoint=``), which this module never trains.
+the weights of the source rows. Generating methods are not rebuilt here: the file holds the rows that
+core.fewshot.cells.generate_rows makes for the few-shot cell (seed, shots, n, method) — the same function, the
+same shots, the same named random stream — with the provenance the method itself returns (a Generated). They
+need the generator: a checkpoint standing in for a method's one generator (``checkpoint=``), or a few-shot run
+folder (``run=``) with all of them; this module never trains one.
 """
 from __future__ import annotations
 
@@ -37,6 +40,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from core.augment.generated import Generated
+
 ARRAY_NOTES = {
     "X": "inputs; images in [0, 1] ((N, H, W) one channel, else (N, C, H, W)), or (N, F) vectors",
     "y": "hard labels, argmax of y_soft (ties: the lower class id)",
@@ -45,14 +50,6 @@ ARRAY_NOTES = {
     "lam": "weight of source_index[:, 0] in a two-source mix, the second gets 1 - lam; NaN = no second source",
     "alpha": "step or scale of a latent sampler (kNN step, noise sigma); NaN = not applicable",
     "generated": "False for the real labelled shots, True for augmented rows",
-}
-# Latent methods whose provenance is rebuilt here, and the formula written into the metadata.
-LATENT_FORMULAS = {
-    "lsi": "z = (1 - t) z(src0) + t z(src1), src1 of another class, t = params.lam (or t ~ Beta(alpha, alpha)); "
-           "y_soft = (1 - t) e(y0) + t e(y1); the lam column holds 1 - t, the weight of src0",
-    "vae-noise": "z = mu(src0) + eps, eps ~ N(0, alpha^2 I); label of src0",
-    "vae-interp": "z = mu(src0) + alpha (mu(src1) - mu(src0)), src1 a same-class kNN; lam = 1 - alpha",
-    "vae-extrap": "z = mu(src0) - alpha (mu(src1) - mu(src0)), src1 a same-class kNN; lam = 1 + alpha",
 }
 # The pages' samplers (their downloads carry the same provenance as the CLI's files).
 SAMPLER_FORMULAS = {
@@ -63,7 +60,6 @@ SAMPLER_FORMULAS = {
     "isda-gaussian": "z = z(src0) + delta, delta ~ N(0, lambda Sigma_y) with Sigma_y the class covariance of the "
                      "latents; label of src0",
 }
-GENERATOR_KINDS = {"vae": ("vae", None), "aae-uniform": ("aae", "uniform")}
 
 
 @dataclass
@@ -156,12 +152,19 @@ def provenance_meta(method: str, params: dict, dataset: str, *, shots: int | Non
 # ------------------------------------------------------------------------------------------- build
 
 def build_augmented(dataset: str, shots: int, method: str, n_per: int, seed: int = 0, checkpoint=None,
-                    params: dict | None = None, include_shots: bool = True) -> AugmentedSet:
-    """`shots` labelled examples per class of `dataset` (core.data.fewshot_split with `seed`) and n_per
-    augmented rows per class made by `method` (one registered augmentation; latent ones need `checkpoint`,
-    a checkpoint folder or a loaded core.checkpoints.Checkpoint). params: the method's parameters."""
+                    params: dict | None = None, include_shots: bool = True, test: str | None = None,
+                    run=None) -> AugmentedSet:
+    """`shots` labelled examples per class and n_per augmented rows per class made by `method` (one registered
+    augmentation), chosen exactly as the few-shot cell (seed, shots, n_per, method) chooses them: its shots
+    (core.fewshot's training split of `dataset`: validation share and, without `test`, held-out share set
+    aside) and, for a generating method, the rows core.fewshot.cells.generate_rows makes from the cell's own
+    named stream — so the file holds what that cell trains on. The generator comes from `checkpoint` (a folder
+    or a loaded core.checkpoints.Checkpoint standing in for the method's one generator) or from `run` (a few-shot
+    run folder: its settings and its trained generators; every generating method can be exported from a run).
+    Batch methods (mixup, ...) are traced: the shots passed through the method in rounds (see _batch_rows)."""
     from core.augment import AUGMENTATIONS, parse_method
-    from core.data import fewshot_split, load_dataset
+    from core.fewshot.cells import Cell, load_splits
+    from core.data import fewshot_split
 
     parts = parse_method(method)                                                # ValueError for unknown names
     if len(parts) > 1:
@@ -170,86 +173,131 @@ def build_augmented(dataset: str, shots: int, method: str, n_per: int, seed: int
     if n_per < 1:
         raise ValueError(f"n (augmented rows per class) must be >= 1, got {n_per}")
     aug = parts[0] if parts else AUGMENTATIONS["none"]
-    params = {**_signature_defaults(aug.fn), **aug.defaults, **(params or {})}   # every value used, for the record
-    if "n_per" in params:
-        params["n_per"] = n_per
-    ckpt = _generator_checkpoint(aug, checkpoint)
-    data = load_dataset(dataset)
-    if ckpt is not None and tuple(ckpt.model.config.input_shape) != tuple(data.input_shape):
-        raise ValueError(f"{ckpt.name} expects inputs {tuple(ckpt.model.config.input_shape)} but {data.id} has "
-                         f"{data.input_shape}; pass a checkpoint trained on data of this shape")
-    lab_idx, _ = fewshot_split(data.y, shots, seed)
+    spec = _export_spec(dataset, aug, shots, seed, n_per, test, run)
+    own = {**spec.params.get(aug.name, {}), **(params or {})}
+    used = {**_signature_defaults(aug.fn), **aug.defaults, **own}                # every value used, for the record
+    if "n_per" in used:
+        used["n_per"] = n_per
+    splits = load_splits(spec)
+    data, rows = splits.train, splits.train_rows
+    cell = Cell(seed, shots, n_per if aug.stage == "expand" else None, aug.name)
+    lab_idx, pool_idx = fewshot_split(data.y, shots, seed)
     x, labels = data.x[lab_idx], data.y[lab_idx]
     y_soft = F.one_hot(labels, data.n_classes).float()
-    rng = torch.Generator().manual_seed(int(seed))
+    ckpt = None
     if aug.stage == "batch":
-        rows = _batch_rows(aug, x, y_soft, labels, n_per, rng, params)
+        rng = torch.Generator().manual_seed(int(seed))
+        x_new, y_new, src, lam, step = _batch_rows(aug, x, y_soft, labels, n_per, rng, used)
+        new = Generated.of(x_new, y_new, src[:, 0], src[:, 1], lam, step)
     elif aug.stage == "expand":
-        rows = _latent_rows(aug.name, ckpt.model, x, labels, data.n_classes, n_per, rng, params)
+        context, ckpt = _generator_context(aug, spec, cell, checkpoint, run, data)
+        new = _generated(spec, cell, x, y_soft, context, own)
     else:                                                                       # none / loss / eval: inputs unchanged
-        rows = None
-    meta = provenance_meta(aug.name, params, data.id, shots=shots, seed=seed, checkpoint=ckpt, n_per_class=n_per,
-                           formula=LATENT_FORMULAS.get(_family(aug.name)),
-                           note=None if rows is not None else f"{aug.name} changes no inputs (stage {aug.stage}); "
-                                                              f"the file holds the shots only")
-    real = make_set(x, y_soft, data.class_names, source_index=lab_idx, generated=False)
-    if rows is None:
+        _refuse_unexportable(aug)
+        new = None
+    meta = provenance_meta(aug.name, used, data.id, shots=shots, seed=seed, checkpoint=ckpt, n_per_class=n_per,
+                           formula=aug.formula or None, protocol=_protocol(spec), run=str(run) if run else None,
+                           note=None if new is not None else f"{aug.name} changes no inputs (stage {aug.stage}); "
+                                                             f"the file holds the shots only")
+    real = make_set(x, y_soft, data.class_names, source_index=rows[lab_idx], generated=False)
+    if new is None:
         real.meta = meta
         return real
-    x_new, y_new, src, lam, alpha = rows
-    src = torch.where(src >= 0, lab_idx[src.clamp_min(0)], src)                 # shot rows -> data set rows
-    new = make_set(x_new, y_new, data.class_names, source_index=src, lam=lam, alpha=alpha, generated=True)
-    parts = [real, new] if include_shots else [new]
-    return AugmentedSet(np.concatenate([p.x for p in parts]), np.concatenate([p.y_soft for p in parts]),
-                        np.concatenate([p.source_index for p in parts]), np.concatenate([p.lam for p in parts]),
-                        np.concatenate([p.alpha for p in parts]), np.concatenate([p.generated for p in parts]),
+    origin_rows = rows[pool_idx] if new.origin == "pool" else rows[lab_idx]     # provenance -> data set rows
+    src = torch.stack([_to_rows(new.source, origin_rows), _to_rows(new.partner, origin_rows)], 1)
+    gen = make_set(new.x, new.y_soft, data.class_names, source_index=src, lam=new.lam, alpha=new.step,
+                   generated=True)
+    sets = [real, gen] if include_shots else [gen]
+    return AugmentedSet(np.concatenate([p.x for p in sets]), np.concatenate([p.y_soft for p in sets]),
+                        np.concatenate([p.source_index for p in sets]), np.concatenate([p.lam for p in sets]),
+                        np.concatenate([p.alpha for p in sets]), np.concatenate([p.generated for p in sets]),
                         list(data.class_names), meta)
 
 
+def _generated(spec, cell, x: Tensor, y_soft: Tensor, context: dict, own: dict):
+    from core.fewshot.cells import cell_params, generate_rows
+
+    params = cell_params(spec, cell)
+    params[cell.method] = {**own, "n_per": cell.n_generated}
+    new = generate_rows(cell, x, y_soft, params, context)
+    if new is None:
+        raise ValueError(f"{cell.method} generated no rows for these shots (e.g. nothing above its confidence "
+                         f"threshold); try more shots or a lower threshold")
+    if new.origin == "mixed":
+        raise ValueError(f"{cell.method}'s rows come from both the shots and the pool; export one method at a time")
+    return new
+
+
+def _to_rows(index: Tensor, rows: Tensor) -> Tensor:
+    return torch.where(index >= 0, rows[index.clamp_min(0)], index)
+
+
+def _protocol(spec) -> dict:
+    return {"validation": spec.validation, "held_out": None if spec.test else spec.held_out, "test": spec.test,
+            "gen_data": spec.gen_data}
+
+
+def _export_spec(dataset, aug, shots, seed, n_per, test, run):
+    """The few-shot settings the export reproduces a cell of: a run's own, or the defaults for `dataset`."""
+    from core.fewshot.spec import ExperimentSpec
+
+    if run is not None:
+        import json
+
+        saved = json.loads((Path(run) / "config.json").read_text())["spec"]
+        spec = ExperimentSpec.from_dict({**saved, "methods": [aug.name], "shots": [shots], "seeds": seed + 1,
+                                         "n_generated": [n_per]})
+        if spec.dataset != dataset:
+            raise ValueError(f"the run {run} is on {spec.dataset}, not {dataset}; give --dataset {spec.dataset}")
+        return spec
+    return ExperimentSpec(dataset=dataset, test=test, methods=[aug.name], shots=[shots], seeds=seed + 1,
+                          n_generated=[n_per])
+
+
 def _signature_defaults(fn) -> dict:
-    skip = {"x", "y", "rng", "model", "models", "gc"}
+    skip = {"x", "y", "rng", "model", "models", "gc", "teacher", "pool_x"}
     return {k: p.default for k, p in inspect.signature(fn).parameters.items()
             if k not in skip and p.default is not inspect.Parameter.empty}
 
 
-def _family(name: str) -> str:
-    return name.replace("-noise", "") if name.startswith("vae-") else name
-
-
-def _generator_checkpoint(aug, checkpoint):
+def _refuse_unexportable(aug) -> None:
     if aug.stage in ("online", "represent"):
         raise ValueError(f"{aug.name} makes no data set to keep (stage {aug.stage}); export "
                          f"{'lsi' if aug.name == 'lsi-online' else 'a batch or latent method'} instead")
-    if aug.stage != "expand":
-        return None
-    if _family(aug.name) not in LATENT_FORMULAS or len(aug.needs) != 1 or aug.needs[0] not in GENERATOR_KINDS:
+
+
+def _generator_context(aug, spec, cell, checkpoint, run, data):
+    """{augmentation: {keyword: value}} for an expander, from a run folder (every hook, as in the cell) or
+    from one checkpoint standing in for the method's single generator. -> (context, checkpoint or None)."""
+    from core.fewshot.generators import GENERATORS
+
+    if run is not None:
+        from core.fewshot.context import CellEnv
+
+        env = CellEnv(spec, cell, data, run, device="cpu")
+        return env.method_context(aug.name), None
+    gens = [g for g in aug.inputs.values() if g in GENERATORS]
+    if aug.prepare is not None or len(gens) != 1 or GENERATORS[gens[0]].checkpoint_kind is None:
         wants = ", ".join(aug.needs) or "the unlabelled pool and a teacher"
-        raise ValueError(f"{aug.name} needs more than a single generator checkpoint ({wants}); exportable latent "
-                         f"methods: {sorted(LATENT_FORMULAS)} and their -noise variants")
-    kind, prior = GENERATOR_KINDS[aug.needs[0]]
+        raise ValueError(f"{aug.name} needs more than a single generator checkpoint ({wants}); export it from a "
+                         f"few-shot run folder instead (--run DIR), where its generators are")
+    gen = GENERATORS[gens[0]]
     if checkpoint is None:
-        example = "checkpoints/mnist5k-aae-uniform-z16" if kind == "aae" else "checkpoints/mnist5k-vae-z16"
-        raise ValueError(f"{aug.name} decodes latent codes and needs a generator checkpoint ({aug.needs[0]}): "
-                         f"pass --checkpoint DIR, e.g. {example}")
+        raise ValueError(f"{aug.name} decodes latent codes and needs a generator checkpoint ({gen.name}: "
+                         f"{gen.description}): pass --checkpoint DIR (e.g. a checkpoint whose config has "
+                         f"{gen.checkpoint_kind}) or --run DIR (a few-shot run folder)")
     from core.checkpoints import Checkpoint, load_checkpoint
 
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint, device="cpu")
-    model = ckpt.model.config
-    if model.kind != kind or (prior and model.prior != prior):
-        want = "an AAE with a uniform prior" if prior else "a VAE"
-        raise ValueError(f"{aug.name} needs {want}; {ckpt.name} is a {model.kind} (prior {model.prior})")
-    return ckpt
-
-
-def _per_class(labels: Tensor, n_per: int, gen: torch.Generator) -> Tensor:
-    """n_per shot rows of each class, (C_present * n_per,) grouped by class: each class's rows in a random
-    order, cycled, so every shot is used before any is used twice."""
-    out = []
-    for c in torch.unique(labels).tolist():
-        own = torch.nonzero(labels == c).flatten()
-        laps = -(-n_per // len(own))
-        out.append(torch.cat([own[torch.randperm(len(own), generator=gen)] for _ in range(laps)])[:n_per])
-    return torch.cat(out)
+    cfg = ckpt.model.config.to_dict()
+    wrong = {k: cfg.get(k) for k, v in gen.checkpoint_kind.items() if cfg.get(k) != v}
+    if wrong:
+        raise ValueError(f"{aug.name} needs a checkpoint with {gen.checkpoint_kind} ({gen.description}); "
+                         f"{ckpt.name} has {wrong}")
+    if tuple(ckpt.model.config.input_shape) != tuple(data.input_shape):
+        raise ValueError(f"{ckpt.name} expects inputs {tuple(ckpt.model.config.input_shape)} but {data.id} has "
+                         f"{data.input_shape}; pass a checkpoint trained on data of this shape")
+    return {aug.name: {kw: ckpt.model for kw, g in aug.inputs.items() if g == gen.name}}, ckpt
 
 
 def _batch_rows(aug, x: Tensor, y_soft: Tensor, labels: Tensor, n_per: int, rng: torch.Generator, params: dict):
@@ -281,49 +329,3 @@ def _batch_rows(aug, x: Tensor, y_soft: Tensor, labels: Tensor, n_per: int, rng:
     rank = torch.arange(len(order)) - torch.searchsorted(cls, cls)
     keep = order[rank < n_per]
     return x_all[keep], y_all[keep], torch.stack([own, partner], 1)[keep], lam[keep], None
-
-
-def _latent_rows(name: str, model, x: Tensor, labels: Tensor, n_classes: int, n_per: int, rng: torch.Generator,
-                 params: dict):
-    """Rebuild a latent method from core.latent's samplers, keeping sources (rows of x) and lam / alpha."""
-    from core.augment.pixel import beta_sample
-    from core.latent import encode_dataset, interpolate_latent, knn_interpolate, lsi_soft_label
-
-    z = encode_dataset(model, x)                                                 # (N, d): VAE mu
-    src = _per_class(labels, n_per, rng)                                         # (S,)
-    none = torch.full_like(src, -1)
-    if name == "lsi":
-        if len(torch.unique(labels)) < 2:
-            raise ValueError("lsi interpolates between classes: it needs examples of at least 2 classes")
-        others = [torch.nonzero(labels != c).flatten() for c in labels[src].tolist()]
-        partner = torch.stack([o[torch.randint(len(o), (1,), generator=rng)][0] for o in others])
-        t = (torch.full((len(src),), float(params["lam"])) if params["lam"] is not None
-             else beta_sample(rng, float(params["alpha"]), len(src)))           # weight of the partner
-        z_new = interpolate_latent(z[src], z[partner], t, mode=params["mode"])
-        y_new = lsi_soft_label(labels[src], labels[partner], t, n_classes)
-        return _decoded(model, z_new, x), y_new, torch.stack([src, partner], 1), 1 - t, None
-    if name == "vae-noise":
-        sigma = float(params["sigma"])
-        z_new = z[src] + sigma * torch.randn(len(src), z.shape[1], generator=rng)
-        return (_decoded(model, z_new, x), F.one_hot(labels[src], n_classes).float(), torch.stack([src, none], 1),
-                None, torch.full((len(src),), sigma))
-    extrapolate = _family(name) == "vae-extrap"
-    full = knn_interpolate(z, labels, alpha=1.0, k=int(params["k"]), generator=rng,
-                           extrapolate=extrapolate, sources=src)                  # z_i -/+ (z_k - z_i)
-    if len(full) == 0:
-        raise ValueError(f"{name} needs at least 2 labelled examples of a class (a same-class neighbour)")
-    a = float(params["alpha"])
-    step = torch.rand(len(full), generator=rng) * a if params["random_alpha"] else torch.full((len(full),), a)
-    z_src = z[full.source_index]
-    z_new = z_src + step[:, None] * (full.z - z_src)
-    if params["noise"] > 0:
-        z_new = z_new + float(params["noise"]) * torch.randn(z_new.shape, generator=rng)
-    lam = 1 + step if extrapolate else 1 - step
-    return (_decoded(model, z_new, x), F.one_hot(full.label, n_classes).float(),
-            torch.stack([full.source_index, full.neighbour_index], 1), lam, step)
-
-
-def _decoded(model, z: Tensor, like: Tensor) -> Tensor:
-    from core.latent import decode_latents
-
-    return decode_latents(model, z).reshape(len(z), *like.shape[1:])

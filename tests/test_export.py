@@ -108,7 +108,7 @@ def test_latent_method_without_checkpoint_is_one_clear_error(tmp_path, capsys):
 
 @pytest.mark.skipif(not AAE_UNIFORM.is_dir(), reason="shipped checkpoint missing")
 def test_wrong_generator_kind_is_refused():
-    with pytest.raises(ValueError, match="needs a VAE"):
+    with pytest.raises(ValueError, match="needs a checkpoint with {'kind': 'vae'}"):
         build_augmented("mnist5k", 1, "vae-interp", 2, checkpoint=AAE_UNIFORM)
     with pytest.raises(ValueError, match="expects inputs"):
         build_augmented("digits", 1, "lsi", 2, checkpoint=AAE_UNIFORM)
@@ -185,3 +185,37 @@ def test_isda_draws_download(app_env, deferred, tmp_path):
     assert f["X"].shape[0] == 16 and len(set(f["source_index"][:, 0])) == 1 and (f["source_index"][:, 1] == -1).all()
     assert len(set(f["y"])) == 1 and f["meta"]["method"] == "isda-gaussian" and f["meta"]["params"]["lambda"] == 1.0
     assert "Sigma" in f["meta"]["formula"]
+
+
+def test_exported_rows_are_what_the_cell_trains_on(tmp_path):
+    """The export and the few-shot cell call one function (core.fewshot.cells.generate_rows) on the same shots
+    with the same named stream: `python -m core augment` writes exactly the rows the lsi cell trains on, whether
+    the generator comes as a checkpoint folder or with its run; distill's pool rows point at their data set rows."""
+    from core.fewshot.cells import prepare_cell
+    from core.fewshot.runner import run_experiment
+    from core.fewshot.spec import Cell, ExperimentSpec
+
+    run = tmp_path / "run"
+    spec = ExperimentSpec(dataset="digits", shots=[3], seeds=2, methods=["lsi", "distill"], n_generated=[4],
+                          device="cpu", generators={"aae-uniform": {"steps": 30}}, recipe={"steps": 40},
+                          params={"distill": {"threshold": 0.1}})   # max prob >= 1/10: rows always
+    run_experiment(spec, run)
+    data = load_dataset("digits")
+    lsi = prepare_cell(spec, Cell(1, 3, 4, "lsi"), run).generated
+    generator = run / "generators" / "aae-uniform-pool-s1" / "model"
+    out = tmp_path / "lsi.npz"
+    assert main(["augment", "--dataset", "digits", "--shots", "3", "--seed", "1", "--method", "lsi", "--n", "4",
+                 "--checkpoint", str(generator), "--only-generated", "--out", str(out)]) == 0
+    for f in (read_export(out), build_augmented("digits", 3, "lsi", 4, seed=1, run=run, include_shots=False).arrays()):
+        np.testing.assert_array_equal(f["X"], lsi.x[:, 0].numpy())
+        np.testing.assert_array_equal(f["y_soft"], lsi.y_soft.numpy())
+        np.testing.assert_allclose(f["lam"], 0.5)
+    inputs = prepare_cell(spec, Cell(1, 3, 4, "lsi"), run)
+    src = read_export(out)["source_index"]
+    assert torch.equal(data.x[src[:, 0]], inputs.x_lab[lsi.source]) and torch.equal(data.x[src[:, 1]],
+                                                                                    inputs.x_lab[lsi.partner])
+    distill = prepare_cell(spec, Cell(0, 3, 4, "distill"), run).generated
+    f = build_augmented("digits", 3, "distill", 4, seed=0, run=run, include_shots=False)
+    assert distill.origin == "pool" and len(f) == len(distill) > 0
+    np.testing.assert_array_equal(f.x, distill.x.numpy())
+    np.testing.assert_array_equal(f.x, data.x[f.source_index[:, 0]].numpy())     # the pool rows themselves

@@ -2,7 +2,11 @@
 
 Example: python -m core augment --dataset mnist5k --shots 5 --method lsi --n 20 \
              --checkpoint checkpoints/mnist5k-aae-uniform-z16 --out aug.npz
-The file loads again as a data set: --dataset npz:aug.npz (see core/augment_export.py for its arrays).
+         python -m core augment --run runs/fewshot/my-run --dataset mnist5k --shots 5 --seed 2 --method multi-vae \
+             --n 20 --out aug.npz
+The file holds what the few-shot cell (seed, shots, n, method) trains on: the same shots, and the same generated
+rows from the same function and random stream. It loads again as a data set: --dataset npz:aug.npz (see
+core/augment_export.py for its arrays).
 """
 from __future__ import annotations
 
@@ -11,7 +15,9 @@ def add_parser(sub) -> None:
     p = sub.add_parser("augment", help="export an augmented few-shot data set with soft labels and provenance",
                        description=__doc__.split("\n\n")[0] + " Batch methods (classic, cutout, mixup, cutmix, "
                        "saliencymix, label-smoothing) need nothing else; latent methods (lsi, vae-noise, vae-interp, "
-                       "vae-extrap and their -noise variants) decode with a generator checkpoint (--checkpoint).")
+                       "vae-extrap and their -noise variants) decode with a generator checkpoint (--checkpoint); "
+                       "every generating method (multi-vae, vae-prior-gc, distill, label-spread too) exports from a "
+                       "few-shot run folder (--run), with the run's own generators and settings.")
     p.add_argument("--dataset", default="digits", help="registry id or idx:PATH / npz:PATH")
     p.add_argument("--shots", type=int, required=True, help="labelled examples per class (the sources)")
     p.add_argument("--method", required=True, help="one augmentation, e.g. mixup, saliencymix, lsi")
@@ -19,7 +25,11 @@ def add_parser(sub) -> None:
     p.add_argument("--checkpoint", default=None, metavar="DIR",
                    help="generator checkpoint folder for latent methods (lsi: an AAE with a uniform prior, "
                         "vae-*: a VAE)")
-    p.add_argument("--seed", type=int, default=0, help="picks the shots and the augmentation's draws")
+    p.add_argument("--run", default=None, metavar="DIR",
+                   help="a few-shot run folder: export with its settings and its trained generators")
+    p.add_argument("--test", default=None, metavar="DATASET",
+                   help="the few-shot --test the cell ran with (else a held-out share is set aside, as there)")
+    p.add_argument("--seed", type=int, default=0, help="the cell's seed: picks the shots and the method's draws")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="method parameter, e.g. alpha=0.4 or lam=0.5 (repeatable; values read as JSON)")
     p.add_argument("--only-generated", action="store_true", help="leave the real shots out of the file")
@@ -47,7 +57,8 @@ def run(args) -> int:
     from core.augment_export import build_augmented
 
     aug = build_augmented(args.dataset, args.shots, args.method, args.n, seed=args.seed, checkpoint=args.checkpoint,
-                          params=_params(args.param), include_shots=not args.only_generated)
+                          params=_params(args.param), include_shots=not args.only_generated, test=args.test,
+                          run=args.run)
     out = aug.save(args.out)
     per_class = np.bincount(aug.y_soft.argmax(1), minlength=len(aug.class_names)).tolist()
     ckpt = aug.meta.get("generator_checkpoint")

@@ -36,6 +36,7 @@ class Splits:
     train: Dataset          # shots and the unlabelled pool come from here
     validation: Dataset
     test: Dataset
+    train_rows: Tensor      # (len(train),) the row of load_dataset(dataset) each training row is
 
     def evaluation(self, spec: ExperimentSpec) -> Dataset:
         return self.validation if spec.evaluate_on == "validation" else self.test
@@ -55,13 +56,13 @@ def _splits(dataset: str, test: str | None, validation: float, held_out: float) 
         if test_set.input_shape != data.input_shape:
             raise ValueError(f"test set {test} has inputs {test_set.input_shape}, but {dataset} has "
                              f"{data.input_shape}; give a test set of the same kind")
-        return Splits(rest, validation_set, test_set)
+        return Splits(rest, validation_set, test_set, rest_idx)
     counts = torch.bincount(rest.y)
     per_class = int(counts[counts > 0].min() * held_out)
     if per_class < 1:
         raise ValueError(f"{dataset} is too small for a held-out share of {held_out}; give --test")
     test_idx, train_idx = fewshot_split(rest.y, per_class, HELD_OUT_SEED)
-    return Splits(rest.subset(train_idx), validation_set, rest.subset(test_idx))
+    return Splits(rest.subset(train_idx), validation_set, rest.subset(test_idx), rest_idx[train_idx])
 
 
 def load_splits(spec: ExperimentSpec) -> Splits:
@@ -111,18 +112,33 @@ def prepare_cell(spec: ExperimentSpec, cell: Cell, run_dir, device="cpu",
             x_lab, _ = augment(a.name, x_lab, y_soft, None, stage="represent", context=ctx)
             x_eval, _ = augment(a.name, x_eval, soft_targets(evaluation.y, n_classes), None, stage="represent",
                                 context=ctx)
-    params = {name: dict(p) for name, p in spec.params.items()}
-    if cell.n_generated is not None:
-        for a in parts:
-            if a.stage == "expand":
-                params.setdefault(a.name, {})["n_per"] = cell.n_generated
-    generated = expand(cell.method, x_lab, y_soft, stream(*cell[:3], cell.method, "expand"), params=params,
-                       context=ctx)
-    if generated is not None:
-        generated = generated.to(x_lab.device, x_lab.dtype) if len(generated) else None
+    params = cell_params(spec, cell)
+    generated = generate_rows(cell, x_lab, y_soft, params, ctx)
     only_generated = spec.generated_only and cell.n_generated is not None and generated is not None
     return CellInputs(cell, env, x_lab, y_soft, generated, x_eval, evaluation.y, params, ctx, only_generated,
                       _predictor(parts, spec))
+
+
+def cell_params(spec: ExperimentSpec, cell: Cell) -> dict:
+    """{augmentation: {param: value}}: the spec's parameters, with n_per of every expander set to the cell's
+    n_generated."""
+    params = {name: dict(p) for name, p in spec.params.items()}
+    if cell.n_generated is not None:
+        for a in parse_method(cell.method):
+            if a.stage == "expand":
+                params.setdefault(a.name, {})["n_per"] = cell.n_generated
+    return params
+
+
+def generate_rows(cell: Cell, x_lab: Tensor, y_soft: Tensor, params: dict, context: dict) -> Generated | None:
+    """The rows a cell's method generates before training, with their provenance, from the cell's own named
+    stream: the few-shot cell trains on them and `python -m core augment` writes them (one function, so an
+    export is what a cell trains on). None when the method generates nothing."""
+    generated = expand(cell.method, x_lab, y_soft, stream(cell.seed, cell.shots, cell.n_generated, cell.method,
+                                                          "expand"), params=params, context=context)
+    if generated is None or not len(generated):
+        return None
+    return generated.to(x_lab.device, x_lab.dtype)
 
 
 def _predictor(parts, spec: ExperimentSpec) -> Callable:
