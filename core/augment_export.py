@@ -263,7 +263,7 @@ def _signature_defaults(fn) -> dict:
 def _refuse_unexportable(aug) -> None:
     if aug.stage in ("online", "represent"):
         raise ValueError(f"{aug.name} makes no data set to keep (stage {aug.stage}); export "
-                         f"{'lsi' if aug.name == 'lsi-online' else 'a batch or latent method'} instead")
+                         "a batch or an expand-stage method (its rows are what a cell trains on) instead")
 
 
 def _generator_context(aug, spec, cell, checkpoint, run, data):
