@@ -16,8 +16,18 @@ def pick_device(prefer: str = "auto") -> torch.device:
 
 
 def derived_seed(rng: torch.Generator) -> int:
-    """A seed drawn from `rng` (on any device): hands reproducibility on to another generator or numpy."""
-    return int(torch.randint(0, 2**62, (1,), generator=rng, device=rng.device))
+    """A seed drawn from `rng` (on any device): hands reproducibility on to another generator or numpy.
+
+    A CUDA generator's state (seed and Philox offset) lives on the host: its seed is a hash of that state, and a
+    draw on the device (no copy back) advances it, so the next call differs. Reading a device draw back would
+    stall the host until the GPU caught up, once per mixup / cutmix batch."""
+    if rng.device.type == "cpu":
+        return int(torch.randint(0, 2**62, (1,), generator=rng))
+    import hashlib
+
+    state = bytes(rng.get_state().tolist())
+    torch.empty(1, device=rng.device).uniform_(generator=rng)
+    return int.from_bytes(hashlib.sha256(state).digest()[:8], "little") >> 2
 
 
 def derived_generator(rng: torch.Generator, device: str | torch.device = "cpu") -> torch.Generator:
