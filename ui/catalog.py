@@ -1,9 +1,9 @@
 """Which checkpoints and datasets exist — plain files and JSON.
 
-The home page and the sidebar use this. Importing it imports no torch (so `import app` stays light);
-the names it shows come from the registries: the dataset ids from core.data's registry and each
-checkpoint's model description from its kind's registered config (core.models), both read on first
-use. A checkpoint is addressed by a *key* ("shipped/NAME", "runs/NAME" or "upload/SHA12"); a key that
+The home page and the sidebar use this, and draw without torch: the dataset ids come from core.data's
+registry (torch-free to read), a checkpoint's sidebar label from its config.json alone (kind and latent
+size). Its full description ("AAE · uniform prior", "beta-VAE (beta=4)") comes from the kind's registered
+config (core.models, which imports torch): `CheckpointEntry.description`, for pages that load models anyway. A checkpoint is addressed by a *key* ("shipped/NAME", "runs/NAME" or "upload/SHA12"); a key that
 came from the URL is only ever looked up in the scanned list, never joined into a path.
 """
 
@@ -59,15 +59,21 @@ class CheckpointEntry:
 
     @property
     def label(self) -> str:
+        """The sidebar's label: from config.json alone (no registry, no torch), so the home page stays light."""
         m = self.meta.get("model", {})
         where = self.key.split("/", 1)[0]
-        return f"{self.name}  ·  {describe_model(m)}, z={m.get('latent_dim', '?')}  [{where}]"
+        return f"{self.name}  ·  {str(m.get('kind', '?')).upper()}, z={m.get('latent_dim', '?')}  [{where}]"
+
+    @property
+    def description(self) -> str:
+        """What the model is, from its kind's registered config (imports the model registry)."""
+        return describe_model(self.meta.get("model", {}))
 
 
 # ----------------------------------------------------------------------------- the registries, read lazily
 
 def dataset_ids() -> tuple[str, ...]:
-    """The dataset registry's ids (core.data), in registration order."""
+    """The dataset registry's ids (core.data, readable without torch), in registration order."""
     from core.data import list_datasets
 
     return tuple(list_datasets())
