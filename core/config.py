@@ -3,8 +3,9 @@
 Model configs are open: every model kind registers its own `ModelConfig` subclass beside its model class
 (`core.models.register_model`). The fields shared by every kind live here, in `ModelConfig`; a kind adds
 its own typed fields, each with a default and `metadata={"help": ...}` (plus "choices" / "min" / "max" where
-a value is bounded): the CLI flags (`core.cli_config`) and the Train page's form (`ui.config_form`) are
-built from those fields, so a new kind needs no change anywhere else.
+a value is bounded): the CLI flags (`core.config_flags`) and the Train page's form (`ui.config_form`) are
+built from those fields, so a new kind needs no change anywhere else. A kind's field must not reuse the
+name of a TrainConfig field (both become `python -m core train` flags).
 
 `ModelConfig(kind=..., **fields)` and `ModelConfig.from_dict(d)` build the registered kind's config. They also
 read the flat dicts that checkpoints stored before kinds were open ({"kind", "prior", "beta", "beta_norm",

@@ -11,7 +11,7 @@ from dataclasses import fields
 import pytest
 import torch
 
-from core.config import MODEL_CONFIGS, ModelConfig
+from core.config import MODEL_CONFIGS, ModelConfig, TrainConfig
 from core.models import MODELS, build_model, config_class, list_models
 from core.models.wae import imq_mmd
 
@@ -45,6 +45,8 @@ def test_every_kind_registers_a_documented_config():
         for f in fields(cls):
             assert f.metadata.get("help"), f"{kind}.{f.name} has no help text (the CLI and the form show it)"
         assert cls().prior in ("uniform", "gaussian", "none")
+        clash = {f.name for f in fields(cls)} & {f.name for f in fields(TrainConfig)}
+        assert not clash, f"{kind}'s fields {clash} would collide with training flags of `python -m core train`"
 
 
 @pytest.mark.parametrize("kind, variant, shape", list(cases()))
