@@ -99,7 +99,7 @@ map_and_gallery()
 # ----------------------------------------------------------------------------- hole effect
 st.subheader("2 · The hole effect, side by side")
 st.markdown(
-    "The same dataset encoded by two to four models. A **density** view shows where the codes lie; empty "
+    "The same dataset encoded by two to five models. A **density** view shows where the codes lie; empty "
     "patches inside the cloud are holes. The table measures it:\n"
     "- **hole fraction (box / prior)** — share of random points (in the codes' bounding box, or drawn from the "
     "prior) that are farther from every training code than 95% of training codes are from their nearest "
@@ -115,7 +115,7 @@ same = [e for e in entries() if e.dataset == sel.dataset]
 by_name = {e.name: e.key for e in same}
 default = [by_name[n] for n in catalog.HOLE_SET if n in by_name] or [e.key for e in same[:4]]
 labels = {e.key: e.label for e in same}
-picked = st.multiselect("Models to compare (2–4)", [e.key for e in same], default=default[:4], max_selections=4,
+picked = st.multiselect("Models to compare (2–5)", [e.key for e in same], default=default[:5], max_selections=5,
                         format_func=lambda k: labels.get(k, k), key="w_holes_models")
 if len(picked) < 2:
     st.info("Pick at least two checkpoints to compare.")

@@ -1,19 +1,23 @@
 """Train or load a model: settings -> background training with live loss; or pick/upload a checkpoint."""
 
+from dataclasses import fields
+
 import pandas as pd
 import streamlit as st
 
-from ui import jobs, show, state
+from core.config import TrainConfig
+from ui import catalog, jobs, show, state
+from ui.config_form import config_widgets
 from ui.resources import MAX_UPLOAD_BYTES, UiError, check_compatible, dataset, friendly, register_upload
 from ui.sidebar import shared_sidebar
-from ui.training import MODEL_CHOICES, start_training
+from ui.training import TRAIN_FIELDS, model_kinds, start_training
 
 sel = shared_sidebar("train_load")
 st.title("Train or load")
 st.markdown(
     "Every other page works on the checkpoint chosen in the sidebar. Here you can **train** your own "
-    "(an AE, an adversarial autoencoder with a uniform or Gaussian prior as in Liu et al. 2018, or a "
-    "beta-VAE as in the Bonn slides) or **load** one and check how well it reconstructs. "
+    "(e.g. an adversarial autoencoder with a uniform or Gaussian prior as in Liu et al. 2018, a beta-VAE as "
+    "in the Bonn slides, or a Wasserstein autoencoder) or **load** one and check how well it reconstructs. "
     "Try first: look at the reconstructions of the shipped `aae-uniform-z16`, then train a z = 2 model "
     "for 5 epochs and compare it on the latent map."
 )
@@ -52,7 +56,7 @@ with tab_load:
             st.subheader(sel.ckpt.split("/", 1)[1])
             m = meta.get("model", {})
             cols = st.columns(4)
-            cols[0].metric("Model", m.get("kind", "?").upper() + (f" · {m.get('prior')}" if m.get("kind") == "aae" else ""))
+            cols[0].metric("Model", catalog.describe_model(m))
             cols[1].metric("Latent size", m.get("latent_dim", "?"))
             recon = meta.get("metrics", {}).get("recon_mse")
             cols[2].metric("Reconstruction MSE", f"{recon:.4f}" if isinstance(recon, (int, float)) else "—")
@@ -78,24 +82,23 @@ with tab_load:
 # ----------------------------------------------------------------------------- train
 with tab_train:
     job: jobs.ExecutorJob | None = st.session_state.get("_ll_train_job")
+    kinds = model_kinds()
+    # Outside the form: choosing a kind redraws the form with that kind's own settings.
+    kind = st.selectbox("Model", list(kinds), key="w_t_model",
+                        format_func=lambda k: f"{k.upper()} — {kinds[k].description}")
     with st.form("train_form"):
         c1, c2, c3 = st.columns(3)
-        choice = c1.selectbox("Model", list(MODEL_CHOICES), key="w_t_model")
-        latent_dim = c1.number_input("Latent size d", 1, 128, 2, key="w_t_d",
-                                     help="2 shows the latent space without projection.")
-        beta = c2.number_input("beta (beta-VAE only)", 0.0, 100.0, 1.0, step=0.5, key="w_t_beta")
-        beta_norm = c2.checkbox("normalise beta (beta·d/N, Bonn eq. 2)", key="w_t_bnorm")
-        epochs = c2.number_input("Epochs", 1, 200, 5, key="w_t_epochs")
-        lr = c3.number_input("Learning rate", 1e-5, 1e-1, 1e-3, format="%.5f", key="w_t_lr")
-        seed = c3.number_input("Seed", 0, 2**31 - 1, 0, key="w_t_seed")
+        model_values = config_widgets(kinds[kind], "w_t_", columns=[c1, c2], values={"latent_dim": 2},
+                                      bounds={"latent_dim": (1, 128)})
+        train_values = config_widgets(TrainConfig, "w_t_", columns=[c3], values={"epochs": 5},
+                                      bounds={"epochs": (1, 200), "lr": (1e-5, 1e-1), "seed": (0, 2**31 - 1)},
+                                      skip=tuple(f.name for f in fields(TrainConfig) if f.name not in TRAIN_FIELDS))
         go = st.form_submit_button(f"Train on {sel.dataset}", type="primary",
                                    disabled=bool(job and job.running))
     if go:
-        kind, prior = MODEL_CHOICES[choice]
         try:
             ds = dataset(sel.dataset)
-            job = start_training(ds, kind=kind, prior=prior, latent_dim=latent_dim, beta=beta,
-                                 beta_norm=beta_norm, epochs=epochs, lr=lr, seed=seed,
+            job = start_training(ds, {"kind": kind, **model_values}, train_values,
                                  owner=jobs.session_owner(), spec=sel.dataset)
         except (UiError, ValueError) as e:  # bad settings, or this session's share of the queue is full
             st.error(f"Cannot start training: {e}")

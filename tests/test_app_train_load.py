@@ -54,7 +54,8 @@ def wait_done(at, job, seconds: float) -> None:
 def test_training_runs_in_a_worker_process_and_selects_result(app_env):
     at = new_app(PAGE)
     at.number_input(key="w_t_epochs").set_value(1)
-    at.selectbox(key="w_t_model").set_value("AE (no prior)")
+    at.selectbox(key="w_t_model").set_value("ae").run()
+    assert not [w for w in at.selectbox if w.key == "w_t_prior"], "an AE has no prior to choose"
     at.button[0].click().run()  # the form's submit button
     assert_clean(at)
     job = at.session_state["_ll_train_job"]
@@ -112,8 +113,8 @@ def test_queue_position_cancel_and_per_session_cap(app_env):
         # The same session may hold at most 2 jobs (this one plus one more); a third is refused.
         extra = jobs.submit("probe", probe.sleep, {"seconds": 60}, owner=job.handle.owner)
         with pytest.raises(QueueFull, match="you already have 2 jobs queued or running"):
-            start_training(dataset("mnist5k"), kind="ae", prior="none", latent_dim=2, beta=1.0, beta_norm=False,
-                           epochs=1, lr=1e-3, seed=0, owner=job.handle.owner)
+            start_training(dataset("mnist5k"), {"kind": "ae", "latent_dim": 2}, {"epochs": 1},
+                           owner=job.handle.owner)
         extra.request_stop()
         at.button(key="w_t_stop").click().run()  # Cancel while queued
         deadline = time.time() + 5
@@ -137,8 +138,8 @@ def test_failures_show_clear_errors_and_the_server_keeps_serving(app_env):
 
     at = new_app(PAGE)
     # A training that produces NaN: the user's settings, said plainly.
-    diverging = start_training(dataset("mnist5k"), kind="ae", prior="none", latent_dim=2, beta=1.0,
-                               beta_norm=False, epochs=2, lr=1e6, seed=0, owner="t-nan")
+    diverging = start_training(dataset("mnist5k"), {"kind": "ae", "latent_dim": 2}, {"epochs": 2, "lr": 1e6},
+                               owner="t-nan")
     # A bug in a job: shown as a bug with its type and message, not as the user's mistake.
     bug = jobs.submit("train", probe.fail, {"message": "index out of range"}, owner="t-bug")
     for job in (diverging, bug):
@@ -179,5 +180,41 @@ def test_killed_worker_shows_clear_error(app_env):
 def test_two_trainings_in_the_same_second_get_different_folders():
     from ui.training import folder_name
 
-    names = {folder_name("mnist5k", "aae", "uniform", 2) for _ in range(50)}
+    names = {folder_name("mnist5k", "aae-uniform", 2) for _ in range(50)}
     assert len(names) == 50
+
+
+def test_the_form_shows_the_chosen_kinds_own_settings(app_env):
+    """The Train form is built from the registry: every kind is offered, and each shows its config's fields."""
+    from dataclasses import fields
+
+    from core.models import config_class, list_models
+
+    at = new_app(PAGE)
+    assert len(at.selectbox(key="w_t_model").options) == len(list_models())
+    for kind in list_models():
+        at.selectbox(key="w_t_model").set_value(kind).run()
+        assert_clean(at)
+        keys = {w.key for w in [*at.number_input, *at.selectbox, *at.checkbox]}
+        wanted = {f"w_t_{f.name}" for f in fields(config_class(kind)) if f.metadata.get("form", True)}
+        assert wanted <= keys, (kind, wanted - keys)
+    at.selectbox(key="w_t_model").set_value("wae").run()
+    assert at.number_input(key="w_t_lambda_mmd").value == 10.0
+    assert at.number_input(key="w_t_latent_dim").value == 2  # the page's default, not the config's 16
+
+
+def test_training_a_new_kind_from_the_form_saves_its_settings(app_env):
+    at = new_app(PAGE)
+    at.selectbox(key="w_t_model").set_value("wae").run()
+    at.number_input(key="w_t_lambda_mmd").set_value(3.0)
+    at.number_input(key="w_t_epochs").set_value(1)
+    at.button[0].click().run()
+    assert_clean(at)
+    job = at.session_state["_ll_train_job"]
+    wait_done(at, job, 120)
+    assert job.done and job.error is None, job.error
+    at.run()
+    at.run()
+    entry = next(e for e in __import__("ui.resources", fromlist=["entries"]).entries() if e.key == job.result)
+    assert entry.meta["model"]["kind"] == "wae" and entry.meta["model"]["lambda_mmd"] == 3.0
+    assert "-wae-z2-" in job.result and entry.description == "WAE-MMD (lambda=3)"

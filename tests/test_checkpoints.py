@@ -16,7 +16,23 @@ from core.checkpoints import (CheckpointError, list_checkpoints, load_checkpoint
                               save_checkpoint, zip_checkpoint)
 from core.config import TrainConfig
 
-SHIPPED = [f"mnist5k-{m}-z{d}" for d in (2, 16) for m in ("ae", "aae-gaussian", "aae-uniform", "vae")]
+SHIPPED = [f"mnist5k-{m}-z{d}" for d in (2, 16) for m in ("ae", "aae-gaussian", "aae-uniform", "vae")] + \
+    ["mnist5k-wae-z2"]
+# Measured before model kinds were open (one flat ModelConfig for every kind), on the first 256 mnist5k images:
+# name -> (z of image 0, sum |z| over the 256, sum of decode(z) over the first 8, parameter count).
+LEGACY_LATENTS = {
+    "mnist5k-aae-gaussian-z16": ([-0.0411, -0.9386, 0.0175, -0.1848, 0.5169, -0.1911, -0.5044, -0.213, -1.646, 0.7828, -0.7528, 0.5518, -0.0181, -0.9863, -1.1663, 0.2737], 3238.703, 1123.395, 258738),
+    "mnist5k-aae-gaussian-z2": ([0.1856, -3.2693], 947.927, 1049.667, 251556),
+    "mnist5k-aae-uniform-z16": ([0.0161, 0.4898, -0.1985, 0.22, -0.6002, -0.7068, 0.2274, 0.4638, 0.7674, -0.4794, -0.6578, 0.5917, 0.642, 0.2126, -0.8217, -0.6843], 1987.208, 1204.528, 258738),
+    "mnist5k-aae-uniform-z2": ([-0.2717, 0.9614], 346.34, 1124.454, 251556),
+    "mnist5k-ae-z16": ([0.3292, 2.1328, -9.5057, -25.212, -7.6457, 19.125, -1.112, -26.5953, -14.8273, -2.2758, -43.292, -8.786, 5.6061, -2.6689, -4.4272, -19.699], 59292.609, 1158.313, 188337),
+    "mnist5k-ae-z2": ([6.0933, 0.0227], 1777.478, 1117.145, 184739),
+    "mnist5k-vae-beta0.5-z2": ([2.3792, -1.573], 898.161, 1087.56, 184997),
+    "mnist5k-vae-beta16-z2": ([-1.3856, -1.5514], 624.291, 1135.173, 184997),
+    "mnist5k-vae-beta4-z2": ([1.3182, 1.6347], 683.838, 1101.886, 184997),
+    "mnist5k-vae-z16": ([0.273, -0.2781, 0.2817, 0.2855, 0.8101, -0.6121, -1.3252, 1.602, -1.1956, -0.0666, -0.0411, 0.0218, 0.7824, -0.1627, 0.3144, 0.1219], 2779.678, 1115.056, 190401),
+    "mnist5k-vae-z2": ([-2.2464, 0.9881], 789.525, 1126.287, 184997),
+}
 
 
 @pytest.fixture
@@ -177,6 +193,40 @@ def test_shipped_checkpoint_reconstructs_with_recorded_error(name):
     err = reconstruction_error(ckpt.model, data.x)
     assert err == pytest.approx(ckpt.meta["metrics"]["recon_mse"], rel=1e-4)
     assert err < 0.06  # a real reconstruction, not a mean image (the per-pixel variance of MNIST is ~0.095)
+
+
+@pytest.mark.parametrize("name", sorted(LEGACY_LATENTS))
+def test_flat_legacy_configs_load_to_the_same_model_and_latents(name):
+    """The shipped checkpoints store the flat ModelConfig dict of before; loading them through the kinds'
+    own configs must give the same network and the same codes as then."""
+    from core.data import load_dataset
+
+    meta = json.loads((ck.DEFAULT_CHECKPOINT_DIR / name / "config.json").read_text())
+    assert {"prior", "beta", "beta_norm"} <= set(meta["model"])  # really the old flat format
+    ckpt = load_checkpoint(ck.DEFAULT_CHECKPOINT_DIR / name, device="cpu")
+    z0, abs_sum, xh_sum, n_params = LEGACY_LATENTS[name]
+    x = load_dataset("mnist5k").x[:256]
+    with torch.no_grad():
+        z = ckpt.model.encode(x)
+        x_hat = ckpt.model.decode(z[:8])
+    assert type(ckpt.model.config).kind == meta["model"]["kind"] == ckpt.model.config.kind
+    assert ckpt.model.config.prior == meta["model"]["prior"]
+    assert sum(p.numel() for p in ckpt.model.parameters()) == n_params
+    assert z[0].tolist() == pytest.approx(z0, rel=1e-4, abs=2e-4)
+    assert float(z.abs().sum()) == pytest.approx(abs_sum, rel=1e-5)
+    assert float(x_hat.sum()) == pytest.approx(xh_sum, rel=1e-5)
+
+
+@pytest.mark.parametrize("kind", __import__("core.models", fromlist=["list_models"]).list_models())
+def test_every_kind_round_trips_through_a_checkpoint(tmp_path, digits, kind):
+    from core.config import ModelConfig
+    from core.models import build_model
+
+    model = build_model(ModelConfig(kind=kind, input_shape=(1, 8, 8), latent_dim=2, hidden=32), seed=1).eval()
+    save_checkpoint(tmp_path / kind, model, dataset_id="digits", class_names=digits.class_names)
+    loaded = load_checkpoint(tmp_path / kind, device="cpu")
+    assert type(loaded.model) is type(model) and loaded.model.config == model.config
+    assert torch.equal(loaded.model.encode(digits.x), model.encode(digits.x))
 
 
 def test_shipped_checkpoints_are_small():

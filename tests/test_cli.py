@@ -35,6 +35,22 @@ def test_embed_refuses_a_dataset_of_another_shape(tmp_path, capsys):
     assert "same shape" in capsys.readouterr().err
 
 
+def test_a_kinds_own_flags_reach_its_checkpoint(tmp_path, capsys):
+    """--lambda-mmd exists because the WAE's config has the field; info prints every setting of the kind."""
+    out = tmp_path / "wae"
+    assert main(["train", "--dataset", "wine", "--model", "wae", "--lambda-mmd", "3", "--latent-dim", "2",
+                 "--epochs", "1", "--hidden", "16", "--out", str(out)]) == 0
+    ckpt = load_checkpoint(out, device="cpu")
+    assert ckpt.meta["model"] == {"kind": "wae", "input_shape": [13], "latent_dim": 2, "hidden": 16, "arch": "auto",
+                                  "lambda_mmd": 3.0}
+    assert "mmd" in ckpt.meta["history"]
+    capsys.readouterr()
+    assert main(["info", str(out)]) == 0
+    assert "wae prior=gaussian" in capsys.readouterr().out
+    assert main(["train", "--dataset", "wine", "--model", "ae", "--beta", "2", "--out", str(tmp_path / "x")]) == 1
+    assert "--beta is a setting of vae" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
 def test_unknown_dataset_is_one_clear_line(tmp_path):
     r = subprocess.run([sys.executable, "-m", "core", "train", "--dataset", "nope", "--out", str(tmp_path / "x")],
                        capture_output=True, text=True)

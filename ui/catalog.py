@@ -1,9 +1,10 @@
-"""Which checkpoints and datasets exist — plain files and JSON, no torch.
+"""Which checkpoints and datasets exist — plain files and JSON.
 
-The home page and the sidebar use this, so `streamlit run app.py` never imports torch to
-draw them. A checkpoint is addressed by a *key* ("shipped/NAME", "runs/NAME" or
-"upload/SHA12"); a key that came from the URL is only ever looked up in the scanned list,
-never joined into a path.
+The home page and the sidebar use this, and draw without torch: the dataset ids come from core.data's
+registry (torch-free to read), a checkpoint's sidebar label from its config.json alone (kind and latent
+size). Its full description ("AAE · uniform prior", "beta-VAE (beta=4)") comes from the kind's registered
+config (core.models, which imports torch): `CheckpointEntry.description`, for pages that load models anyway. A checkpoint is addressed by a *key* ("shipped/NAME", "runs/NAME" or "upload/SHA12"); a key that
+came from the URL is only ever looked up in the scanned list, never joined into a path.
 """
 
 from __future__ import annotations
@@ -14,20 +15,19 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINTS_ENV = "LATENT_LAB_CHECKPOINTS"  # extra/replacement shipped root(s), os.pathsep-separated
 RUNS_ENV = "LATENT_LAB_RUNS"  # where user checkpoints, caches and few-shot runs go
 
-# Registry ids of core.data (kept here so the home page needs no torch); the pages
-# ask core.data.list_datasets() for the authoritative list.
-DATASETS = ("mnist5k", "digits", "mnist", "fashion-mnist", "cifar10", "breast-cancer", "wine")
 DEFAULT_DATASET = "mnist5k"
 # Preferred default checkpoint names, best first.
 DEFAULT_CHECKPOINTS = ("mnist5k-aae-uniform-z16", "mnist5k-aae-uniform-z2", "mnist5k-vae-z16")
-# The hole-effect comparison: one of each prior, 2-d so the raw axes show the holes.
-HOLE_SET = ("mnist5k-ae-z2", "mnist5k-aae-gaussian-z2", "mnist5k-aae-uniform-z2", "mnist5k-vae-z2")
+# The hole-effect comparison: one of each way of shaping the codes, 2-d so the raw axes show the holes.
+HOLE_SET = ("mnist5k-ae-z2", "mnist5k-aae-gaussian-z2", "mnist5k-aae-uniform-z2", "mnist5k-vae-z2",
+            "mnist5k-wae-z2")
 # The beta maps (seed 002): beta-VAEs at z = 2 with beta 0.5, 1, 4, 16 (`make beta-checkpoints`).
 BETA_SET = ("mnist5k-vae-beta0.5-z2", "mnist5k-vae-z2", "mnist5k-vae-beta4-z2", "mnist5k-vae-beta16-z2")
 
@@ -53,24 +53,69 @@ class CheckpointEntry:
 
     @property
     def beta(self) -> float | None:
-        """The KL weight of a VAE (None for other models)."""
-        m = self.meta.get("model", {})
-        try:
-            return float(m.get("beta", 1.0)) if m.get("kind") == "vae" else None
-        except (TypeError, ValueError):
-            return None
+        """The KL weight of a model whose kind has one (a beta-VAE); None for other kinds."""
+        value = model_setting(self.meta.get("model", {}), "beta")
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
     @property
     def label(self) -> str:
+        """The sidebar's label: from config.json alone (no registry, no torch), so the home page stays light."""
         m = self.meta.get("model", {})
-        kind = m.get("kind", "?")
-        desc = kind.upper()
-        if kind == "aae":
-            desc += f"-{m.get('prior', '?')}"
-        elif kind == "vae":
-            desc = f"beta-VAE (beta={m.get('beta', 1)})"
         where = self.key.split("/", 1)[0]
-        return f"{self.name}  ·  {desc}, z={m.get('latent_dim', '?')}  [{where}]"
+        return f"{self.name}  ·  {str(m.get('kind', '?')).upper()}, z={m.get('latent_dim', '?')}  [{where}]"
+
+    @property
+    def description(self) -> str:
+        """What the model is, from its kind's registered config (imports the model registry)."""
+        return describe_model(self.meta.get("model", {}))
+
+
+# ----------------------------------------------------------------------------- the registries, read lazily
+
+def dataset_ids() -> tuple[str, ...]:
+    """The dataset registry's ids (core.data, readable without torch), in registration order."""
+    from core.data import list_datasets
+
+    return tuple(list_datasets())
+
+
+def __getattr__(name: str):  # PEP 562: `catalog.DATASETS` reads the registry when first used, not at import
+    if name == "DATASETS":
+        return dataset_ids()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+@lru_cache(maxsize=512)
+def _model_config(frozen: str):
+    from core.config import ModelConfig
+
+    try:
+        return ModelConfig.from_dict(json.loads(frozen))
+    except (ValueError, TypeError):  # an unknown kind (a newer checkpoint) or a damaged config
+        return None
+
+
+def model_config(model: dict):
+    """The registered config of a checkpoint's "model" dict, or None when it names no known kind / is bad.
+    Memoised on the dict's JSON (the configs are only read, never changed)."""
+    try:
+        return _model_config(json.dumps(model, sort_keys=True))
+    except (TypeError, ValueError):
+        return None
+
+
+def describe_model(model: dict) -> str:
+    """A short label from the kind's registered config ("AAE · uniform prior", "beta-VAE (beta=4)"); for a
+    kind this version does not know, its name."""
+    cfg = model_config(model) if isinstance(model, dict) else None
+    return cfg.describe() if cfg is not None else f"{str(model.get('kind', '?')).upper()} (unknown kind)"
+
+
+def model_setting(model: dict, name: str):
+    """A setting of the checkpoint's model as its kind's config has it (None when that kind has no such
+    setting): a flat legacy dict's beta of an AAE, which no AAE ever read, is None."""
+    cfg = model_config(model) if isinstance(model, dict) else None
+    return getattr(cfg, name, None) if cfg is not None else None
 
 
 def runs_dir() -> Path:
@@ -179,9 +224,9 @@ def default_key(entries: list[CheckpointEntry], dataset: str | None = None) -> s
 
 
 def beta_vaes(entries: list[CheckpointEntry], dataset: str, latent_dim: int = 2) -> list[CheckpointEntry]:
-    """VAEs of one latent size trained on `dataset`, by increasing beta (the beta maps' candidates)."""
-    pool = [e for e in entries if e.kind == "vae" and e.dataset == dataset and e.latent_dim == latent_dim
-            and e.beta is not None]
+    """Models with a KL weight beta (beta-VAEs) of one latent size trained on `dataset`, by increasing beta
+    (the beta maps' candidates)."""
+    pool = [e for e in entries if e.dataset == dataset and e.latent_dim == latent_dim and e.beta is not None]
     return sorted(pool, key=lambda e: (e.beta, e.key))
 
 

@@ -20,8 +20,9 @@ def run(args) -> int:
         return 1
     m, meta = ckpt.model.config, ckpt.meta
     n_params = sum(p.numel() for p in ckpt.model.parameters())
-    print(f"{ckpt.name}: {m.kind} prior={m.prior} latent_dim={m.latent_dim} input={list(m.input_shape)} "
-          f"arch={m.arch} beta={m.beta}{' (normalised)' if m.beta_norm else ''} params={n_params:,}")
+    settings = " ".join(f"{k}={list(v) if isinstance(v, tuple) else v}" for k, v in m.to_dict().items()
+                        if k not in ("kind", "prior"))
+    print(f"{ckpt.name}: {m.kind} prior={m.prior} {settings} params={n_params:,}  ({m.describe()})")
     print(f"dataset={meta['dataset']} classes={len(meta['class_names'])} created={meta.get('created', '?')}")
     print("metrics: " + ", ".join(f"{k}={v:.5g}" if isinstance(v, float) else f"{k}={v}"
                                   for k, v in meta.get("metrics", {}).items()))

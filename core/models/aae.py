@@ -9,6 +9,9 @@ encoder as generator (codes should look real).
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -24,11 +27,30 @@ SATURATION_PENALTY = 0.1  # weight of ||h||^2 on the pre-tanh codes of the unifo
 ADVERSARIAL_LR_SCALE = 0.2
 
 
-@register_model("aae")
+@dataclass
+class AAEConfig(ModelConfig):
+    prior: str = field(default="uniform", metadata={
+        "help": "distribution the discriminator pushes the codes towards: uniform on [-1, 1]^d (Liu et al. 2018, "
+                "no holes), gaussian N(0, I), or none (a plain autoencoder)",
+        "choices": ("uniform", "gaussian", "none")})
+
+    def describe(self) -> str:
+        return f"AAE · {self.prior} prior"
+
+    def slug(self) -> str:
+        return f"aae-{self.prior}"
+
+
+@dataclass
+class AEConfig(ModelConfig):
+    prior: ClassVar[str] = "none"
+
+
+@register_model("aae", AAEConfig, "adversarial autoencoder: a discriminator shapes the codes into a prior")
 class AAE(nn.Module):
     rng: torch.Generator | None = None  # set by core.train.fit for seeded, thread-local prior draws
 
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: AAEConfig | AEConfig):
         super().__init__()
         self.config = cfg
         self.latent_dim = cfg.latent_dim
@@ -100,11 +122,6 @@ class AAE(nn.Module):
         return phases
 
 
-@register_model("ae")
+@register_model("ae", AEConfig, "plain autoencoder (no prior): the model that shows the holes")
 class AE(AAE):
-    """A plain autoencoder: the AAE without a prior (no discriminator)."""
-
-    def __init__(self, cfg: ModelConfig):
-        if cfg.prior != "none":
-            cfg = ModelConfig.from_dict({**cfg.to_dict(), "prior": "none"})
-        super().__init__(cfg)
+    """A plain autoencoder: the AAE without a prior (no discriminator); its config has no prior to set."""

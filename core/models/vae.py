@@ -8,6 +8,8 @@ Images use Bernoulli NLL (BCE on logits), vectors a unit-variance Gaussian NLL (
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -18,14 +20,23 @@ from core.models import Phase, register_model
 from core.models.nets import build_decoder, build_encoder, is_image_shape, output_transform
 
 
-@register_model("vae")
+@dataclass
+class VAEConfig(ModelConfig):
+    prior: ClassVar[str] = "gaussian"  # a VAE's prior is N(0, I)
+    beta: float = field(default=1.0, metadata={"help": "beta-VAE weight of the KL term (1 = plain VAE)", "min": 0.0})
+    beta_norm: bool = field(default=False, metadata={
+        "help": "use beta_norm = beta * d / N (Bonn slides, eq. 2), N = input size (pixels/features)"})
+
+    def describe(self) -> str:
+        return f"beta-VAE (beta={self.beta:g}{', normalised' if self.beta_norm else ''})"
+
+
+@register_model("vae", VAEConfig, "beta-VAE: reconstruction + beta * KL to N(0, I) (Higgins et al. 2017)")
 class VAE(nn.Module):
     rng: torch.Generator | None = None  # set by core.train.fit for seeded, thread-local noise
 
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: VAEConfig):
         super().__init__()
-        if cfg.prior != "gaussian":
-            cfg = ModelConfig.from_dict({**cfg.to_dict(), "prior": "gaussian"})  # a VAE's prior is N(0, I)
         self.config = cfg
         self.latent_dim = cfg.latent_dim
         self.prior = "gaussian"
