@@ -218,3 +218,17 @@ def test_training_a_new_kind_from_the_form_saves_its_settings(app_env):
     entry = next(e for e in __import__("ui.resources", fromlist=["entries"]).entries() if e.key == job.result)
     assert entry.meta["model"]["kind"] == "wae" and entry.meta["model"]["lambda_mmd"] == 3.0
     assert "-wae-z2-" in job.result and entry.description == "WAE-MMD (lambda=3)"
+
+
+def test_the_training_path_imports_core_not_the_cli():
+    """The app calls core functions (core.training_job); `python -m core train` is a shell over the same ones."""
+    from app_support import ROOT
+
+    for path in ("ui/training.py", "app_pages/train_load.py"):
+        assert "core.commands" not in (ROOT / path).read_text(), path
+    import core.commands.train as command
+    import core.training_job as job
+
+    source = (ROOT / "core" / "commands" / "train.py").read_text()
+    assert "from core.training_job import save_trained, train_task" in source
+    assert not hasattr(command, "train_task") and callable(job.train_task) and callable(job.save_trained)

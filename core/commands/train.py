@@ -18,7 +18,7 @@ def add_parser(sub) -> None:
     from core.config_flags import add_config_flags
     from core.models import list_models
 
-    kinds = "; ".join(f"{k}: {MODEL_CONFIGS[k].description}" for k in list_models())
+    kinds = "; ".join(f"{k} = {MODEL_CONFIGS[k].description}" for k in list_models())
     p = sub.add_parser("train", help="train a model (" + ", ".join(list_models()) + ") and save a checkpoint",
                        description="Example: python -m core train --dataset digits --model aae --prior uniform "
                                    "--latent-dim 2 --epochs 1 --out runs/checkpoints/digits-aae")
