@@ -142,11 +142,21 @@ def settings_table() -> dict[str, dict]:
 
 # --------------------------------------------------------------------------------------------- training
 
-def _model_config(kind: str, input_shape, cfg) -> ModelConfig:
-    prior = "uniform" if kind == "aae" else "gaussian"
-    return ModelConfig(kind=kind, input_shape=tuple(input_shape), latent_dim=cfg.latent_dim, prior=prior,
-                       beta=getattr(cfg, "beta", 1.0), beta_norm=getattr(cfg, "beta_norm", False),
-                       hidden=cfg.hidden, arch=getattr(cfg, "arch", "mlp"))
+VAE_MODEL = {"kind": "vae"}
+AAE_UNIFORM_MODEL = {"kind": "aae", "prior": "uniform"}
+
+
+def _model_config(model: dict, input_shape, cfg) -> ModelConfig:
+    """The model config of a generator: its kind (and prior) from `model`, every other field the kind's config
+    has from the generator's config (beta only where the kind has one)."""
+    from dataclasses import fields as fields_of
+
+    from core.config import model_config_class
+
+    own = {f.name for f in fields_of(model_config_class(model["kind"]))}
+    shared = {k: getattr(cfg, k) for k in own if hasattr(cfg, k) and k not in model}
+    shared.setdefault("arch", "mlp")
+    return ModelConfig(**model, input_shape=tuple(input_shape), **shared)
 
 
 @torch.no_grad()
@@ -161,9 +171,9 @@ def init_output_bias(model, data: Dataset) -> None:
         linears[-1].bias.copy_(torch.logit(mean).to(linears[-1].bias))
 
 
-def _build(kind: str, data: Dataset, cfg, seed_parts: tuple):
+def _build(model: dict, data: Dataset, cfg, seed_parts: tuple):
     """The model with its initial weights from the seed stream (never the global RNG)."""
-    model = build_model(_model_config(kind, data.input_shape, cfg), seed=stream(*seed_parts, "init"))
+    model = build_model(_model_config(model, data.input_shape, cfg), seed=stream(*seed_parts, "init"))
     init_output_bias(model, data)
     return model
 
@@ -180,7 +190,7 @@ def _train(model, data: Dataset, cfg, seed_parts: tuple, device: str, stop, on_s
 
 def train_vae(data: Dataset, cfg: VAEConfig, seed_parts: tuple, device: str, stop=None) -> dict:
     """{"model": the VAE, "early": its snapshot after early_fraction of training}."""
-    model = _build("vae", data, cfg, seed_parts)
+    model = _build(VAE_MODEL, data, cfg, seed_parts)
     epochs = max(1, round(cfg.steps / math.ceil(len(data) / cfg.batch_size)))
     early_epoch, snap = max(1, round(epochs * cfg.early_fraction)), {}
 
@@ -193,7 +203,7 @@ def train_vae(data: Dataset, cfg: VAEConfig, seed_parts: tuple, device: str, sto
 
 
 def train_aae(data: Dataset, cfg: AAEConfig, seed_parts: tuple, device: str, stop=None) -> dict:
-    return {"model": _train(_build("aae", data, cfg, seed_parts), data, cfg, seed_parts, device, stop)}
+    return {"model": _train(_build(AAE_UNIFORM_MODEL, data, cfg, seed_parts), data, cfg, seed_parts, device, stop)}
 
 
 def train_multi_vae(data: Dataset, cfg: MultiVAEConfig, seed_parts: tuple, device: str, stop=None) -> dict:
@@ -212,7 +222,7 @@ def train_multi_vae(data: Dataset, cfg: MultiVAEConfig, seed_parts: tuple, devic
             n_mix = min(len(others), max(1, round(len(own) * cfg.mix_in / (1 - cfg.mix_in))))
             idx = torch.cat([own, others[torch.randperm(len(others), generator=g)[:n_mix]]])
         part = Dataset(f"{data.id}-class-{c}", data.x[idx].cpu(), data.y[idx].cpu(), list(data.class_names))
-        out[f"class-{c}"] = _train(_build("vae", part, cfg, (*seed_parts, c)), part, cfg, (*seed_parts, c), device, stop)
+        out[f"class-{c}"] = _train(_build(VAE_MODEL, part, cfg, (*seed_parts, c)), part, cfg, (*seed_parts, c), device, stop)
     return out
 
 
@@ -234,9 +244,9 @@ def generative_classifier(env, name: str):
 
 
 register_generator("vae", VAEConfig, train_vae, "pool", "beta-VAE for the vae-* samplers, GC and latent-probe",
-                   checkpoint_kind={"kind": "vae"})
+                   checkpoint_kind=VAE_MODEL)
 register_generator("aae-uniform", AAEConfig, train_aae, "pool", "AAE with a uniform prior for lsi / lsi-online",
-                   checkpoint_kind={"kind": "aae", "prior": "uniform"})
+                   checkpoint_kind=AAE_UNIFORM_MODEL)
 register_generator("multi-vae", MultiVAEConfig, train_multi_vae, "shots", "one VAE per class on its shots",
                    context=per_class_models)
 register_generator("gc", GCConfig, None, "cell", "generative classifier (trained in the cell from the VAE)",
