@@ -12,7 +12,7 @@ st.set_page_config(page_title="Latent Lab", page_icon=":material/explore:", layo
 
 GUIDE = [
     ("app_pages/train_load.py", "Train or load", ":material/model_training:",
-     "train an AE, AAE (uniform or Gaussian prior) or beta-VAE, or load/upload a checkpoint and check its reconstructions."),
+     "train any registered kind (AE, AAE with a uniform or Gaussian prior, beta-VAE, WAE-MMD), or load/upload a checkpoint and check its reconstructions."),
     ("app_pages/latent_map.py", "Latent map & holes", ":material/scatter_plot:",
      "see the encoded dataset (PCA/UMAP), select points to view their images, and compare the 'holes' of four models."),
     ("app_pages/beta_dims.py", "Beta & dimensions", ":material/tune:",
@@ -45,7 +45,7 @@ def home() -> None:
     for path, title, icon, line in GUIDE:
         st.page_link(path, label=f"**{title}** — {line}", icon=icon)
     st.caption("Shipped checkpoints: MNIST-5k (500 images per class), AE / AAE-Gaussian / AAE-uniform / "
-               "beta-VAE at z = 2 and z = 16. Everything runs on a CPU.")
+               "beta-VAE at z = 2 and z = 16, WAE-MMD at z = 2. Everything runs on a CPU.")
 
 
 pages = [st.Page(home, title="Home", icon=":material/home:", default=True)]
