@@ -77,7 +77,7 @@ def test_queue_place_then_stop_within_two_seconds(app_env):
             b.cancel()
         deadline = time.time() + 60
         while not job.progress.get("phase") == "cells" or job.queue_position:
-            assert time.time() < deadline, "the run never started"
+            assert time.time() < deadline, f"the run never started: {job.status} {job.progress} {job.error_text}"
             time.sleep(0.1)
         time.sleep(0.5)  # cells are running now
         t0 = time.monotonic()
