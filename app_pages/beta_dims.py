@@ -10,7 +10,7 @@ from ui.components import latent_decoder
 from ui.compute import reconstructions
 from ui.dims import beta_summary, traversal, traversal_column
 from ui.maps import quick_projection
-from ui.resources import check_compatible, dataset, entries, friendly, page_inputs
+from ui.resources import ModelRef, check_compatible, dataset, entries, friendly, page_inputs
 from ui.sidebar import shared_sidebar
 
 sel = shared_sidebar("beta_dims")
@@ -47,12 +47,13 @@ else:
     for key in picked:
         with friendly(f"Checkpoint {key.split('/', 1)[1]}"):
             ck, _ = check_compatible(key, sel.dataset)
-            maps.append((key, quick_projection(key, ck.sha256, sel.dataset, "raw"), ck.sha256))
+            ref = ModelRef(key, ck.sha256)
+            maps.append((key, quick_projection(ref, sel.dataset, "raw"), ref))
     if maps:
         y, names = dataset(sel.dataset).y.numpy(), list(dataset(sel.dataset).class_names)
         lim = float(max(np.quantile(np.abs(xy), 0.995) for _, xy, _ in maps)) * 1.05
         cols = st.columns(len(maps))
-        for col, (key, xy, sha) in zip(cols, maps):
+        for col, (key, xy, ref) in zip(cols, maps):
             entry = catalog.find(candidates, key)
             with col, friendly(f"Checkpoint {entry.name}"):
                 fig = latent_scatter(xy, y, names, marker_size=3, opacity=0.6, title=f"β = {entry.beta:g}")
@@ -61,10 +62,10 @@ else:
                 fig.update_xaxes(range=[-lim, lim])
                 fig.update_yaxes(range=[-lim, lim])
                 st.plotly_chart(fig, width="stretch", key=f"w_beta_map_{key}", config={"displayModeBar": False})
-                x, x_hat = reconstructions(key, sha, sel.dataset, 10)
+                x, x_hat = reconstructions(key, ref.sha256, sel.dataset, 10)
                 st.image(image_grid(np.concatenate([x, x_hat]), ncol=10), width="stretch",
                          caption="top: originals · bottom: reconstructions")
-                m = beta_summary(key, sha, sel.dataset)
+                m = beta_summary(ref, sel.dataset)
                 a, b = st.columns(2)
                 a.metric("KL (nats)", f"{m['kl']:.2f}", help="mean over the dataset of KL(q(z|x) ‖ N(0, I)), summed "
                                                              "over the latent dimensions")
@@ -113,7 +114,7 @@ n_steps = c4.select_slider("Columns", [5, 7, 9, 11], value=7, key="w_beta_steps"
 
 g = None
 with friendly("The traversal grid"):
-    g = traversal(sel.ckpt, ckpt.sha256, sel.dataset, int(i0), by.lower(), int(n_dims), int(n_steps))
+    g = traversal(ModelRef(sel.ckpt, ckpt.sha256), sel.dataset, int(i0), by.lower(), int(n_dims), int(n_steps))
     names = list(ds.class_names)
     left, right = st.columns([1, 4])
     with left:
@@ -185,7 +186,7 @@ def offset_panel(g: dict) -> None:
         t = st.slider(OFFSET_LABEL, -3.0, 3.0, step=0.1, key="w_beta_t", on_change=_server_slider_moved)
         if why:
             st.caption(f"Decoding on the server: {why}.")
-        column = traversal_column(sel.ckpt, ckpt.sha256, g["z0"], g["directions"], float(t))
+        column = traversal_column(ModelRef(sel.ckpt, ckpt.sha256), g["z0"], g["directions"], float(t))
         show.samples(column, [f"dim {dim} {t:+.1f}σ" for dim in g["dims"]], width=72, is_image=ds.is_image)
         state.sync_url()
 

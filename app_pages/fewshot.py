@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from ui import jobs, state
-from ui.fewshot_ops import chart_rows, fewshot_dir, records_csv, start_run, summary_table
+from ui.fewshot_ops import chart_rows, fewshot_dir, records_csv, run_records, start_run, summary_table
 from ui.sidebar import shared_sidebar
 
 shared_sidebar("fewshot")
@@ -22,9 +22,11 @@ st.markdown(
 from core.augment import AUGMENTATIONS, list_augmentations  # noqa: E402
 from core.data import list_datasets  # noqa: E402
 from core.viz import results_figure  # noqa: E402
+from core.executor import JobHandle  # noqa: E402
 from core.fewshot import ExperimentSpec, list_runs, load_run, settings_table  # noqa: E402
+from core.settings import dotted  # noqa: E402
 
-job: jobs.Job | None = st.session_state.get("_ll_fs_job")
+job: JobHandle | None = st.session_state.get("_ll_fs_job")
 
 # ----------------------------------------------------------------------------- configure
 with st.form("fs_form"):
@@ -69,10 +71,9 @@ with st.form("fs_form"):
                     gen_settings.setdefault(name, {})[field] = value
     params_text = st.text_input("Method parameters (optional, comma-separated METHOD.NAME=VALUE)", "",
                                 key="w_fs_params", placeholder="mixup.alpha=0.4, isda.lambda_0=0.1")
-    go = st.form_submit_button("Run", type="primary", disabled=bool(job and job.running))
+    go = st.form_submit_button("Run", type="primary", disabled=bool(job and not job.done))
 
 if go:
-    from core.commands.fewshot import dotted
 
     chosen = list(methods) + [m.strip() for m in combos.split(",") if m.strip()]
     try:
@@ -113,11 +114,11 @@ def run_panel() -> None:
     job = st.session_state.get("_ll_fs_job")
     if job is None:
         return
-    prog, records = job.snapshot()
+    prog, records = job.progress, run_records(job)
     total, done = int(prog.get("total") or 0), int(prog.get("done") or 0)
     label = f"{done}/{total} cells" + (f" · last: seed {prog['cell'][0]}, {prog['cell'][1]} shots, {prog['cell'][2]}"
                                        if prog.get("cell") else "")
-    if job.running:
+    if not job.done:
         pos = job.queue_position
         if pos:
             label = f"waiting for a free worker — place {pos} in the queue"
@@ -128,17 +129,17 @@ def run_panel() -> None:
             st.caption("Cells run side by side in worker processes; the page stays usable and results appear "
                        "cell by cell. Cells that need a generator start once it is trained.")
             if st.button("Stop", key="w_fs_stop"):
-                job.request_stop()
-    elif job.error and job.error_kind == "bug":
-        head, _, trace = job.error.partition("\n")
+                job.cancel()
+    elif job.error_class == "bug":
+        head, _, trace = job.error_text.partition("\n")
         st.error(f"The run failed with an internal error (a bug, not your settings): {head}. "
                  "The finished cells are kept in its run folder.")
         if trace:
             st.code(trace, language="text")
-    elif job.error:
-        st.error(f"The run failed: {job.error} The finished cells are kept in its run folder.")
+    elif job.error_class:
+        st.error(f"The run failed: {job.error_text} The finished cells are kept in its run folder.")
     else:
-        st.status(f"Finished{' (stopped)' if job.stop.is_set() else ''}: {label}", state="complete")
+        st.status(f"Finished{' (stopped)' if job.cancel_requested else ''}: {label}", state="complete")
     show_results([r for r in records if r], "This run", "live")
     if job.done and not st.session_state.get("_ll_fs_seen"):
         st.session_state["_ll_fs_seen"] = True
@@ -146,7 +147,7 @@ def run_panel() -> None:
 
 
 st.subheader("Current run")
-if job is not None and job.running:
+if job is not None and not job.done:
     st.fragment(run_panel, run_every=1.0)()
 elif job is not None:
     run_panel()

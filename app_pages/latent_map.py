@@ -6,8 +6,8 @@ import pandas as pd
 import streamlit as st
 
 from ui import catalog, show, state
-from ui.maps import hole_job, quick_projection, umap_job, warm_umap_in_background
-from ui.resources import UiError, check_compatible, entries, friendly, page_inputs
+from ui.maps import hole_job, quick_projection, umap_job
+from ui.resources import ModelRef, UiError, check_compatible, entries, friendly, page_inputs
 from ui.sidebar import shared_sidebar
 from ui.state import stop_page
 
@@ -23,46 +23,48 @@ st.markdown(
 
 
 ckpt, ds, z = page_inputs(sel)
+ref = ModelRef(sel.ckpt, ckpt.sha256)
 
 from core.viz import density_figure, latent_scatter, selection_to_indices  # noqa: E402
 
 names = list(ds.class_names)
 d = z.shape[1]
-warm_umap_in_background()  # pays UMAP's one-off compile while the user looks at the PCA map
 
 # ----------------------------------------------------------------------------- the map
 st.subheader("1 · The encoded dataset")
 options = (["raw axes"] if d == 2 else []) + ["PCA", "UMAP"]
 method = st.radio("Projection", options, horizontal=True, key=f"w_map_method_{d == 2}",
-                  help="PCA is instant. UMAP shows neighbourhoods better but the first fit in a server process "
-                       "takes about a minute (numba compiles); it is cached on disk afterwards.")
-umap = umap_job(sel.ckpt, ckpt.sha256, sel.dataset) if method == "UMAP" else None
-umap_ready = umap is not None and umap.done and not umap.error
+                  help="PCA is instant. UMAP shows neighbourhoods better; it runs in a worker process (a few "
+                       "seconds, the first fit in a fresh worker longer) and is cached on disk afterwards.")
+umap = umap_job(ref, sel.dataset) if method == "UMAP" else None
+umap_ready = umap is not None and umap.status == "done"
 
 
 def _poll_umap() -> None:
-    job = umap_job(sel.ckpt, ckpt.sha256, sel.dataset)
+    job = umap_job(ref, sel.dataset)
     if job.done:
         st.rerun(scope="app")
-    st.info(f"Computing the UMAP in the background ({time.time() - job.started:.0f} s)… "
-            "the PCA map is shown meanwhile. The first UMAP in a server process compiles for about a minute.",
+    place = job.queue_position
+    where = (f"waiting for a free worker, place {place} in the queue" if place else
+             f"in a worker process, {time.time() - (job.started_at or time.time()):.0f} s")
+    st.info(f"Computing the UMAP in the background ({where})… the PCA map is shown meanwhile.",
             icon=":material/hourglass_top:")
 
 
 if umap is not None and not umap.done:
     st.fragment(_poll_umap, run_every=1.0)()
-if umap is not None and umap.error:
-    st.error(f"UMAP failed: {umap.error.splitlines()[0]} — showing PCA instead.")
+if umap is not None and umap.error_class:
+    st.error(f"UMAP failed: {umap.error_text.splitlines()[0]} — showing PCA instead.")
 
 
 @st.fragment
 def map_and_gallery() -> None:
     with friendly("The map"):
         if umap_ready:
-            xy, shown = umap.result["xy"], "UMAP"
+            xy, shown = umap.result()["xy"], "UMAP"
         else:
             shown = "raw axes" if method == "raw axes" else "PCA"
-            xy = quick_projection(sel.ckpt, ckpt.sha256, sel.dataset, "raw" if shown == "raw axes" else "pca")
+            xy = quick_projection(ref, sel.dataset, "raw" if shown == "raw axes" else "pca")
         fig = latent_scatter(xy, ds.y.numpy(), names, list(range(len(xy))))
         fig.update_layout(title=f"{sel.entry.name if sel.entry else sel.ckpt} · {shown} · {len(xy):,} points", height=520,
                           margin={"t": 60})
@@ -128,7 +130,8 @@ for col, key in zip(cols, picked):
     with col:
         try:
             ck, _ = check_compatible(key, sel.dataset)
-            xy = quick_projection(key, ck.sha256, sel.dataset, view)
+            key_ref = ModelRef(key, ck.sha256)
+            xy = quick_projection(key_ref, sel.dataset, view)
         except (UiError, ValueError) as e:
             st.error(str(e))
             continue
@@ -137,11 +140,11 @@ for col, key in zip(cols, picked):
         fig.update_traces(showscale=False)
         fig.update_layout(height=320, margin={"l": 10, "r": 10, "t": 40, "b": 10}, title_font_size=13)
         st.plotly_chart(fig, width="stretch", key=f"w_density_{key}", config={"displayModeBar": False})
-        job = hole_job(key, ck.sha256, sel.dataset)
-        if job.done and not job.error:
-            rows.append({"model": name, **{k: v for k, v in job.result.items() if k != "seconds"}})
-        elif job.error:
-            st.error(f"Hole metrics failed for {name}: {job.error.splitlines()[0]}")
+        job = hole_job(key_ref, sel.dataset)
+        if job.status == "done":
+            rows.append({"model": name, **{k: v for k, v in job.result().items() if k != "seconds"}})
+        elif job.error_class:
+            st.error(f"Hole metrics failed for {name}: {job.error_text.splitlines()[0]}")
         else:
             pending.append(name)
 st.caption(f"Density of the codes on the {'raw latent axes' if all_2d else 'first two principal components'}.")
@@ -151,7 +154,7 @@ def _poll_holes() -> None:
     jobs_ = []
     for k in picked:
         try:
-            jobs_.append(hole_job(k, check_compatible(k, sel.dataset)[0].sha256, sel.dataset))
+            jobs_.append(hole_job(ModelRef(k, check_compatible(k, sel.dataset)[0].sha256), sel.dataset))
         except (UiError, ValueError):
             continue  # already reported above, once, in the main run
     if not jobs_:
@@ -159,8 +162,10 @@ def _poll_holes() -> None:
     if all(j.done for j in jobs_):
         st.rerun(scope="app")
     done = sum(j.done for j in jobs_)
-    st.progress(done / len(jobs_), text=f"Computing hole metrics in the background: {done}/{len(jobs_)} models "
-                                        "(the first run also trains a small real-data classifier)…")
+    places = [j.queue_position for j in jobs_ if j.queue_position]
+    waiting = f", {len(places)} waiting for a worker" if places else ""
+    st.progress(done / len(jobs_), text=f"Computing hole metrics in worker processes: {done}/{len(jobs_)} models"
+                                        f"{waiting} (the first run also trains a small real-data classifier)…")
 
 
 if pending:

@@ -22,7 +22,8 @@ st.markdown(
 
 from core.augment import AUGMENTATIONS  # noqa: E402  (after the title: the first torch import takes a moment)
 from core.saliency import METHOD_TITLES  # noqa: E402
-from ui.saliency_ops import pair_maps, saliencymix_examples  # noqa: E402
+from ui import jobs  # noqa: E402
+from ui.saliency_ops import pair_job, pair_tiles, saliencymix_examples  # noqa: E402
 
 try:
     ds = dataset(sel.dataset)
@@ -48,12 +49,22 @@ with st.form("w_sal_form"):
     pick = c6.number_input("Image draw", 0, 10_000, 0, key="w_sal_pick", help="Which test images are shown.")
     st.form_submit_button("Train and draw", type="primary")
 
-res = None
-with friendly("Training the classifiers"):
-    with st.spinner(f"Training two classifiers on {shots} shots per class ({steps} steps each)…"):
-        res = pair_maps(sel.dataset, int(shots), method, int(seed), int(steps), int(n_images), int(pick))
-if res is None:
+job = pair_job(sel.dataset, int(shots), method, int(seed), int(steps), int(n_images), int(pick))
+jobs.wait_for(job, f"Training two classifiers on {shots} shots per class ({steps} steps each)")
+if job.error_class == "user":
+    st.error(f"Training the classifiers failed: {job.error_text}")
     stop_page()
+elif job.error_class:
+    head, _, trace = job.error_text.partition("\n")
+    st.error(f"Training the classifiers failed ({'out of resources' if job.error_class == 'resources' else 'a bug'}): "
+             f"{head}")
+    if trace:
+        st.code(trace, language="text")
+    stop_page()
+if job.status != "done":  # cancelled (the server shuts down); the next run submits it again
+    st.warning("The training was stopped before it finished; rerun the page to start it again.")
+    stop_page()
+res = pair_tiles(job.result(), list(ds.class_names))
 
 acc = res["accuracy"]
 st.subheader("Where each classifier looks")

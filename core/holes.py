@@ -257,3 +257,21 @@ def hole_metrics(model, data, n_pairs: int = 500, seed: int = 0, n_samples: int 
         "midpoint_confidence": midpoint_realism(model, z, y, classifier_fn, n_pairs, g),
         "recon_confidence": float(_max_confidence(classifier_fn, decode_latents(model, z[rec])).mean()),
     }
+
+
+# ----------------------------------------------------------------------------- executor job
+
+def hole_metrics_job(checkpoint: str | bytes, dataset: str, n_pairs: int = 300) -> dict[str, float]:
+    """hole_metrics as an executor job (a worker process, never the web server), from plain arguments:
+    `checkpoint` is a checkpoint folder's path or a zipped checkpoint's bytes (an upload), `dataset` a
+    core.data spec. -> the metrics dict plus "seconds" (the time it took)."""
+    import time
+
+    from core.checkpoints import load_checkpoint, load_checkpoint_zip
+    from core.data import load_dataset
+
+    t0 = time.perf_counter()
+    load = load_checkpoint_zip if isinstance(checkpoint, (bytes, bytearray)) else load_checkpoint
+    model = load(checkpoint, device="cpu").model
+    metrics = hole_metrics(model, load_dataset(dataset), n_pairs=n_pairs)
+    return {**metrics, "seconds": time.perf_counter() - t0}

@@ -327,3 +327,15 @@ def prune_cache(cache_dir: str | Path | None = None, max_bytes: int | None = Non
             continue
         total += size
     return deleted
+
+
+# ----------------------------------------------------------------------------- executor job
+
+def umap_projection(z, key: str, cache_dir: str | None = None, n_neighbors: int = UMAP_DEFAULTS["n_neighbors"],
+                    min_dist: float = UMAP_DEFAULTS["min_dist"]) -> dict:
+    """The UMAP of latents z (N, d) as an executor job (a worker process, never the web server):
+    project_cached(z, key, "umap", cache_dir, ...) -> {"xy": (N, 2) float32, "seconds": float}.
+    (Named settings, not **settings: the executor hands report= / stop= to a function taking **kwargs.)"""
+    t0 = time.perf_counter()
+    xy = project_cached(z, key, "umap", cache_dir, n_neighbors=n_neighbors, min_dist=min_dist)
+    return {"xy": np.asarray(xy, dtype=np.float32), "seconds": time.perf_counter() - t0}

@@ -121,3 +121,38 @@ def train_pair(data, shots: int, method: str, seed: int = 0, steps: int = 150, d
             pred = torch.cat([model(b).argmax(1) for b in x_test.split(1000)])
             accuracy[m] = float((pred == y_test).float().mean())
     return ClassifierPair(models["none"], models[method], method, shot_index, test_index, accuracy)
+
+
+# -------------------------------------------------------------------------------------- executor job
+
+def pair_saliency(dataset: str, shots: int, method: str, seed: int, steps: int, n_images: int, pick_seed: int,
+                  smoothgrad_samples: int = 16) -> dict:
+    """The Saliency page's work as an executor job (a worker process, never the web server), from plain
+    arguments to plain arrays: train_pair on the data set `dataset` (a core.data spec), then the maps of
+    both classifiers on n_images test images (one per class first, drawn with pick_seed).
+
+    -> {"x": (B, C, H, W) float32, "rows": [B data set rows], "truth": [B class ids], "ink": (B, H, W) bool, "accuracy": {name: acc},
+        "models": {name: {"pred": [B class ids], "conf": [B], "maps": {method: (B, C, H, W) float32}}}}
+    with names "none" and `method`."""
+    import numpy as np
+
+    from core.data import load_dataset
+
+    data = load_dataset(dataset)
+    pair = train_pair(data, shots, method, seed=seed, steps=steps)
+    test = pair.test_index
+    g = np.random.default_rng(pick_seed)
+    y = data.y[test].numpy()
+    by_class = [g.permutation(np.flatnonzero(y == c)) for c in range(data.n_classes)]
+    rows = [int(test[p[0]]) for p in by_class if len(p)][:n_images]
+    x = data.x[rows]                                                           # (B, C, H, W)
+    out = {"x": x.numpy(), "rows": rows, "truth": data.y[rows].tolist(), "ink": (x.sum(1) > 0.25 * x.shape[1]).numpy(),
+           "accuracy": dict(pair.accuracy), "models": {}}
+    for name, model in (("none", pair.plain), (method, pair.augmented)):
+        with torch.no_grad():
+            probs = torch.softmax(model(x), 1)                                 # (B, K)
+        maps = saliency_maps(model, x, METHODS, generator=torch.Generator().manual_seed(pick_seed),
+                             n_samples=smoothgrad_samples)
+        out["models"][name] = {"pred": probs.argmax(1).tolist(), "conf": probs.max(1).values.tolist(),
+                               "maps": {m: v.numpy() for m, v in maps.items()}}
+    return out

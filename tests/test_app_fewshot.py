@@ -5,6 +5,7 @@ import os
 import time
 
 from app_support import app_env, app_checkpoints, assert_clean, new_app  # noqa: F401
+from ui.fewshot_ops import run_records
 
 PAGE = "app_pages/fewshot.py"
 
@@ -37,14 +38,14 @@ def test_tiny_run_in_background(app_env):
         time.sleep(0.5)
         at.run()
         assert not at.exception
-    assert job.done and job.error is None, job.error
-    _, records = job.snapshot()
+    assert job.status == "done", job.error_text
+    records = run_records(job)
     assert records and all(r["worker"] != f"pid{os.getpid()}" for r in records), "cells ran in worker processes"
     at.run()
     at.run()
     assert_clean(at)
     assert any(len(df.value) == 2 for df in at.dataframe)  # summary: none and mixup at 2 shots
-    assert at.selectbox(key="w_fs_open").value in job.result
+    assert at.selectbox(key="w_fs_open").value in job.result()
 
 
 def start_small_run(at, steps: int = 20):
@@ -76,7 +77,7 @@ def test_queue_place_then_stop_within_two_seconds(app_env):
             b.cancel()
         deadline = time.time() + 60
         while not job.progress.get("phase") == "cells" or job.queue_position:
-            assert time.time() < deadline, "the run never started"
+            assert time.time() < deadline, f"the run never started: {job.status} {job.progress} {job.error_text}"
             time.sleep(0.1)
         time.sleep(0.5)  # cells are running now
         t0 = time.monotonic()
@@ -85,9 +86,8 @@ def test_queue_place_then_stop_within_two_seconds(app_env):
         while not job.done and time.monotonic() - t0 < 10:
             time.sleep(0.05)
         assert job.done and time.monotonic() - t0 < 2.0, f"stopped after {time.monotonic() - t0:.2f} s"
-        assert job.error is None, job.error
-        _, records = job.snapshot()
-        assert len([r for r in records if r]) < 4
+        assert job.status == "done" and job.error_class is None, job.error_text  # stopped, finished cells kept
+        assert len(run_records(job)) < 4
     finally:
         for b in blockers:
             b.cancel()

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import streamlit as st
 
-from ui.resources import check_compatible, checkpoint, dataset, latents
+from ui.resources import ModelRef, check_compatible, checkpoint, dataset, latents
 
 
 def _class_firsts(y: np.ndarray, n: int) -> np.ndarray:
@@ -49,7 +49,7 @@ def decode(key: str, z: np.ndarray) -> np.ndarray:
 
 def pair(key: str, sha: str, spec: str, i0: int, i1: int):
     """-> (z0, z1, x0, x1, y0, y1) for dataset rows i0, i1."""
-    z = latents(key, sha, spec)
+    z = latents(ModelRef(key, sha), spec)
     ds = dataset(spec)
     return z[i0], z[i1], ds.x[i0].numpy(), ds.x[i1].numpy(), int(ds.y[i0]), int(ds.y[i1])
 
@@ -101,7 +101,7 @@ def sampler_batch(key: str, sha: str, spec: str, method: str, alpha: float, k: i
     from core import latent as L
 
     ckpt, ds = check_compatible(key, spec)
-    z = torch.from_numpy(latents(key, sha, spec))
+    z = torch.from_numpy(latents(ModelRef(key, sha), spec))
     gen = torch.Generator().manual_seed(int(seed))
     src = list(sources) if sources else torch.randperm(len(z), generator=gen)[:n].tolist()
     if method == "noise":

@@ -6,9 +6,11 @@ from __future__ import annotations
 import io
 import time
 import uuid
+from pathlib import Path
 
 import pandas as pd
 
+from core.executor import JobHandle
 from ui import catalog, jobs
 
 
@@ -33,35 +35,49 @@ class _RunExecutor:
         self.executor.map(fn, tasks, stop=stop, on_result=on_result, group=self.group, ready=ready)
 
 
-def start_run(spec, owner: str) -> jobs.Job:
+def start_run(spec, owner: str) -> JobHandle:
     """spec: core.fewshot.ExperimentSpec (already validated). Writes runs/fewshot/<time>-<dataset>-<random>/.
 
-    The run counts as one of `owner`'s jobs (QueueFull, a ValueError, when the session has its share). A
-    light thread in the server orchestrates and writes the records; the generators and cells run on the
-    shared executor. job.queue_position: the place of the run's first waiting task while none runs."""
-    from core.fewshot import run_experiment
-
+    The run counts as one of `owner`'s jobs (QueueFull, a ValueError, when the session has its share). Its
+    handle (the one job protocol) runs the light orchestration in a server thread (executor.run_here: it
+    maps tasks and writes records); the generators and cells run on the shared executor's workers.
+    handle.queue_position: the place of the run's first waiting task while none runs; its events carry
+    the finished records (run_records), its progress the counts; cancel() stops it, keeping finished cells."""
     out = fewshot_dir() / run_folder_name(spec.dataset)
     executor = jobs.shared_executor()
     release = executor.reserve(owner)
     group = f"fewshot-{uuid.uuid4().hex}"
-
-    def work(job: jobs.Job) -> str:
-        job.report(path=str(out), done=0, total=len(spec.cells()), phase="generators")
-
-        def on_progress(p: dict) -> None:
-            job.report(p.get("record"), done=p["done"], total=p["total"], cell=p["cell"], phase=p["phase"],
-                       generators_done=p.get("generators_done"), generators_total=p.get("generators_total"))
-
-        try:
-            run_experiment(spec, out, on_progress=on_progress, stop=job.stop, executor=_RunExecutor(executor, group))
-        finally:
-            release()
-        return str(out)
-
-    job = jobs.start("fewshot", work, queue_position=lambda: executor.group_status(group)["position"])
+    try:
+        job = executor.run_here(_run, {"spec": spec, "out": str(out), "executor": _RunExecutor(executor, group)},
+                                name="fewshot", queue_position=lambda: executor.group_status(group)["position"])
+    except BaseException:
+        release()
+        raise
+    job.add_done_callback(lambda _h: release())
     job.path = str(out)
     return job
+
+
+def _run(spec, out: str, executor: _RunExecutor, report, stop) -> str:
+    """The orchestration of one run (in a server thread: it only maps cells onto the executor and writes
+    their records). Each report carries the counts, plus the finished cell's record when there is one."""
+    from core.fewshot import run_experiment
+
+    base = {"path": out, "done": 0, "total": len(spec.cells()), "phase": "generators"}
+    report(base)
+
+    def on_progress(p: dict) -> None:
+        report({**base, "done": p["done"], "total": p["total"], "cell": p["cell"], "phase": p["phase"],
+                "generators_done": p.get("generators_done"), "generators_total": p.get("generators_total"),
+                "record": p.get("record")})
+
+    run_experiment(spec, Path(out), on_progress=on_progress, stop=stop, executor=executor)
+    return out
+
+
+def run_records(job: JobHandle) -> list[dict]:
+    """The records of the cells a run's job has finished so far, in order."""
+    return [e["record"] for e in job.events if e.get("record")]
 
 
 def summary_table(records: list[dict]) -> pd.DataFrame:

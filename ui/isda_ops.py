@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from ui.resources import check_compatible, checkpoint, latents
+from ui.resources import ModelRef, check_compatible, checkpoint, latents
 
 
 @st.cache_data(max_entries=16, show_spinner="Estimating class covariances (streamed, eqs. 9-11)…")
@@ -18,7 +18,7 @@ def class_covariance(key: str, sha: str, spec: str, batch_size: int = 256, seed:
     from core.isda_latent import stream_class_covariance
 
     _, ds = check_compatible(key, spec)
-    z = torch.from_numpy(latents(key, sha, spec))  # (N, d)
+    z = torch.from_numpy(latents(ModelRef(key, sha), spec))  # (N, d)
     est, batches = stream_class_covariance(z, ds.y, ds.n_classes, batch_size, seed)
     return {"mean": est.mean.numpy(), "cov": est.cov.numpy(), "count": est.count.numpy(), "batches": batches}
 
@@ -56,7 +56,7 @@ def gaussian_grid(key: str, sha: str, spec: str, index: int, c: int, lam: float,
     from core.latent import decode_latents
 
     cov = torch.from_numpy(class_covariance(key, sha, spec, batch_size)["cov"][c])  # (d, d)
-    z = torch.from_numpy(latents(key, sha, spec)[index])
+    z = torch.from_numpy(latents(ModelRef(key, sha), spec)[index])
     draws = sample_around(z, cov, lam, n, torch.Generator().manual_seed(seed))  # (n, d)
     return decode_latents(checkpoint(key).model, draws).numpy()
 
@@ -71,7 +71,7 @@ def bound_check(key: str, sha: str, spec: str, lam: float, ms: tuple[int, ...] =
 
     _, ds = check_compatible(key, spec)
     cov = torch.from_numpy(class_covariance(key, sha, spec, batch_size)["cov"])
-    return linear_bound_check(latents(key, sha, spec), ds.y.numpy(), ds.n_classes, cov, lam, ms, n_points, seed)
+    return linear_bound_check(latents(ModelRef(key, sha), spec), ds.y.numpy(), ds.n_classes, cov, lam, ms, n_points, seed)
 
 
 def bound_figure(res: dict):

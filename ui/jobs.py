@@ -1,13 +1,15 @@
 """Background work for the pages, without heavy work in the web server.
 
-- `submit(...)` sends a heavy job (a training, a few-shot cell) to the one process-wide executor
-  (`shared_executor()`: worker processes, or a Ray cluster) and returns an `ExecutorJob` the page keeps
-  in st.session_state and polls from an @st.fragment(run_every=...). The server only submits, polls and
-  writes the result files; a job that raises, diverges, is killed or runs out of memory fails alone.
-- `start(name, work)` runs light work (a UMAP fit's bookkeeping, a run's orchestration) in a thread.
+Every job is a core.executor JobHandle (the one job protocol: status, queue place, progress events,
+cancel, result, error class) on the one process-wide executor, `shared_executor()` (worker processes, or
+a Ray cluster). The server only submits, polls and writes result files; a job that raises, diverges, is
+killed or runs out of memory fails alone.
 
-Both expose the same read side: running / done / error / error_kind / result / snapshot() /
-queue_position / request_stop(). No st.* is called from any thread here.
+- `submit(...)` queues a session's job (a training) and wraps it in an `ExecutorJob`: the handle plus
+  `then(result)`, work the server does once the job has finished (writing the checkpoint).
+- Jobs shared by every session and keyed by their inputs (UMAP fits, hole metrics, the saliency
+  classifiers) go through ui.background; a few-shot run's orchestration through executor.run_here.
+No st.* is called from any thread here.
 """
 
 from __future__ import annotations
@@ -15,41 +17,14 @@ from __future__ import annotations
 import os
 import threading
 import time
-import traceback
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from core.executor import Executor, JobCancelled, JobFailed, JobHandle, get_executor
+from core.executor import Executor, JobCancelled, JobHandle, get_executor
+from core.executor.base import describe_error
 
-# ----------------------------------------------------------------------------- errors shown to users
+__all__ = ["describe_error", "shared_executor", "session_owner", "ExecutorJob", "submit"]
 
-USER_ERRORS = ("ValueError", "TrainingDiverged")  # the user can fix these: show the message only
-MEMORY_HINTS = ("out of memory", "can't allocate memory", "cannot allocate memory")
-
-
-def describe_error(exc: BaseException) -> tuple[str, str]:
-    """-> (kind, text). kind "user": a message that says what to do (ValueError and its kin, a
-    diverged training); "resources": the job was killed or ran out of memory; "bug": anything else,
-    shown as a bug with its type, message and the end of its traceback - not dressed as the user's fault."""
-    if isinstance(exc, JobFailed):
-        if any(exc.is_a(n) for n in USER_ERRORS):
-            return "user", exc.message
-        if exc.type_name in ("WorkerDied", "MemoryError", "OutOfMemoryError") or \
-                any(h in exc.message.lower() for h in MEMORY_HINTS):
-            return "resources", (f"the job ran out of memory or was killed ({exc.type_name}: {exc.message}). "
-                                 "Try a smaller model, batch or dataset, or fewer jobs at once.")
-        return "bug", f"{exc.type_name}: {exc.message}\n{_tail(exc.traceback_text)}"
-    if isinstance(exc, ValueError):
-        return "user", str(exc)
-    if isinstance(exc, MemoryError):
-        return "resources", "the job ran out of memory. Try a smaller model, batch or dataset."
-    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    return "bug", f"{type(exc).__name__}: {exc}\n{_tail(tb)}"
-
-
-def _tail(tb: str, lines: int = 8) -> str:
-    return "\n".join(tb.strip().splitlines()[-lines:])
-
+# describe_error lives with the job protocol (core.executor.base): one error class for every job.
 
 # ----------------------------------------------------------------------------- the shared executor
 
@@ -86,7 +61,7 @@ def session_owner() -> str:
 
 
 class _StopLatch:
-    """job.stop for pages written against the thread Job: .set() asks the job to stop, .is_set() says so."""
+    """job.stop: .set() asks the job to stop (cancels its handle), .is_set() says whether it was asked."""
 
     def __init__(self, on_set: Callable[[], None]):
         self._event = threading.Event()
@@ -169,62 +144,18 @@ def submit(name: str, fn: Callable, kwargs: dict, *, owner: str, then: Callable[
     return ExecutorJob(name, shared_executor().submit(fn, kwargs, owner=owner, name=name), then, keep_event)
 
 
-# ----------------------------------------------------------------------------- light work in a thread
+def wait_for(job: JobHandle, what: str) -> None:
+    """Block this script run until `job` has finished, showing where it is (its place in the queue, or how
+    long it has run in a worker) in place of a spinner. Waiting costs the server nothing (a timed wait);
+    a rerun of the page ends the wait, not the job (the next run finds the same job)."""
+    import streamlit as st
 
-@dataclass
-class Job:
-    name: str
-    stop: threading.Event = field(default_factory=threading.Event)
-    progress: dict = field(default_factory=dict)  # written by the worker, read by the page
-    events: list = field(default_factory=list)  # e.g. every on_step dict, appended by the worker
-    result: Any = None
-    error: str | None = None
-    error_kind: str | None = None  # "user" | "resources" | "bug" (see describe_error)
-    started: float = field(default_factory=time.time)
-    finished: float | None = None
-    thread: threading.Thread | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    position_fn: Callable[[], int] | None = None  # where the work it sends to the executor waits
-
-    @property
-    def running(self) -> bool:
-        return self.thread is not None and self.thread.is_alive()
-
-    @property
-    def done(self) -> bool:
-        return self.finished is not None
-
-    def snapshot(self) -> tuple[dict, list]:
-        with self.lock:
-            return dict(self.progress), list(self.events)
-
-    def report(self, event: dict | None = None, **progress) -> None:
-        with self.lock:
-            self.progress.update(progress)
-            if event is not None:
-                self.events.append(event)
-
-    @property
-    def queue_position(self) -> int:
-        return self.position_fn() if self.position_fn is not None and self.running else 0
-
-    def request_stop(self) -> None:
-        self.stop.set()
-
-
-def start(name: str, work: Callable[[Job], Any], queue_position: Callable[[], int] | None = None) -> Job:
-    """Run work(job) in a daemon thread; its return value lands in job.result, a failure in job.error
-    (described by describe_error: a ValueError's message; a bug with its type, message and trace)."""
-    job = Job(name, position_fn=queue_position)
-
-    def run() -> None:
-        try:
-            job.result = work(job)
-        except Exception as e:  # noqa: BLE001 - keep the app alive; the page shows what happened
-            job.error_kind, job.error = describe_error(e)
-        finally:
-            job.finished = time.time()
-
-    job.thread = threading.Thread(target=run, name=f"latent-lab-{name}", daemon=True)
-    job.thread.start()
-    return job
+    if job.done:
+        return
+    box = st.empty()
+    while not job.wait(0.5):
+        place = job.queue_position
+        where = (f"waiting for a free worker, place {place} in the queue" if place else
+                 f"in a worker process, {time.time() - (job.started_at or time.time()):.0f} s")
+        box.info(f"{what} ({where})…", icon=":material/hourglass_top:")
+    box.empty()

@@ -11,6 +11,7 @@ uploads, weight hashes) by entries and bytes (ui.lru.Lru, least recently used ou
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,39 @@ class UiError(ValueError):
     """Something the user can fix; pages show it with st.error."""
 
 
+@dataclass(frozen=True)
+class ModelRef:
+    """A checkpoint as the caches see it: its key ("shipped/NAME", "runs/NAME", "upload/SHA12") and the
+    sha256 of its weights, so a retrained checkpoint in the same folder is never served stale. Frozen and
+    hashable: st.cache_data keys on it, and it replaces the (key, sha) argument pairs."""
+
+    key: str
+    sha256: str
+
+    @property
+    def name(self) -> str:
+        return self.key.split("/", 1)[-1]
+
+
+def model_ref(key: str) -> ModelRef:
+    """The reference of the checkpoint `key` (loads it if needed; UiError if unknown or broken)."""
+    return ModelRef(key, checkpoint(key).sha256)
+
+
+def model_source(ref: ModelRef) -> str | bytes:
+    """What a worker process loads the checkpoint from: its folder's path, or an upload's zip bytes
+    (uploads live only in this process's memory)."""
+    if ref.key.startswith("upload/"):
+        found = _upload_registry().get(ref.key)
+        if found is None:
+            raise UiError("That uploaded checkpoint is no longer in memory; upload it again.")
+        return found[2]
+    entry = catalog.find(entries(), ref.key)
+    if entry is None:
+        raise UiError(f"Unknown checkpoint {ref.key!r}; pick one in the sidebar.")
+    return str(entry.path)
+
+
 # ----------------------------------------------------------------------------- hashing
 
 _sha_memo = Lru(MAX_SHA_MEMO)
@@ -49,7 +83,8 @@ def weights_sha256(folder: str) -> str:
 
 @st.cache_resource(max_entries=1)
 def _upload_registry() -> Lru:
-    """Shared by every session: key -> (Checkpoint, size of the upload), least recently used out first."""
+    """Shared by every session: key -> (Checkpoint, size of the upload, its zip bytes for worker jobs),
+    least recently used out first."""
     return Lru(MAX_UPLOADS, MAX_UPLOAD_TOTAL_BYTES, size=lambda v: v[1])
 
 
@@ -84,9 +119,10 @@ def register_upload(data: bytes) -> str:
         ckpt = load_checkpoint_zip(data, device="cpu")
     except ValueError as e:  # CheckpointError is a ValueError
         raise UiError(f"Not a valid checkpoint: {e}") from None
+    ckpt.model = _placed(ckpt.model)
     key = "upload/" + hashlib.sha256(data).hexdigest()[:12]
     reg = _upload_registry()
-    reg.put(key, (ckpt, len(data)))
+    reg.put(key, (ckpt, len(data), data))
     mine = [k for k in st.session_state.get("_ll_uploads", []) if k != key] + [key]
     st.session_state["_ll_uploads"] = mine
     _my_uploads(reg)
@@ -96,11 +132,20 @@ def register_upload(data: bytes) -> str:
 # ----------------------------------------------------------------------------- models
 
 
+def _placed(model):
+    """Where a loaded model is put on its device before any page uses it. The one place for GPU placement
+    (a shared copy per checkpoint on the GPU when there is one, CPU fallback): for now the CPU model as
+    loaded, returned unchanged."""
+    return model
+
+
 @st.cache_resource(max_entries=12, show_spinner="Loading checkpoint…")
 def _load_checkpoint(path: str, sha256: str):
     from core.checkpoints import load_checkpoint
 
-    return load_checkpoint(path, device="cpu")
+    ckpt = load_checkpoint(path, device="cpu")
+    ckpt.model = _placed(ckpt.model)
+    return ckpt
 
 
 def entries() -> list[catalog.CheckpointEntry]:
@@ -169,11 +214,11 @@ def check_compatible(key: str, spec: str):
 
 
 @st.cache_data(max_entries=24, show_spinner="Encoding the dataset…")
-def latents(key: str, sha: str, spec: str) -> np.ndarray:
-    """(N, d) float32 latents of the whole dataset (VAE: means). Keyed by checkpoint sha."""
+def latents(ref: ModelRef, spec: str) -> np.ndarray:
+    """(N, d) float32 latents of the whole dataset (VAE: means). Keyed by the checkpoint's sha256."""
     from core.latent import encode_dataset
 
-    ckpt, ds = check_compatible(key, spec)
+    ckpt, ds = check_compatible(ref.key, spec)
     return encode_dataset(ckpt.model, ds.x).numpy()
 
 
@@ -215,7 +260,7 @@ def page_inputs(sel):
         stop_page()
     try:
         ckpt, ds = check_compatible(sel.ckpt, sel.dataset)
-        return ckpt, ds, latents(sel.ckpt, ckpt.sha256, sel.dataset)
+        return ckpt, ds, latents(ModelRef(sel.ckpt, ckpt.sha256), sel.dataset)
     except UiError as e:
         st.error(str(e))
         stop_page()

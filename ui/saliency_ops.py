@@ -1,22 +1,30 @@
-"""Cached calls into core.saliency for the Saliency page: the trained classifier pair, its maps as coloured
-tiles, and a few saliencymix examples. Everything returned is numpy / plain data."""
+"""The Saliency page's work: the classifier pair and its maps as a shared job in a worker process (never
+the web server), their colouring into tiles, and a few saliencymix examples. Everything returned is numpy /
+plain data."""
 
 from __future__ import annotations
 
 import numpy as np
 import streamlit as st
 
+from core.executor import JobHandle
+from ui import background
 from ui.resources import dataset
 
 TILE = 64  # pixels per tile side (nearest-neighbour upscaling keeps 8x8 digits crisp)
 
 
-@st.cache_resource(max_entries=4, show_spinner=False)
-def trained_pair(spec: str, shots: int, method: str, seed: int, steps: int):
-    """core.saliency.train_pair on the shared data set; one object for all sessions (never modified)."""
-    from core.saliency import train_pair
+SMOOTHGRAD_SAMPLES = 16
 
-    return train_pair(dataset(spec), shots, method, seed=seed, steps=steps)
+
+def pair_job(spec: str, shots: int, method: str, seed: int, steps: int, n_images: int, pick_seed: int) -> JobHandle:
+    """The shared job training the classifier pair and drawing its maps (core.saliency.pair_saliency) in a
+    worker process, once per input for every session; its result holds plain arrays (pair_tiles draws them)."""
+    from core.saliency import pair_saliency
+
+    kwargs = {"dataset": spec, "shots": shots, "method": method, "seed": seed, "steps": steps, "n_images": n_images,
+              "pick_seed": pick_seed, "smoothgrad_samples": SMOOTHGRAD_SAMPLES}
+    return background.submit("saliency-pair", tuple(kwargs.values()), pair_saliency, kwargs)
 
 
 def _upscale(a: np.ndarray) -> np.ndarray:
@@ -39,43 +47,24 @@ def _gray(x: np.ndarray) -> np.ndarray:
     return x[0] if x.shape[0] == 1 else np.moveaxis(x[:3], 0, -1)
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
-def pair_maps(spec: str, shots: int, method: str, seed: int, steps: int, n_images: int, pick_seed: int,
-              smoothgrad_samples: int = 16) -> dict:
-    """Saliency of both classifiers on n_images test images (one per class first, drawn with pick_seed).
+def pair_tiles(raw: dict, class_names: list[str]) -> dict:
+    """A pair_job result (plain arrays) -> what the page shows (milliseconds: colouring small maps):
 
-    -> {"images": [tile], "truth": [class name], "index": [row], "accuracy": {name: acc},
-        "models": {name: {"pred": [class name], "conf": [p], "maps": {method: [tile]},
-                          "on_ink": {method: share of saliency on ink pixels}}}}"""
-    import torch
-
-    from core.saliency import METHODS, saliency_maps
-
-    ds = dataset(spec)
-    pair = trained_pair(spec, shots, method, seed, steps)
-    test = pair.test_index
-    g = np.random.default_rng(pick_seed)
-    y = ds.y[test].numpy()
-    by_class = [g.permutation(np.flatnonzero(y == c)) for c in range(ds.n_classes)]
-    rows = [int(test[p[0]]) for p in by_class if len(p)][:n_images]
-    x = ds.x[rows]
-    ink = (x.sum(1) > 0.25 * x.shape[1]).numpy()                             # (B, H, W)
-    names = ds.class_names
-    out = {"images": [_upscale(_gray(a)) for a in x.numpy()], "truth": [names[int(ds.y[i])] for i in rows],
-           "index": rows, "accuracy": dict(pair.accuracy), "models": {}}
-    for name, model in (("none", pair.plain), (method, pair.augmented)):
-        with torch.no_grad():
-            probs = torch.softmax(model(x), 1)
-        maps = saliency_maps(model, x, METHODS, generator=torch.Generator().manual_seed(pick_seed),
-                             n_samples=smoothgrad_samples)
+    {"images": [tile], "truth": [class name], "index": [row], "accuracy": {name: acc}, "ink_area": share,
+     "models": {name: {"pred": [class name], "conf": [p], "maps": {method: [tile]},
+                       "on_ink": {method: share of saliency on ink pixels}}}}"""
+    ink = raw["ink"]                                                          # (B, H, W)
+    out = {"images": [_upscale(_gray(a)) for a in raw["x"]], "index": list(raw["rows"]),
+           "truth": [class_names[int(t)] for t in raw["truth"]],
+           "accuracy": dict(raw["accuracy"]), "ink_area": float(ink.mean()), "models": {}}
+    for name, m in raw["models"].items():
         on_ink = {}
-        for m, v in maps.items():
-            s = v.sum(1).numpy()                                               # (B, H, W)
-            on_ink[m] = float((s * ink).sum() / max(s.sum(), 1e-12))
-        out["models"][name] = {
-            "pred": [names[int(p)] for p in probs.argmax(1)], "conf": probs.max(1).values.tolist(),
-            "maps": {m: [_upscale(_heat(a)) for a in v.numpy()] for m, v in maps.items()}, "on_ink": on_ink}
-    out["ink_area"] = float(ink.mean())
+        for method, v in m["maps"].items():
+            s = v.sum(1)                                                      # (B, H, W)
+            on_ink[method] = float((s * ink).sum() / max(s.sum(), 1e-12))
+        out["models"][name] = {"pred": [class_names[int(p)] for p in m["pred"]], "conf": list(m["conf"]),
+                               "maps": {k: [_upscale(_heat(a)) for a in v] for k, v in m["maps"].items()},
+                               "on_ink": on_ink}
     return out
 
 

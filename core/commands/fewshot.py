@@ -12,6 +12,8 @@ import time
 import uuid
 from pathlib import Path
 
+from core.settings import dotted, flat
+
 
 def add_parser(sub) -> None:
     from core.augment import AUGMENTATIONS
@@ -57,35 +59,6 @@ def add_parser(sub) -> None:
                    help="torch CPU threads with --workers 0 (default 1, as every worker runs: a result's last bits "
                         "depend on the thread count; 0: leave torch's default)")
     p.add_argument("--out", default=None, help="run folder (default runs/fewshot-<time>-<random>)")
-
-
-def _value(text: str):
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
-def dotted(items: list[str], flag: str, example: str) -> dict:
-    """["a.b=1", ...] -> {"a": {"b": 1}} (values parsed as JSON when they are JSON)."""
-    out: dict = {}
-    for item in items:
-        if "=" not in item or "." not in item.split("=", 1)[0]:
-            raise ValueError(f"{flag} {item!r}: write NAME.KEY=VALUE, e.g. {example}")
-        key, value = item.split("=", 1)
-        head, name = key.split(".", 1)
-        out.setdefault(head, {})[name] = _value(value)
-    return out
-
-
-def flat(items: list[str], flag: str) -> dict:
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise ValueError(f"{flag} {item!r}: write KEY=VALUE, e.g. lr=0.002")
-        key, value = item.split("=", 1)
-        out[key] = _value(value)
-    return out
 
 
 def spec_from_args(args):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import itertools
+import os
 import queue
 import threading
 import time
@@ -17,6 +18,10 @@ from typing import Any, Callable
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 FINISHED = (DONE, FAILED, CANCELLED)
 MAX_EVENTS = 20_000  # progress dicts kept per job (a 200-epoch training reports ~1,000)
+MAX_LOG = 1_000  # finished jobs the executor's job log remembers (name, pid, status), oldest out first
+USER_ERRORS = ("ValueError", "TrainingDiverged")  # the user can fix these: show the message only
+RESOURCE_ERRORS = ("WorkerDied", "MemoryError", "OutOfMemoryError")
+MEMORY_HINTS = ("out of memory", "can't allocate memory", "cannot allocate memory")
 
 
 class JobFailed(RuntimeError):
@@ -54,6 +59,31 @@ class QueueFull(ValueError):
     """The queue, or this owner's share of it, is full; the message says what to do."""
 
 
+def describe_error(exc: BaseException) -> tuple[str, str]:
+    """-> (error class, text) of any job's failure. "user": a message that says what to do (ValueError and
+    its kin, a diverged training); "resources": the job was killed or ran out of memory; "bug": anything else,
+    shown with its type, message and the end of its traceback - not dressed as the user's fault."""
+    import traceback
+
+    if isinstance(exc, JobFailed):
+        if any(exc.is_a(n) for n in USER_ERRORS):
+            return "user", exc.message
+        if exc.type_name in RESOURCE_ERRORS or any(h in exc.message.lower() for h in MEMORY_HINTS):
+            return "resources", (f"the job ran out of memory or was killed ({exc.type_name}: {exc.message}). "
+                                 "Try a smaller model, batch or dataset, or fewer jobs at once.")
+        return "bug", f"{exc.type_name}: {exc.message}\n{_tail(exc.traceback_text)}"
+    if isinstance(exc, ValueError):
+        return "user", str(exc)
+    if isinstance(exc, MemoryError):
+        return "resources", "the job ran out of memory. Try a smaller model, batch or dataset."
+    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return "bug", f"{type(exc).__name__}: {exc}\n{_tail(tb)}"
+
+
+def _tail(tb: str, lines: int = 8) -> str:
+    return "\n".join(tb.strip().splitlines()[-lines:])
+
+
 def accepts(fn: Callable, name: str) -> bool:
     """Whether fn takes a keyword argument `name` (the executor then passes report= / stop=)."""
     try:
@@ -76,8 +106,16 @@ def check_importable(fn: Callable) -> None:
 
 
 class JobHandle:
-    """One submitted job. Status: queued -> running -> done | failed | cancelled (the executor writes,
-    anyone reads). `progress` is the latest dict the job reported, `events` all of them in order."""
+    """The one job protocol of the project: every heavy job (a training, a few-shot cell, a UMAP fit, hole
+    metrics, the saliency classifiers) and the light orchestration of a few-shot run is one of these.
+
+    status          queued -> running -> done | failed | cancelled (the executor writes, anyone reads)
+    queue_position  1 = next to start; 0 once it runs or has finished
+    progress/events the latest dict the job reported / all of them in order (events_since for a poller)
+    cancel()        stop it (queued: dropped; running: asked to stop, then ended)
+    result()        its return value, or JobFailed / JobCancelled
+    error_class     None, or "user" (your input) | "resources" (memory, killed) | "bug"; error_text says it
+    pid             the process that ran it (the job log records it, with the name and the final status)"""
 
     _ids = itertools.count(1)
 
@@ -91,6 +129,9 @@ class JobHandle:
         self.status = QUEUED
         self.attempts = 0  # starts (a worker that died -> one more)
         self.worker: str | None = None  # where it runs: "pid 1234" or a Ray node id
+        self.pid: int | None = None  # the process that ran it (None: unknown, e.g. a Ray worker elsewhere)
+        self.position_fn: Callable[[], int] | None = None  # for run_here jobs: where the work they map waits
+        self.in_thread = False  # a run_here job: light work in a thread of the caller's process
         self.cancel_requested = False
         self.submitted_at = time.time()
         self.started_at: float | None = None
@@ -127,7 +168,19 @@ class JobHandle:
     @property
     def queue_position(self) -> int:
         """1 = next to start; 0 once it runs or has finished."""
+        if self.position_fn is not None:
+            return 0 if self.done else int(self.position_fn())
         return self._executor.queue_position(self)
+
+    @property
+    def error_class(self) -> str | None:
+        """None while it has not failed; then "user" | "resources" | "bug" (see describe_error)."""
+        return describe_error(self._error)[0] if self._error is not None else None
+
+    @property
+    def error_text(self) -> str | None:
+        """What to show a user about the failure (a ValueError's message; a bug with its traceback's end)."""
+        return describe_error(self._error)[1] if self._error is not None else None
 
     @property
     def done(self) -> bool:
@@ -184,6 +237,26 @@ class JobHandle:
         return f"<JobHandle #{self.id} {self.name} {self.status}>"
 
 
+class CancelFlag:
+    """The `stop=` of a job run in this process: is_set() turns true once the job's cancel() was asked."""
+
+    def __init__(self, handle: JobHandle):
+        self._handle = handle
+
+    def is_set(self) -> bool:
+        return self._handle.cancel_requested
+
+
+def _pid_of(handle: JobHandle) -> int | None:
+    """handle.pid, or the pid in a backend's worker text "pid 1234" (the local backend writes that)."""
+    if handle.pid is None and handle.worker and handle.worker.startswith("pid "):
+        try:
+            handle.pid = int(handle.worker[4:].split()[0])
+        except ValueError:
+            pass
+    return handle.pid
+
+
 def next_ready(pending, ready: Callable[[int], bool] | None) -> int | None:
     """The place in `pending` ((index, task) pairs) of the first task that may start, or None."""
     if ready is None:
@@ -223,6 +296,7 @@ class Executor:
         self._running: set[JobHandle] = set()
         self._owner_units: Counter = Counter()  # unfinished jobs + running map() calls per owner
         self._closed = False
+        self._log: deque[dict] = deque(maxlen=MAX_LOG)
 
     # ----- public API
     def submit(self, fn: Callable, kwargs: dict | None = None, *, owner: str | None = None,
@@ -295,8 +369,42 @@ class Executor:
                 queued = False
         if queued:
             self._finished(handle, CANCELLED)
-        else:
+        elif not handle.in_thread:  # a run_here job sees cancel_requested through its stop flag
             self._cancel_running(handle)
+
+    def job_log(self) -> list[dict]:
+        """Finished jobs, oldest first: {"id", "name", "pid", "worker", "status", "seconds"}. `pid` is the
+        process that ran the job (None if it never started or ran on a Ray node), so a test can assert that
+        no heavy job ran in the web server's process."""
+        with self._lock:
+            return [dict(e) for e in self._log]
+
+    def run_here(self, fn: Callable, kwargs: dict | None = None, *, name: str | None = None,
+                 queue_position: Callable[[], int] | None = None) -> JobHandle:
+        """Light orchestration in a thread of *this* process behind the same JobHandle, for work that only
+        submits / maps heavy tasks onto this executor and writes their records (a few-shot run). fn gets
+        report= and stop= like a worker job; cancel() turns stop.is_set() true (fn returns what it has:
+        status done). `queue_position`: where the work it maps waits. Logged with this process's pid."""
+        handle = JobHandle(self, fn, dict(kwargs or {}), None, name)
+        handle.status, handle.started_at, handle.attempts = RUNNING, time.time(), 1
+        handle.worker, handle.pid, handle.position_fn = f"thread in pid {os.getpid()}", os.getpid(), queue_position
+        handle.in_thread = True
+        call = dict(handle.kwargs)
+        if handle.wants_report:
+            call["report"] = lambda info=None, **kw: handle._report({**(info or {}), **kw})
+        if handle.wants_stop:
+            call["stop"] = CancelFlag(handle)
+
+        def run() -> None:
+            try:
+                result = fn(**call)
+            except Exception as exc:  # noqa: BLE001 - the same contract as a worker job
+                self._finished(handle, FAILED, error=JobFailed.from_exception(exc))
+            else:
+                self._finished(handle, DONE, result)
+
+        threading.Thread(target=run, name=f"latent-lab-{handle.name}", daemon=True).start()
+        return handle
 
     def shutdown(self) -> None:  # pragma: no cover - backends override
         self._closed = True
@@ -363,7 +471,16 @@ class Executor:
     def _finished(self, handle: JobHandle, status: str, result: Any = None, error: JobFailed | None = None) -> None:
         with self._lock:
             self._running.discard(handle)
+            if not handle.done:
+                self._log_job(handle.id, handle.name, _pid_of(handle), handle.worker, status,
+                              None if handle.started_at is None else time.time() - handle.started_at)
         handle._finish(status, result, error)
+
+    def _log_job(self, job_id: int, name: str, pid: int | None, worker: str | None, status: str,
+                 seconds: float | None) -> None:
+        with self._lock:
+            self._log.append({"id": job_id, "name": name, "pid": pid, "worker": worker, "status": status,
+                              "seconds": seconds})
 
     def _map(self, fn, tasks: list[dict], stop: threading.Event | None, on_result, group=None,
              ready: Callable[[int], bool] | None = None) -> None:

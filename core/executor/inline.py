@@ -7,17 +7,15 @@ one ends only if it takes `stop=` (checked between tasks in map, by the job itse
 
 from __future__ import annotations
 
+import itertools
+import os
 import threading
+import time
 
-from core.executor.base import CANCELLED, DONE, FAILED, Executor, JobFailed, JobHandle, accepts, in_ready_order
+from core.executor.base import (CANCELLED, DONE, FAILED, CancelFlag, Executor, JobFailed, accepts,
+                                in_ready_order)
 
-
-class _Event:
-    def __init__(self, handle: JobHandle):
-        self._handle = handle
-
-    def is_set(self) -> bool:
-        return self._handle.cancel_requested
+_map_task_ids = itertools.count(1)
 
 
 class InlineExecutor(Executor):
@@ -35,11 +33,15 @@ class InlineExecutor(Executor):
                 kwargs = dict(task)
                 if accepts(fn, "stop") and stop is not None:
                     kwargs["stop"] = stop
+                t0, task_id = time.time(), f"map-{next(_map_task_ids)}"
                 try:
                     result = fn(**kwargs)
                 except Exception as exc:  # noqa: BLE001 - the same contract as the process backends
                     failure = JobFailed.from_exception(exc)
+                    self._log_job(task_id, getattr(fn, "__name__", "task"), os.getpid(), "inline", FAILED,
+                                  time.time() - t0)
                     break
+                self._log_job(task_id, getattr(fn, "__name__", "task"), os.getpid(), "inline", DONE, time.time() - t0)
                 on_result(i, result)
             if failure is not None:
                 raise failure
@@ -62,8 +64,8 @@ class InlineExecutor(Executor):
             if job.wants_report:
                 kwargs["report"] = lambda info=None, _j=job, **kw: _j._report({**(info or {}), **kw})
             if job.wants_stop:
-                kwargs["stop"] = _Event(job)
-            job.worker = "inline"
+                kwargs["stop"] = CancelFlag(job)
+            job.worker, job.pid = "inline", os.getpid()
             try:
                 result = job.fn(**kwargs)
             except Exception as exc:  # noqa: BLE001
