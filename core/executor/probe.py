@@ -58,6 +58,11 @@ def bad_input(message: str = "shots must be positive"):
     raise ValueError(message)
 
 
+def cuda_error(message: str = "CUDA error: an illegal memory access was encountered"):
+    """Fail as a job whose CUDA context broke (no GPU needed): its worker must exit and be replaced."""
+    raise RuntimeError(message)
+
+
 def kill_self(marker: str, value=None):
     """SIGKILL this worker the first time (as the OOM killer would), succeed on the retry. `marker` is a
     file path that records the first attempt."""
