@@ -1,0 +1,134 @@
+"""The GPU path, on a real CUDA device (marked `gpu`, skipped without one; run with `pytest -m gpu`, or
+bench/gpu_check.sh on a lent GPU machine): every model kind trains, a few-shot cell is bit-identical run to
+run in deterministic mode, the browser decoder export from CUDA weights equals the CPU one, saliency runs on
+the GPU, and the local executor's GPU workers see their device in deterministic mode."""
+
+from __future__ import annotations
+
+import copy
+import os
+
+import pytest
+import torch
+
+# cuBLAS reads this when CUDA starts in this process (the first test below): deterministic matmuls
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
+pytestmark = [pytest.mark.gpu,
+              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (run with -m gpu on one)")]
+
+FAST = dict(dataset="digits", device="cuda", seeds=1, n_generated=[5], recipe={"steps": 25},
+            generators={"vae": {"steps": 20, "hidden": 64, "latent_dim": 4},
+                        "aae-uniform": {"steps": 20, "hidden": 64, "latent_dim": 4}})
+CELL_METHODS = ["none", "mixup", "lsi", "vae-noise"]
+
+
+@pytest.fixture
+def deterministic():
+    """core.device.set_deterministic for the test, the process's flags restored after it."""
+    from core.device import set_deterministic
+
+    before = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+              torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+              torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    assert set_deterministic("cuda")
+    yield
+    torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+    (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+     torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark) = before[2:]
+
+
+def _no_timing(records):
+    from core.fewshot import TIMING_KEYS
+
+    return [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in records]
+
+
+@pytest.mark.parametrize("shape", [(1, 8, 8), (1, 28, 28)], ids=["mlp", "conv"])
+def test_every_model_kind_trains_on_cuda(shape, deterministic):
+    from core.config import ModelConfig, TrainConfig
+    from core.data import Dataset
+    from core.models import build_model, list_models
+    from core.train import fit, reconstruction_error
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(256, *shape, generator=g)
+    data = Dataset(id="gpu-check", x=x, y=torch.randint(0, 10, (256,), generator=g),
+                   class_names=[str(i) for i in range(10)])
+    for kind in list_models():
+        model = build_model(ModelConfig(kind=kind, input_shape=shape, latent_dim=2, hidden=64), seed=0)
+        history = fit(model, data, TrainConfig(epochs=2, batch_size=64, lr=3e-3, device="cuda"))
+        assert history["device"].startswith("cuda"), kind
+        assert next(model.parameters()).device.type == "cuda", kind
+        assert all(torch.isfinite(p).all() for p in model.parameters()), kind
+        assert reconstruction_error(model, x.cuda()) < 1.0, kind
+
+
+def test_fewshot_cell_on_cuda_is_bit_identical_run_to_run(tmp_path, deterministic):
+    from core.fewshot import ExperimentSpec, run_experiment
+    from core.fewshot.cells import run_cell
+    from core.fewshot.spec import Cell
+
+    spec = ExperimentSpec(**FAST, shots=[2], methods=CELL_METHODS)
+    records = run_experiment(spec, tmp_path)                      # trains the generators on the GPU
+    assert {r["device"].split(":")[0] for r in records} == {"cuda"}
+    for cell in map(Cell._make, spec.cells()):
+        a = run_cell(spec, cell, tmp_path, device="cuda")
+        b = run_cell(spec, cell, tmp_path, device="cuda")
+        assert _no_timing([a]) == _no_timing([b]), cell
+
+
+def test_browser_decoder_export_from_cuda_weights_equals_the_cpu_export(tiny_model):
+    from core.webdecoder import decoder_spec
+
+    for kind in ("vae", "aae"):
+        for shape in ((1, 8, 8), (1, 28, 28)):
+            model = tiny_model(kind, input_shape=shape, latent_dim=3)
+            on_gpu = copy.deepcopy(model).cuda()
+            assert decoder_spec(on_gpu) == decoder_spec(model), (kind, shape)
+
+
+def test_saliency_on_cuda_is_reproducible_and_matches_the_cpu(digits):
+    pytest.importorskip("captum")
+    from core.models.classifier import build_classifier
+    from core.saliency import input_saliency
+
+    model = build_classifier((1, 8, 8), 10, seed=0).eval()
+    x = digits.x[:6]
+    gpu_model, gx = copy.deepcopy(model).cuda(), x.cuda()
+    plain_cpu = input_saliency(model, x, "saliency")
+    plain_gpu = input_saliency(gpu_model, gx, "saliency")
+    assert plain_gpu.device.type == "cuda" and torch.allclose(plain_gpu.cpu(), plain_cpu, atol=1e-5)
+    smooth = [input_saliency(gpu_model, gx, "smoothgrad", generator=torch.Generator(device="cuda").manual_seed(3))
+              for _ in range(2)]
+    assert torch.equal(smooth[0], smooth[1]) and (smooth[0].flatten(1).sum(1) > 0).all()
+
+
+def test_local_executor_gpu_workers_see_their_device_in_deterministic_mode():
+    from core.executor import get_executor, probe
+    from core.executor.local import gpu_assignment
+
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    expected = set(gpu_assignment(visible, torch.cuda.device_count(), 2))
+    with get_executor("local", workers=2) as ex:
+        infos = [h.result(180) for h in [ex.submit(probe.cuda_info) for _ in range(4)]]
+        with pytest.raises(Exception, match="illegal memory access"):
+            ex.submit(probe.cuda_error).result(90)
+        after = ex.submit(probe.cuda_info).result(180)               # a fresh worker replaced the broken one
+    for info in infos + [after]:
+        assert info["available"] and info["count"] == 1               # each worker sees exactly one GPU
+        assert info["visible"] in expected                            # an entry of the parent's allocation
+        assert info["deterministic"] and not info["tf32"] and info["cublas"] == ":4096:8"
+    assert len({i["matmul_sum"] for i in infos + [after]}) == 1       # the same numbers on every worker
+
+
+def test_fewshot_run_through_gpu_workers_equals_a_second_run(tmp_path):
+    from core.executor import get_executor
+    from core.fewshot import ExperimentSpec, run_experiment
+
+    spec = ExperimentSpec(**FAST, shots=[2, 3], methods=["none", "mixup", "lsi"])
+    with get_executor("local", workers=2) as ex:
+        a = run_experiment(spec, tmp_path / "a", executor=ex)
+        b = run_experiment(spec, tmp_path / "b", executor=ex)
+    assert {r["device"].split(":")[0] for r in a} == {"cuda"}
+    assert _no_timing(a) == _no_timing(b)
