@@ -14,8 +14,12 @@ import torch
 # cuBLAS reads this when CUDA starts in this process (the first test below): deterministic matmuls
 os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
-pytestmark = [pytest.mark.gpu,
-              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (run with -m gpu on one)")]
+
+def needs_cuda(test):
+    """Marked `gpu` and skipped without CUDA. (The dry-run test at the end is not `gpu`: gpu_check.sh runs
+    `-m gpu`, which must not start the script again.)"""
+    skip = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (run with -m gpu on one)")
+    return pytest.mark.gpu(skip(test))
 
 FAST = dict(dataset="digits", device="cuda", seeds=1, n_generated=[5], recipe={"steps": 25},
             generators={"vae": {"steps": 20, "hidden": 64, "latent_dim": 4},
@@ -45,6 +49,7 @@ def _no_timing(records):
 
 
 @pytest.mark.parametrize("shape", [(1, 8, 8), (1, 28, 28)], ids=["mlp", "conv"])
+@needs_cuda
 def test_every_model_kind_trains_on_cuda(shape, deterministic):
     from core.config import ModelConfig, TrainConfig
     from core.data import Dataset
@@ -64,6 +69,7 @@ def test_every_model_kind_trains_on_cuda(shape, deterministic):
         assert reconstruction_error(model, x.cuda()) < 1.0, kind
 
 
+@needs_cuda
 def test_fewshot_cell_on_cuda_is_bit_identical_run_to_run(tmp_path, deterministic):
     from core.fewshot import ExperimentSpec, run_experiment
     from core.fewshot.cells import run_cell
@@ -78,6 +84,7 @@ def test_fewshot_cell_on_cuda_is_bit_identical_run_to_run(tmp_path, deterministi
         assert _no_timing([a]) == _no_timing([b]), cell
 
 
+@needs_cuda
 def test_browser_decoder_export_from_cuda_weights_equals_the_cpu_export(tiny_model):
     from core.webdecoder import decoder_spec
 
@@ -88,6 +95,7 @@ def test_browser_decoder_export_from_cuda_weights_equals_the_cpu_export(tiny_mod
             assert decoder_spec(on_gpu) == decoder_spec(model), (kind, shape)
 
 
+@needs_cuda
 def test_saliency_on_cuda_is_reproducible_and_matches_the_cpu(digits):
     pytest.importorskip("captum")
     from core.models.classifier import build_classifier
@@ -104,6 +112,7 @@ def test_saliency_on_cuda_is_reproducible_and_matches_the_cpu(digits):
     assert torch.equal(smooth[0], smooth[1]) and (smooth[0].flatten(1).sum(1) > 0).all()
 
 
+@needs_cuda
 def test_local_executor_gpu_workers_see_their_device_in_deterministic_mode():
     from core.executor import get_executor, probe
     from core.executor.local import gpu_assignment
@@ -122,6 +131,7 @@ def test_local_executor_gpu_workers_see_their_device_in_deterministic_mode():
     assert len({i["matmul_sum"] for i in infos + [after]}) == 1       # the same numbers on every worker
 
 
+@needs_cuda
 def test_fewshot_run_through_gpu_workers_equals_a_second_run(tmp_path):
     from core.executor import get_executor
     from core.fewshot import ExperimentSpec, run_experiment
@@ -132,3 +142,21 @@ def test_fewshot_run_through_gpu_workers_equals_a_second_run(tmp_path):
         b = run_experiment(spec, tmp_path / "b", executor=ex)
     assert {r["device"].split(":")[0] for r in a} == {"cuda"}
     assert _no_timing(a) == _no_timing(b)
+
+
+@pytest.mark.slow  # about a minute: trains tiny generators and starts two worker processes
+def test_gpu_check_dry_run_works_on_the_cpu():
+    """bench/gpu_check.sh --dry-run (runs here, without a GPU): the gpu tests collect and skip or pass, the
+    bench runs tiny sizes on the CPU and ends with the one summary line the README figures are read from."""
+    import re
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run(["bash", str(root / "bench" / "gpu_check.sh"), "--dry-run"], capture_output=True,
+                         text=True, timeout=400, cwd=root)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    last = out.stdout.strip().splitlines()[-1]
+    assert re.fullmatch(r"gpu_check device=cpu\(dry-run\) epoch_s=[0-9.]+ cell_per_s=[0-9.]+ "
+                        r"workers_cell_per_s=[0-9.]+ batched_cell_per_s=\S+ headline_min=[0-9.]+", last), last
+    assert "DRY RUN on CPU" in out.stdout and "gpu tests: exit 0" in out.stdout
