@@ -96,7 +96,7 @@ def test_browser_decoder_export_from_cuda_weights_equals_the_cpu_export(tiny_mod
 
 
 @needs_cuda
-def test_saliency_on_cuda_is_reproducible_and_matches_the_cpu(digits):
+def test_saliency_on_cuda_is_reproducible_and_matches_the_cpu(digits, deterministic):
     pytest.importorskip("captum")
     from core.models.classifier import build_classifier
     from core.saliency import input_saliency
@@ -106,7 +106,9 @@ def test_saliency_on_cuda_is_reproducible_and_matches_the_cpu(digits):
     gpu_model, gx = copy.deepcopy(model).cuda(), x.cuda()
     plain_cpu = input_saliency(model, x, "saliency")
     plain_gpu = input_saliency(gpu_model, gx, "saliency")
-    assert plain_gpu.device.type == "cuda" and torch.allclose(plain_gpu.cpu(), plain_cpu, atol=1e-5)
+    # float32 on two devices (TF32 off: `deterministic`): equal up to rounding, relative to the maps' scale
+    assert plain_gpu.device.type == "cuda"
+    assert torch.allclose(plain_gpu.cpu(), plain_cpu, rtol=1e-4, atol=1e-5 * float(plain_cpu.abs().max()))
     smooth = [input_saliency(gpu_model, gx, "smoothgrad", generator=torch.Generator(device="cuda").manual_seed(3))
               for _ in range(2)]
     assert torch.equal(smooth[0], smooth[1]) and (smooth[0].flatten(1).sum(1) > 0).all()
