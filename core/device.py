@@ -38,9 +38,12 @@ def derived_generator(rng: torch.Generator, device: str | torch.device = "cpu") 
 
 
 # cuBLAS picks a reduction order per call unless it has a fixed workspace; with this setting its matmuls are
-# reproducible (torch.use_deterministic_algorithms raises on CUDA without it). cuBLAS reads the variable when
-# its handle is created, i.e. at the first CUDA matmul of the process, so it must be set before that.
+# reproducible (torch.use_deterministic_algorithms raises on CUDA without it). It is read when the process's
+# first cuBLAS handle is made (its first CUDA matmul), so a later setting comes too late: it is set here, on
+# import, which every entry point (app, CLI, executor workers) does before touching CUDA. It costs nothing: it
+# is the size torch already uses by default on Hopper (8 buffers of 4 MiB), and a user's own value is kept.
 CUBLAS_WORKSPACE = ":4096:8"
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
 
 
 def set_deterministic(device: str | torch.device = "auto") -> bool:

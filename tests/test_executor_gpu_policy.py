@@ -55,3 +55,18 @@ def test_worker_with_a_cuda_error_fails_the_job_then_is_replaced():
         assert "illegal memory access" in info.value.message and "replaced" in info.value.message
         after = ex.submit(probe.tiny_training, {"seed": 0, "steps": 5}).result(90)
         assert after["seed"] == 0 and after["pid"] != first_pid  # a fresh worker took the next job
+
+
+def test_deterministic_mode_is_for_cuda_only_and_cublas_is_pinned_on_import():
+    import os
+
+    import torch
+
+    from core.device import set_deterministic
+
+    assert os.environ.get("CUBLAS_WORKSPACE_CONFIG")  # set by importing core.device, before any CUDA call
+    before = torch.are_deterministic_algorithms_enabled()
+    assert set_deterministic("cpu") is False and torch.are_deterministic_algorithms_enabled() == before
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            set_deterministic("cuda")
