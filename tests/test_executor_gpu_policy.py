@@ -70,3 +70,35 @@ def test_deterministic_mode_is_for_cuda_only_and_cublas_is_pinned_on_import():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA GPU"):
             set_deterministic("cuda")
+
+
+def test_ray_task_with_a_cuda_error_fails_it_and_its_worker_takes_no_further_job(monkeypatch):
+    """Ray reuses worker processes: the one whose CUDA context broke must leave before its next job starts
+    (Ray then reruns that job on a fresh process). Ray's runtime is faked: no cluster needed."""
+    import os
+
+    ray = pytest.importorskip("ray")
+    from core.executor import ray_backend
+
+    class Context:
+        def get_node_id(self):
+            return "0123456789abcdef"
+
+    class Exited(Exception):
+        pass
+
+    def fake_exit(code):
+        raise Exited(code)
+
+    monkeypatch.setattr(ray, "get_runtime_context", Context)
+    monkeypatch.setattr(ray_backend, "_cuda_broken", False)
+    monkeypatch.setattr(os, "_exit", fake_exit)
+    status, value, _ = ray_backend._run_task(probe.whoami, {}, 1, None, False, False)
+    assert status == "done" and value["pid"] == os.getpid()
+    status, value, _ = ray_backend._run_task(probe.bad_input, {}, 2, None, False, False)
+    assert status == "error" and value.type_name == "ValueError" and not ray_backend._cuda_broken
+    status, value, _ = ray_backend._run_task(probe.cuda_error, {}, 3, None, False, False)
+    assert status == "error" and value.is_a("StickyCudaError") and "illegal memory access" in value.message
+    with pytest.raises(Exited):                      # the next job never starts in this process
+        ray_backend._run_task(probe.whoami, {}, 4, None, False, False)
+
