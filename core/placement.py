@@ -5,8 +5,8 @@ of them, and the CPU when the GPU fails.
     app_model = place(model)   # or: a stand-in with the model's interface, CPU tensors in and out
 
 `model` is the CPU model the caller loaded (kept: it is the fallback). The GPU copy is made once per key
-(the checkpoint's weights sha256, so two sessions on one checkpoint share it) and kept among the
-`capacity` most recently used. When fn fails on the GPU copy with out-of-memory, that copy is dropped and
+(the checkpoint's weights sha256, so two sessions on one checkpoint share it); at most `capacity` copies and
+`max_bytes` of weights are kept, the least recently used dropped first. When fn fails on the GPU copy with out-of-memory, that copy is dropped and
 the key is served from the CPU from then on; after a CUDA error (the process's CUDA context is then
 unusable) every key is served from the CPU. Either way fn is run again on the CPU model and the caller
 gets its answer. fn must therefore be safe to run twice and move its inputs to its model's device.

@@ -96,6 +96,22 @@ def test_browser_decoder_export_from_cuda_weights_equals_the_cpu_export(tiny_mod
 
 
 @needs_cuda
+def test_the_app_placement_computes_on_the_gpu_and_answers_on_the_cpu(tiny_model, digits, deterministic):
+    from core.latent import decode_latents, encode_dataset
+    from core.placement import Placement, device_of, place
+
+    p = Placement(device="cuda")
+    vae = tiny_model("vae")
+    app = place(vae, placement=p)
+    z = encode_dataset(app, digits.x[:32])
+    x = decode_latents(app, z)
+    assert z.device.type == x.device.type == "cpu" and len(p) == 1
+    assert device_of(p.placed(app._key, vae)).type == "cuda" and device_of(vae).type == "cpu"
+    assert torch.allclose(z, encode_dataset(vae, digits.x[:32]), atol=1e-5)
+    assert torch.allclose(x, decode_latents(vae, z), atol=1e-5)
+
+
+@needs_cuda
 def test_saliency_on_cuda_is_reproducible_and_matches_the_cpu(digits, deterministic):
     pytest.importorskip("captum")
     from core.models.classifier import build_classifier
