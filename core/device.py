@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 
@@ -33,3 +35,29 @@ def derived_seed(rng: torch.Generator) -> int:
 def derived_generator(rng: torch.Generator, device: str | torch.device = "cpu") -> torch.Generator:
     """A generator on `device` seeded from `rng`: torch refuses a CPU generator for CUDA draws and vice versa."""
     return torch.Generator(device=device).manual_seed(derived_seed(rng))
+
+
+# cuBLAS picks a reduction order per call unless it has a fixed workspace; with this setting its matmuls are
+# reproducible (torch.use_deterministic_algorithms raises on CUDA without it). It is read when the process's
+# first cuBLAS handle is made (its first CUDA matmul), so a later setting comes too late: it is set here, on
+# import, which every entry point (app, CLI, executor workers) does before touching CUDA. It costs nothing: it
+# is the size torch already uses by default on Hopper (8 buffers of 4 MiB), and a user's own value is kept.
+CUBLAS_WORKSPACE = ":4096:8"
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
+
+
+def set_deterministic(device: str | torch.device = "auto") -> bool:
+    """Make CUDA runs bit-reproducible: deterministic kernels, TF32 off (matmul and cuDNN), cuDNN without
+    autotuning. Call it at process start, before the first CUDA op. CPU runs are already deterministic
+    here: for a CPU device this does nothing and returns False; True when the CUDA flags were set."""
+    if pick_device(device).type != "cuda":
+        return False
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
+    # warn_only: an op without a deterministic CUDA kernel warns instead of failing the user's job (the gpu
+    # tests compare two runs' records, which catches any such op on the paths we ship)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cuda.matmul.allow_tf32 = False  # TF32 rounds inputs to 10 bits: results depend on the GPU
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False  # autotuning may pick a different algorithm per run
+    return True

@@ -60,10 +60,12 @@ def _smoothgrad(model, x, target, generator, n_samples, stdev):
     # captum's NoiseTunnel draws its noise with torch.normal from the global RNG and takes no generator:
     # fork the RNG of x's device, seed the fork from the caller's generator, and the global state is
     # restored on exit (other threads' draws and later code see no change).
-    devices = [x.device] if x.device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        if x.device.type == "cuda":
-            torch.cuda.manual_seed(seed)
+    # the tensor's own GPU (x may sit on cuda:1 while cuda:0 is current): fork and seed that device's RNG
+    cuda_index = (x.device.index if x.device.index is not None else torch.cuda.current_device()) \
+        if x.device.type == "cuda" else None
+    with torch.random.fork_rng(devices=[] if cuda_index is None else [cuda_index]):
+        if cuda_index is not None:
+            torch.cuda.default_generators[cuda_index].manual_seed(seed)
         else:
             torch.default_generator.manual_seed(seed)
         return NoiseTunnel(Saliency(model)).attribute(x, nt_type="smoothgrad", nt_samples=n_samples,

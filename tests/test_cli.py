@@ -64,7 +64,7 @@ def test_train_seed_controls_the_initial_weights(tmp_path):
     def weights(name, seed):
         out = tmp_path / name
         assert main(["train", "--dataset", "wine", "--model", "vae", "--latent-dim", "2", "--epochs", "1",
-                     "--hidden", "16", "--seed", str(seed), "--out", str(out)]) == 0
+                     "--hidden", "16", "--seed", str(seed), "--device", "cpu", "--out", str(out)]) == 0
         return load_checkpoint(out, device="cpu").meta["weights_sha256"]
 
     first = weights("a", 3)

@@ -205,7 +205,7 @@ def test_inline_submit_runs_in_this_process_with_the_same_api():
 
 # ----------------------------------------------------------------------------- the few-shot runner on it
 
-SMALL = dict(dataset="digits", shots=[2], methods=["none", "mixup", "lsi"], seeds=2, recipe={"steps": 40},
+SMALL = dict(dataset="digits", device="cpu", shots=[2], methods=["none", "mixup", "lsi"], seeds=2, recipe={"steps": 40},
              generators={"aae-uniform": {"steps": 150}})
 
 

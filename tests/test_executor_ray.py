@@ -18,7 +18,7 @@ import pytest
 
 from core.executor import loopback
 
-SPEC = dict(dataset="digits", shots=[2, 5], methods=["none", "classic", "mixup", "isda", "lsi", "vae-interp"],
+SPEC = dict(dataset="digits", device="cpu", shots=[2, 5], methods=["none", "classic", "mixup", "isda", "lsi", "vae-interp"],
             seeds=1, generators={"vae": {"steps": 300}, "aae-uniform": {"steps": 300}})
 
 DRIVER = textwrap.dedent("""\

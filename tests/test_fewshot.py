@@ -10,7 +10,7 @@ from core.fewshot import (TIMING_KEYS, ExperimentSpec, list_runs, load_run, load
                           summarize)
 from core.fewshot.report import holm, markdown_table
 
-FAST = dict(dataset="digits", seeds=2, n_generated=[5], recipe={"steps": 25},
+FAST = dict(dataset="digits", device="cpu", seeds=2, n_generated=[5], recipe={"steps": 25},
             generators={"vae": {"steps": 20, "hidden": 64, "latent_dim": 4},
                         "aae-uniform": {"steps": 20, "hidden": 64, "latent_dim": 4}, "multi-vae": {"steps": 5}})
 

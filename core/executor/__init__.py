@@ -24,14 +24,16 @@ __all__ = ["get_executor", "Executor", "JobHandle", "JobFailed", "JobCancelled",
 
 
 def default_workers() -> int:
-    from core.executor.local import default_workers as cores
+    """Workers of a local pool: a few per GPU when CUDA is present ($LATENT_LAB_WORKERS_PER_GPU, default 2),
+    otherwise one per core."""
+    from core.executor.local import default_pool_size
 
-    return cores()
+    return default_pool_size()
 
 
 def get_executor(kind: str = "local", workers: int | None = None, address: str | None = None,
                  max_queued: int = 256, per_owner: int = 2) -> Executor:
-    """kind: "local" (worker processes, as many as cores unless `workers`), "ray" (the cluster at `address`
+    """kind: "local" (worker processes: one per core, or a few per GPU, unless `workers`), "ray" (the cluster at `address`
     or $LATENT_LAB_RAY_ADDRESS) or "inline" (this process). Shut it down with .shutdown() or `with`."""
     if workers is not None and int(workers) < 1:
         raise ValueError(f"--workers must be at least 1 (got {workers})")

@@ -7,9 +7,13 @@ replacement, and notices a dead worker by its process sentinel (its job is retri
 with JobFailed("WorkerDied")). Workers come from a `forkserver` (never a plain fork of the caller:
 forking a process that already runs torch threads is unsafe).
 
-GPU: with CUDA present every worker uses it; with one GPU all workers share it (each its own CUDA
-context, ~0.3-0.5 GB; many small cells then overlap on the device), with several GPUs worker i gets
-GPU i mod n through CUDA_VISIBLE_DEVICES. (Untested on a GPU machine so far.)
+GPU: with CUDA present the pool has a few workers per GPU ($LATENT_LAB_WORKERS_PER_GPU, default 2), not
+one per core: each worker holds its own CUDA context (~0.3-0.5 GB) and, without MPS, processes on one GPU are
+time-sliced, not overlapped, so more workers only add contexts. Two per GPU let one worker's host work (data,
+Python) overlap the other's kernels. With the MPS daemon running (`nvidia-cuda-mps-control -d`) kernels of
+different workers do overlap; then raise LATENT_LAB_WORKERS_PER_GPU (4-8 for small cells). Worker i gets one
+entry *of* the parent's CUDA_VISIBLE_DEVICES list (see gpu_assignment), so it never leaves a scheduler's
+allocation. A worker whose job hits a sticky CUDA error fails that job and exits; it is replaced.
 """
 
 from __future__ import annotations
@@ -38,6 +42,40 @@ def default_workers() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
         return max(1, os.cpu_count() or 1)
+
+
+WORKERS_PER_GPU_ENV = "LATENT_LAB_WORKERS_PER_GPU"
+
+
+def workers_per_gpu() -> int:
+    raw = os.environ.get(WORKERS_PER_GPU_ENV, "2")
+    try:
+        n = int(raw)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ValueError(f"{WORKERS_PER_GPU_ENV} must be a positive integer (got {raw!r}); unset it for 2")
+    return n
+
+
+def default_pool_size() -> int:
+    """Workers of a local pool when none are asked for: a few per GPU with CUDA, otherwise one per core."""
+    n_gpu = _gpu_count()
+    return n_gpu * workers_per_gpu() if n_gpu else default_workers()
+
+
+def gpu_assignment(visible: str | None, n_gpus: int, workers: int) -> list[str | None]:
+    """The CUDA_VISIBLE_DEVICES value for each of `workers` workers: None (leave it alone) without GPUs,
+    otherwise worker i gets entry i mod n of the parent's visible list (`visible`, e.g. "3,5" or
+    "GPU-uuid,..."; None or "" when unset: devices 0..n_gpus-1). Never a bare index: a worker told "1"
+    while the parent sees "3,5" would use the machine's GPU 1, outside the scheduler's allocation."""
+    if n_gpus <= 0:
+        return [None] * workers
+    entries = [e.strip() for e in (visible or "").split(",") if e.strip()]
+    if not entries:
+        entries = [str(i) for i in range(n_gpus)]
+    entries = entries[:n_gpus]  # torch stops at the first invalid entry; n_gpus is what it could open
+    return [entries[i % len(entries)] for i in range(workers)]
 
 
 def _gpu_count() -> int:
@@ -100,14 +138,14 @@ class LocalExecutor(Executor):
     kind = "local"
 
     def __init__(self, workers: int | None = None, max_queued: int = 256, per_owner: int = 2):
-        super().__init__(workers or default_workers(), max_queued=max_queued, per_owner=per_owner)
+        super().__init__(workers or default_pool_size(), max_queued=max_queued, per_owner=per_owner)
         self._ctx = mp.get_context("forkserver")
         # The fork server imports torch once; each worker (and each replacement after a stop or a crash) is
         # then a fork of that single-threaded server: ~0.1 s instead of a fresh interpreter importing torch
         # (3-8 s here). Forking is safe there: the server never ran a torch op, so no thread pool exists yet.
         self._ctx.set_forkserver_preload(["core.executor.worker", "torch"])
-        n_gpu = _gpu_count()
-        self._cuda_for = (lambda i: str(i % n_gpu)) if n_gpu > 1 else (lambda i: None)
+        devices = gpu_assignment(os.environ.get("CUDA_VISIBLE_DEVICES"), _gpu_count(), self.workers)
+        self._cuda_for = devices.__getitem__  # worker index -> its CUDA_VISIBLE_DEVICES (None: CPU)
         self._wake_r, self._wake_w = os.pipe()
         self._to_cancel: list[JobHandle] = []
         self._start_failures = 0

@@ -58,6 +58,11 @@ def bad_input(message: str = "shots must be positive"):
     raise ValueError(message)
 
 
+def cuda_error(message: str = "CUDA error: an illegal memory access was encountered"):
+    """Fail as a job whose CUDA context broke (no GPU needed): its worker must exit and be replaced."""
+    raise RuntimeError(message)
+
+
 def kill_self(marker: str, value=None):
     """SIGKILL this worker the first time (as the OOM killer would), succeed on the retry. `marker` is a
     file path that records the first attempt."""
@@ -70,6 +75,23 @@ def kill_self(marker: str, value=None):
 
 def kill_always():
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def cuda_info() -> dict:
+    """What a worker sees of the GPU: its CUDA_VISIBLE_DEVICES, the device count, the deterministic flags,
+    and a small matmul on the device (so the CUDA context really starts)."""
+    import torch
+
+    info = {"pid": os.getpid(), "visible": os.environ.get("CUDA_VISIBLE_DEVICES"),
+            "available": torch.cuda.is_available(), "count": torch.cuda.device_count(),
+            "deterministic": torch.are_deterministic_algorithms_enabled(),
+            "tf32": torch.backends.cuda.matmul.allow_tf32 or torch.backends.cudnn.allow_tf32,
+            "cublas": os.environ.get("CUBLAS_WORKSPACE_CONFIG")}
+    if info["available"]:
+        g = torch.Generator(device="cuda").manual_seed(0)
+        a = torch.randn(64, 64, device="cuda", generator=g)
+        info["matmul_sum"] = (a @ a).sum().item()
+    return info
 
 
 def whoami() -> dict:

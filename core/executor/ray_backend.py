@@ -11,6 +11,11 @@ the requirements installed, not this repository; set LATENT_LAB_RAY_SHIP_CODE=0 
 Task results come back to the driver, which writes run folders; a few-shot runner's generator
 checkpoints are written by the tasks, so on a multi-machine cluster the run folder must be on a
 filesystem all nodes share.
+
+GPU: with GPUs in the cluster each task takes 1/$LATENT_LAB_WORKERS_PER_GPU of one (default 2 per GPU, as
+the local pool; Ray sets each task's CUDA_VISIBLE_DEVICES within its node's devices) and runs in
+deterministic mode. A task that hits a sticky CUDA error fails with it; its worker process, whose CUDA
+context is then unusable, exits when Ray hands it the next task, which Ray then runs on a fresh process.
 """
 
 from __future__ import annotations
@@ -20,8 +25,11 @@ import threading
 import time
 from pathlib import Path
 
+from core.device import CUBLAS_WORKSPACE
 from core.executor.base import CANCELLED, DONE, FAILED, Executor, JobFailed, JobHandle
-from core.executor.worker import THREAD_ENV, single_thread_torch
+from core.executor.local import workers_per_gpu
+from core.executor.worker import (THREAD_ENV, is_sticky_cuda_error, prepare_gpu, single_thread_torch,
+                                  sticky_cuda_failure)
 
 ADDRESS_ENV = "LATENT_LAB_RAY_ADDRESS"
 STOP_GRACE_S = 1.5
@@ -65,12 +73,21 @@ class _RemoteStop:
         return self._value
 
 
+_cuda_broken = False  # this Ray worker process hit a sticky CUDA error: it must take no further job
+
+
 def _run_task(fn, kwargs: dict, job_no: int, channel, wants_report: bool, wants_stop: bool):
     """Runs on a Ray worker. Exceptions come back as values (typed JobFailed), so Ray retries only
     lost workers, never a job that raised."""
+    global _cuda_broken
     import ray
 
+    if _cuda_broken:
+        # Ray reuses worker processes and has no "exit after this task": leave now, before this job starts;
+        # Ray sees a lost worker and runs the job again on a fresh process (max_retries=1)
+        os._exit(3)
     single_thread_torch()
+    prepare_gpu()
     if wants_report:
         kwargs["report"] = lambda info=None, **kw: channel.put.remote(job_no, {**(info or {}), **kw})
     if wants_stop:
@@ -79,6 +96,9 @@ def _run_task(fn, kwargs: dict, job_no: int, channel, wants_report: bool, wants_
     try:
         return "done", fn(**kwargs), f"ray node {node} pid {os.getpid()}"
     except Exception as exc:  # noqa: BLE001
+        if is_sticky_cuda_error(exc):
+            _cuda_broken = True
+            return "error", sticky_cuda_failure(exc), f"ray node {node} pid {os.getpid()}"
         return "error", JobFailed.from_exception(exc), f"ray node {node} pid {os.getpid()}"
 
 
@@ -97,7 +117,7 @@ class RayExecutor(Executor):
                              "(start one with `ray start --head`)")
         self._owns_ray = not ray.is_initialized()
         if self._owns_ray:
-            env = {"env_vars": {name: "1" for name in THREAD_ENV}}
+            env = {"env_vars": {**{name: "1" for name in THREAD_ENV}, "CUBLAS_WORKSPACE_CONFIG": CUBLAS_WORKSPACE}}
             if os.environ.get("LATENT_LAB_RAY_SHIP_CODE", "1") != "0":
                 env["py_modules"] = [str(Path(__file__).resolve().parent.parent)]  # the core package
                 env["excludes"] = ["__pycache__"]
@@ -106,10 +126,11 @@ class RayExecutor(Executor):
         cpus = max(1, int(resources.get("CPU", 1)))
         super().__init__(workers or cpus, max_queued=max_queued, per_owner=per_owner)
         gpus = float(resources.get("GPU", 0))
-        # With GPUs in the cluster every task takes a share of one, so several small jobs share a device.
+        # With GPUs in the cluster every task takes a share of one: a few jobs per device (see the local
+        # executor's docstring: without MPS more processes per GPU are time-sliced, they only add contexts)
         options = {"num_cpus": 1, "max_retries": 1, "retry_exceptions": False}
         if gpus:
-            options["num_gpus"] = min(1.0, gpus / self.workers)
+            options["num_gpus"] = 1.0 / workers_per_gpu()
         self._task = ray.remote(_run_task).options(**options)
         self._channel = ray.remote(_Channel).options(num_cpus=0).remote()
         self._refs: dict = {}  # ObjectRef -> JobHandle

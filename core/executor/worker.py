@@ -38,6 +38,43 @@ def single_thread_torch() -> None:
         pass
 
 
+STICKY_CUDA_MARKERS = ("CUDA error", "device-side assert", "illegal memory access", "CUBLAS_STATUS", "cuDNN error")
+
+
+def is_sticky_cuda_error(exc: BaseException) -> bool:
+    """After such an error the process's CUDA context is corrupt: every later CUDA call fails too, so the
+    worker must not take another job. Out-of-memory is not one of them (the context survives)."""
+    names = {c.__name__ for c in type(exc).__mro__}
+    if "OutOfMemoryError" in names:
+        return False
+    if names & {"AcceleratorError", "CudaError"} or any(n.startswith("cudaError") for n in names):
+        return True
+    text = str(exc)
+    return any(marker in text for marker in STICKY_CUDA_MARKERS)
+
+
+def sticky_cuda_failure(exc: BaseException):
+    """The JobFailed sent back for a sticky CUDA error: the job's own type, a message that says what happened."""
+    from core.executor.base import JobFailed
+
+    failed = JobFailed.from_exception(exc)
+    return JobFailed(failed.type_name, f"{exc} (a CUDA error: this worker's GPU context is unusable, so the "
+                     "worker exits and is replaced; the job is not retried — run it again, or with --device "
+                     "cpu if it repeats)", failed.traceback_text, failed.type_names + ["StickyCudaError"])
+
+
+def prepare_gpu() -> bool:
+    """A worker that sees a GPU runs in deterministic mode (records bit-identical run to run). Called before
+    any CUDA op: the cuBLAS workspace setting is read when CUDA starts."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return False
+    from core.device import set_deterministic
+
+    return set_deterministic("cuda")
+
+
 def worker_main(conn, stop_flag, cuda_device: str | None = None) -> None:
     from core.executor.base import JobFailed
 
@@ -45,6 +82,7 @@ def worker_main(conn, stop_flag, cuda_device: str | None = None) -> None:
         os.environ["CUDA_VISIBLE_DEVICES"] = cuda_device
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the parent, which ends us in order
     single_thread_torch()
+    prepare_gpu()
     send_lock = threading.Lock()  # a job may report from its own threads
 
     def send(msg) -> None:
@@ -70,6 +108,10 @@ def worker_main(conn, stop_flag, cuda_device: str | None = None) -> None:
         try:
             result = fn(**kwargs)
         except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent, typed
+            if is_sticky_cuda_error(exc):
+                send(("error", job_no, sticky_cuda_failure(exc)))
+                conn.close()
+                os._exit(3)  # the parent sees the sentinel and starts a fresh worker (fresh CUDA context)
             send(("error", job_no, JobFailed.from_exception(exc)))
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 return
