@@ -4,6 +4,10 @@ Measured on the 2-core CPU box (digits 8x8, 3 cells, 40 steps, dropout 0.5, onec
 final weights 1.0e-6 (none), 2.9e-7 (mixup), 2.0e-7 (classic) and of predicted probabilities 6e-8 to 9e-8
 (float32 summation order of the batched kernels); the
 test allows 1e-4 on weights and 1e-4 on probabilities, and requires identical predicted classes.
+Longer runs drift further (digits 20 shots, seed 0): 150 steps 5.7e-3 on weights / 1.3e-2 on probabilities,
+the full 300 steps 2.8e-4 / 1.8e-3, the same weighted F1 (0.9305) - AdamW divides by sqrt(v), so a rounding-size
+gradient on a near-zero coordinate becomes a step of up to lr (2e-3) near the one-cycle peak; the anneal then
+contracts it. Batched K=1 against batched K=2 of the same cell agree within 2e-6 at 300 steps.
 """
 from __future__ import annotations
 
