@@ -77,3 +77,15 @@ def test_unsupported_methods_are_refused_with_a_message():
     jobs, _ = _cells("isda")
     with pytest.raises(ValueError, match="single cell"):
         train_stacked(jobs, RECIPE)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_batched_cells_match_single_cells_on_cuda():
+    """The same agreement on CUDA (TF32 off so both paths do float32 arithmetic). Not yet run on a GPU."""
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    jobs, x_eval = _cells()
+    jobs = [CellTraining(j.x.cuda(), j.y.cuda(), seed=j.seed, shots=j.shots, n_classes=10) for j in jobs]
+    x_eval = x_eval.cuda()
+    for j, mb in zip(jobs, train_stacked(jobs, RECIPE, "cuda")):
+        ms = train_classifier(j.x, j.y, RECIPE, seed=j.seed, shots=j.shots, n_classes=10, device="cuda")
+        assert (predict_proba(ms, x_eval) - predict_proba(mb, x_eval)).abs().max().item() < 1e-3
