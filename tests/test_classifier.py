@@ -1,8 +1,23 @@
-"""The few-shot classifier's channels-last max pool is a speed change only: the same values and gradients."""
+"""The few-shot classifier's speed changes change no bit: the channels-last max pool, pooling before the ReLUs,
+and the chunked CPU evaluation give the values and gradients of the plain CNN (conv -> ReLU -> max pool)."""
 import torch
 from torch import nn
 
-from core.models.classifier import MaxPool2dCL, build_classifier
+from core.models.classifier import EVAL_CHUNK, MaxPool2dCL, build_classifier
+
+
+def _digits_like(n: int, seed: int) -> torch.Tensor:
+    """(n, 1, 28, 28) images that are mostly exact zeros (like MNIST): many tied max-pool windows."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, 1, 28, 28, generator=g)
+    return torch.where(x > 0.7, x, torch.zeros(()))
+
+
+def _plain_cnn(model) -> nn.Module:
+    """The same weights in the textbook order, with PyTorch's own NCHW max pool."""
+    b = model.body
+    return nn.Sequential(b[0], nn.ReLU(), nn.MaxPool2d(2), b[3], nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                         model.proj[0], model.proj[1], model.head)
 
 
 def test_channels_last_pool_matches_nchw_pool_bit_for_bit_including_ties():
@@ -20,9 +35,35 @@ def test_channels_last_pool_matches_nchw_pool_bit_for_bit_including_ties():
     assert torch.equal(outs[0][0], outs[1][0]) and torch.equal(outs[0][1], outs[1][1])
 
 
-def test_classifier_logits_equal_those_of_the_plain_cnn():
-    model = build_classifier((1, 28, 28), 10, seed=3)
-    plain = build_classifier((1, 28, 28), 10, seed=3)
-    plain.body[2], plain.body[5] = nn.MaxPool2d(2), nn.MaxPool2d(2)
-    x = torch.rand(32, 1, 28, 28, generator=torch.Generator().manual_seed(1))
-    assert torch.equal(model(x), plain(x))
+def test_pooling_before_relu_gives_the_plain_cnns_logits_and_gradients_bit_for_bit():
+    """Over several optimiser steps (so a single differing gradient would show in the weights), with an input
+    gradient too (saliency maps): pool -> ReLU is a reordering, not an approximation."""
+    model = build_classifier((1, 28, 28), 10, seed=3)                  # dropout 0: deterministic forward
+    plain = _plain_cnn(model)
+    assert [type(m) for m in model.body[:3]] == [nn.Conv2d, MaxPool2dCL, nn.ReLU]
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-2)
+    for step in range(4):
+        x = _digits_like(16, step).requires_grad_(True)
+        xp = x.detach().clone().requires_grad_(True)
+        logits = model(x)
+        ref = plain(xp)
+        assert torch.equal(logits, ref)
+        grads = torch.autograd.grad(logits.square().sum(), [x, *model.parameters()])
+        ref_grads = torch.autograd.grad(ref.square().sum(), [xp, *model.parameters()])
+        assert all(torch.equal(a, b) for a, b in zip(grads, ref_grads))
+        for p, gr in zip(model.parameters(), grads[1:]):
+            p.grad = gr
+        opt.step()
+
+
+def test_chunked_cpu_evaluation_equals_one_forward_pass():
+    """Without gradients the CPU forward splits long inputs into EVAL_CHUNK rows (a cache-sized speed-up); the
+    logits are those of one pass over all rows (computed with gradients on, which never chunks)."""
+    for shape, x in (((1, 28, 28), _digits_like(3 * EVAL_CHUNK + 7, 5)),
+                     ((12,), torch.randn(3 * EVAL_CHUNK + 7, 12, generator=torch.Generator().manual_seed(6)))):
+        model = build_classifier(shape, 10, seed=4, input_mean=x.mean(0).flatten()[:shape[0]],
+                                 input_std=x.std(0).flatten()[:shape[0]].clamp_min(1e-3)).eval()
+        one_pass = model(x).detach()                                   # grad enabled: one pass
+        with torch.no_grad():
+            chunked = model(x)
+        assert torch.equal(chunked, one_pass), shape

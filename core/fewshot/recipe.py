@@ -76,7 +76,7 @@ def train_classifier(x: Tensor | None, y: Tensor | None, recipe: Recipe, *, seed
     model = build_classifier(tuple(like.shape[1:]), n_classes, seed=stream(seed, "init", tuple(like.shape[1:])),
                              width=recipe.width, feature_dim=recipe.feature_dim, dropout=recipe.dropout,
                              input_mean=mean, input_std=std).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay, foreach=True)
     sched = _schedule(opt, recipe)
     real = _Cycle(len(x), stream(seed, shots, "real-order"), device) if x is not None else None
     gen = _Cycle(len(x_gen), stream(seed, shots, method, "gen-order"), device) if x_gen is not None else None

@@ -2,6 +2,12 @@
 
 Both split into ``features(x) -> (B, D)`` and a linear ``head`` (weight (C, D), bias (C,)),
 so ISDA can augment the features with the head's W and b.
+
+Speed without changing a bit (the few-shot records depend on every bit; tests/test_classifier.py checks each):
+the CNN max-pools *before* its ReLUs (relu(max(window)) == max(relu(window)), and the gradients agree too, ties
+included), so the ReLUs see a quarter of the values; and on the CPU a forward pass without gradients over many
+rows runs in chunks of EVAL_CHUNK rows, whose activations stay in the cache (each row's result does not depend on
+the rows beside it).
 """
 from __future__ import annotations
 
@@ -9,6 +15,9 @@ import torch
 from torch import Tensor, nn
 
 from core.models.init import SeededDropout, init_parameters
+
+
+EVAL_CHUNK = 100   # rows per CPU forward pass without gradients: 10k MNIST test images 1.8 s -> 0.8 s (one thread)
 
 
 class MaxPool2dCL(nn.MaxPool2d):
@@ -32,9 +41,11 @@ class Classifier(nn.Module):
         if len(self.input_shape) == 3:
             c, h, w = self.input_shape
             pool = 2 if min(h, w) >= 4 else 1
+            # conv -> pool -> ReLU: the same values and gradients as conv -> ReLU -> pool (module docstring);
+            # the parameters keep their names (body.0, body.3), so saved weights load either way
             self.body = nn.Sequential(
-                nn.Conv2d(c, width, 3, padding=1), nn.ReLU(), MaxPool2dCL(pool),
-                nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), MaxPool2dCL(pool),
+                nn.Conv2d(c, width, 3, padding=1), MaxPool2dCL(pool), nn.ReLU(),
+                nn.Conv2d(width, 2 * width, 3, padding=1), MaxPool2dCL(pool), nn.ReLU(),
                 nn.Flatten(),
             )
             flat = 2 * width * (h // pool // pool) * (w // pool // pool)
@@ -57,6 +68,8 @@ class Classifier(nn.Module):
         return self.proj(self.body(x))                          # (B, D)
 
     def forward(self, x: Tensor) -> Tensor:
+        if len(x) > EVAL_CHUNK and x.device.type == "cpu" and not torch.is_grad_enabled():
+            return torch.cat([self.head(self.features(xc)) for xc in x.split(EVAL_CHUNK)])
         return self.head(self.features(x))                      # (B, C) logits
 
 
