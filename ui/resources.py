@@ -134,9 +134,12 @@ def register_upload(data: bytes) -> str:
 
 def _placed(model):
     """Where a loaded model is put on its device before any page uses it. The one place for GPU placement
-    (a shared copy per checkpoint on the GPU when there is one, CPU fallback): for now the CPU model as
-    loaded, returned unchanged."""
-    return model
+    (a shared copy per checkpoint on the GPU when there is one, CPU fallback): core.placement.place returns the
+    CPU model itself without a GPU, else a stand-in with the model's interface (CPU tensors in and out)
+    computed on the shared GPU copy, answering from the CPU on out-of-memory or a CUDA error."""
+    from core.placement import place
+
+    return place(model)
 
 
 @st.cache_resource(max_entries=12, show_spinner="Loading checkpoint…")

@@ -37,18 +37,9 @@ def add_parser(sub) -> None:
 
 
 def _params(items: list[str]) -> dict:
-    import json
+    from core.settings import flat
 
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise ValueError(f"--param {item!r}: write NAME=VALUE, e.g. alpha=0.4")
-        key, value = item.split("=", 1)
-        try:
-            out[key.strip()] = json.loads(value)
-        except ValueError:
-            out[key.strip()] = value
-    return out
+    return flat(items, "--param", "alpha=0.4")
 
 
 def run(args) -> int:

@@ -131,6 +131,9 @@ def run_experiment(spec: ExperimentSpec, out_dir, on_progress: Callable[[dict], 
     on_progress gets {"done", "total", "skipped", "phase" ("generators" or "cells": what just finished),
     "generators_done", "generators_total", "cell": (seed, shots, n_generated, method) | None, "record" | None}.
     Setting `stop` ends the run (a cell in progress is discarded)."""
+    from core.device import set_deterministic
+
+    set_deterministic(spec.device)     # CUDA in this process: records bit-identical run to run (workers do it too)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cfg_path, res_path = out / "config.json", out / "results.json"
