@@ -202,7 +202,7 @@ def test_shared_state_survives_navigation_and_links(page, server):
 def test_training_with_live_progress(page, server):
     _open(page, f"{server}/train_load")
     page.get_by_role("tab", name="Train").click()
-    epochs = page.get_by_label("Epochs")
+    epochs = page.get_by_role("spinbutton", name="Epochs")   # not its "Help for Epochs" button
     epochs.fill("2")
     epochs.press("Tab")
     page.get_by_role("button", name="Train on mnist5k").click()
