@@ -242,9 +242,9 @@ def _export_spec(dataset, aug, shots, seed, n_per, test, run):
     from core.fewshot.spec import ExperimentSpec
 
     if run is not None:
-        import json
+        from core.fewshot.runner import load_run
 
-        saved = json.loads((Path(run) / "config.json").read_text())["spec"]
+        saved = load_run(run)["spec"].to_dict()
         spec = ExperimentSpec.from_dict({**saved, "methods": [aug.name], "shots": [shots], "seeds": seed + 1,
                                          "n_generated": [n_per]})
         if spec.dataset != dataset:

@@ -54,10 +54,8 @@ class Generated:
             return torch.full((m,), -1, dtype=torch.long) if v is None else torch.as_tensor(v).long().cpu().reshape(m)
 
         def value(v):
-            if v is None:
-                return torch.full((m,), float("nan"))
-            return torch.as_tensor(v, dtype=torch.float32).cpu().expand(m).clone() if torch.as_tensor(v).ndim == 0 \
-                else torch.as_tensor(v, dtype=torch.float32).cpu().reshape(m)
+            v = torch.full((), float("nan")) if v is None else torch.as_tensor(v, dtype=torch.float32).cpu()
+            return v.expand(m).clone() if v.ndim == 0 else v.reshape(m)
 
         return cls(x, y_soft, index(source), index(partner), value(lam), value(step), origin)
 
@@ -74,12 +72,6 @@ class Generated:
         """(x followed by the new rows, y_soft followed by theirs): the registry's (x', y_soft') form."""
         return (torch.cat([x, self.x.to(x.device, x.dtype)]), torch.cat([y_soft, self.y_soft.to(y_soft.device,
                                                                                                 y_soft.dtype)]))
-
-    def take(self, rows: Tensor) -> "Generated":
-        rows = torch.as_tensor(rows, dtype=torch.long)
-        dev = rows.to(self.x.device)
-        return Generated(self.x[dev], self.y_soft[rows.to(self.y_soft.device)], self.source[rows.cpu()],
-                         self.partner[rows.cpu()], self.lam[rows.cpu()], self.step[rows.cpu()], self.origin)
 
 
 def concat(parts: list[Generated]) -> Generated:

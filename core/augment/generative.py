@@ -89,16 +89,14 @@ def lsi(x: Tensor, y: Tensor, rng: torch.Generator, *, model=None, n_per: int = 
 
 
 def lsi_online(x: Tensor, y: Tensor, rng: torch.Generator, *, model=None, n: int | None = None,
-               lam: float | None = 0.5, alpha: float = 1.0, mode: str = "linear",
-               labels: Tensor | None = None) -> tuple[Tensor, Tensor]:
+               lam: float | None = 0.5, alpha: float = 1.0, mode: str = "linear") -> tuple[Tensor, Tensor]:
     """LSI on one mini-batch, as seed 000 applies it ("to the same minibatch after random shuffling"): n rows of
     the batch (all of it, cycled, in a fresh random order) each blended with a fresh random partner of another
     class from the same batch, lam fixed (two-hot at 0.5) or ~ Beta(alpha, alpha). Returns only the n new rows
-    (images, lambda-weighted labels); a batch of a single class gives none. labels: the batch's hard labels on the
-    CPU when the caller has them (else read back from y: on a GPU, a host sync per batch)."""
+    (images, lambda-weighted labels); a batch of a single class gives none."""
     model = _require(model, "model (an AAE with a uniform prior)", "lsi-online")
     gen = derived_generator(rng)
-    labels = y.argmax(1).cpu() if labels is None else labels.cpu()
+    labels = y.argmax(1).cpu()
     n = len(x) if n is None else int(n)
     if len(torch.unique(labels)) < 2 or n < 1:
         return x[:0], y[:0]

@@ -20,7 +20,7 @@ from torch import Tensor
 from core.augment import augment, expand, parse_method
 from core.augment.generated import Generated
 from core.data import Dataset, fewshot_split, load_dataset
-from core.fewshot.context import CellEnv, eval_inputs, generator_key  # noqa: F401 (generator_key: the runner's)
+from core.fewshot.context import CellEnv, eval_inputs
 from core.fewshot.generators import GENERATORS, soft_targets
 from core.fewshot.methods import data_mark
 from core.fewshot.recipe import budget, input_stats, predict_proba, scores, train_classifier

@@ -8,7 +8,7 @@ gives every part of a method its keyword arguments: {augmentation name: {keyword
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
+from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -19,9 +19,8 @@ from core.data import fewshot_split
 from core.fewshot.generators import GENERATORS, load_generator, soft_targets
 from core.fewshot.spec import Cell, ExperimentSpec
 
-_LOADED: OrderedDict = OrderedDict()      # (folder, device) -> {part: model}: cells of a seed share generators
-_LOADED_MAX = 6
 _LOCK = threading.Lock()
+_ON_DEVICE: dict = {}                     # (id(x), device) -> (x, its copy): one evaluation set per device
 
 
 def generator_key(name: str, seed: int, shots: int, gen_data: str) -> str:
@@ -34,17 +33,12 @@ def generator_key(name: str, seed: int, shots: int, gen_data: str) -> str:
 def loaded_generator(folder: Path, device) -> dict:
     """load_generator, kept for the next cells of this process (a saved generator never changes: its folder is
     written once, atomically, before any cell that needs it starts)."""
-    key = (str(Path(folder).resolve()), str(device))
-    with _LOCK:
-        if key in _LOADED:
-            _LOADED.move_to_end(key)
-            return _LOADED[key]
-    parts = load_generator(folder, device)
-    with _LOCK:
-        _LOADED[key] = parts
-        while len(_LOADED) > _LOADED_MAX:
-            _LOADED.popitem(last=False)
-    return parts
+    return _load(str(Path(folder).resolve()), str(device))
+
+
+@lru_cache(maxsize=6)                     # cells of a seed share its generators
+def _load(folder: str, device: str) -> dict:
+    return load_generator(Path(folder), device)
 
 
 class CellEnv:
@@ -134,6 +128,3 @@ def eval_inputs(x: Tensor, device) -> Tensor:
         _ON_DEVICE.clear()                      # one evaluation set per device at a time
         _ON_DEVICE[key] = (x, x.to(device))
         return _ON_DEVICE[key][1]
-
-
-_ON_DEVICE: dict = {}

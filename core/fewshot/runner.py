@@ -26,7 +26,8 @@ import torch
 
 from core.device import pick_device
 from core.executor.base import in_ready_order
-from core.fewshot.cells import generator_data, generator_key, load_splits, run_cell
+from core.fewshot.cells import generator_data, load_splits, run_cell
+from core.fewshot.context import generator_key
 from core.fewshot.generators import GENERATORS, Stopped, generator_config, save_generator
 from core.fewshot.report import summarize
 from core.fewshot.spec import Cell, ExperimentSpec
