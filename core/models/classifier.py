@@ -86,12 +86,17 @@ class Classifier(nn.Module):
         self.register_buffer("input_mean", None if input_mean is None else input_mean.detach().float().reshape(shape))
         self.register_buffer("input_std", None if input_std is None else input_std.detach().float().reshape(shape))
 
-    def features(self, x: Tensor) -> Tensor:
+    def features(self, x: Tensor, keep: Tensor | None = None) -> Tensor:
+        """(B, D) features. keep: a dropout mask (B, D) drawn by the caller (SeededDropout.draw_mask), used instead
+        of the layer's own draw (a trainer of stacked models, core.fewshot.batched)."""
         if self.input_mean is not None:
             x = (x - self.input_mean) / self.input_std
         if self.channels_last:
             x = x.contiguous(memory_format=CHANNELS_LAST)
-        return self.proj(self.body(x))                          # (B, D)
+        if keep is None:
+            return self.proj(self.body(x))                      # (B, D)
+        linear, relu, dropout = self.proj
+        return dropout.apply_mask(relu(linear(self.body(x))), keep)
 
     def forward(self, x: Tensor) -> Tensor:
         if len(x) > EVAL_CHUNK and x.device.type == "cpu" and not torch.is_grad_enabled():
