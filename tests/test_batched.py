@@ -59,13 +59,14 @@ def test_batched_cells_match_single_cells(digits_xy, method):
 
 
 def test_a_cells_batched_classifier_does_not_depend_on_its_companions(digits_xy):
-    """The same cell batched with one other cell or with two others (another order): bit-identical weights, so a
-    resumed run that batches the remaining cells differently writes the same records."""
+    """The same cell alone, batched with one other cell or with two others (another order): bit-identical
+    weights, so a resumed run that batches the remaining cells differently writes the same records."""
     items = [_item(digits_xy, seed) for seed in (0, 1, 2)]
+    alone = fit_batch(items[:1], RECIPE)
     pair = fit_batch(items[:2], RECIPE)
     trio = fit_batch([items[2], items[1], items[0]], RECIPE)
-    assert all(torch.equal(p, q) for p, q in zip(pair[0].parameters(), trio[2].parameters()))
-    assert all(torch.equal(p, q) for p, q in zip(pair[1].parameters(), trio[1].parameters()))
+    same = lambda a, b: all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))   # noqa: E731
+    assert same(alone[0], pair[0]) and same(pair[0], trio[2]) and same(pair[1], trio[1])
     assert _max_diff(trio[0], trio[1]) > 1e-2                       # each slice keeps its own streams
 
 
