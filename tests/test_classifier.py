@@ -56,18 +56,49 @@ def test_pooling_before_relu_gives_the_plain_cnns_logits_and_gradients_bit_for_b
         opt.step()
 
 
-def test_chunked_cpu_evaluation_equals_one_forward_pass():
-    """Without gradients the CPU forward splits long inputs into EVAL_CHUNK rows (a cache-sized speed-up); the
-    logits are those of one pass over all rows (computed with gradients on, which never chunks) up to float
-    rounding -- on some CPUs oneDNN's convolution kernel depends on the batch size -- and every row is classified
-    the same. A chunk that mixed rows up (wrong order, a dropped tail) fails by far more than the tolerance."""
-    for shape, x in (((1, 28, 28), _digits_like(3 * EVAL_CHUNK + 7, 5)),
-                     ((12,), torch.randn(3 * EVAL_CHUNK + 7, 12, generator=torch.Generator().manual_seed(6)))):
-        model = build_classifier(shape, 10, seed=4, input_mean=x.mean(0).flatten()[:shape[0]],
-                                 input_std=x.std(0).flatten()[:shape[0]].clamp_min(1e-3)).eval()
-        one_pass = model(x).detach()                                   # grad enabled: one pass
+def test_cpu_evaluation_equals_the_plain_cnn_in_one_pass():
+    """Without gradients the CPU forward splits long inputs into EVAL_CHUNK rows and pools by strided quarters
+    (speed-ups); the logits are those of the plain CNN over all rows at once up to float rounding (on some CPUs
+    oneDNN's convolution kernel depends on the batch size; seen on CI) and every row is classified the same. A
+    chunk that mixed rows up (wrong order, a dropped tail) fails by far more than the tolerance. Vectors (the
+    MLP) are chunked too."""
+    x = _digits_like(3 * EVAL_CHUNK + 7, 5)
+    model = build_classifier((1, 28, 28), 10, seed=4, input_mean=torch.tensor([0.2]), input_std=torch.tensor([0.3]))
+    model.eval()
+    plain = _plain_cnn(model)
+    with torch.no_grad():
+        fast, ref = model(x), plain((x - model.input_mean) / model.input_std)
+    torch.testing.assert_close(fast, ref, rtol=1e-5, atol=1e-6)
+    assert torch.equal(fast.argmax(1), ref.argmax(1))
+    v = torch.randn(3 * EVAL_CHUNK + 7, 12, generator=torch.Generator().manual_seed(6))
+    mlp = build_classifier((12,), 10, seed=4).eval()
+    one_pass = mlp(v).detach()                                         # gradients on: never chunked
+    with torch.no_grad():
+        assert torch.equal(mlp(v), one_pass)
+
+
+def test_odd_sizes_and_channels_last_inputs_pool_like_nn_maxpool():
+    pool = MaxPool2dCL(2)
+    for shape in ((3, 4, 7, 9), (3, 4, 6, 8)):
+        x = torch.randn(shape, generator=torch.Generator().manual_seed(7))
         with torch.no_grad():
-            chunked = model(x)
-        assert chunked.shape == one_pass.shape, shape
-        torch.testing.assert_close(chunked, one_pass, rtol=1e-5, atol=1e-6, msg=str(shape))
-        assert torch.equal(chunked.argmax(1), one_pass.argmax(1)), shape
+            assert torch.equal(pool(x), nn.MaxPool2d(2)(x))
+            y = pool(x.contiguous(memory_format=torch.channels_last))
+        assert torch.equal(y, nn.MaxPool2d(2)(x)) and y.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_channels_last_classifier_is_a_different_rounding_of_the_same_network():
+    """channels_last=True: the same initial weights and (up to rounding) the same logits; reproducible run to
+    run; its weights load into an NCHW classifier."""
+    x = _digits_like(40, 8)
+    nchw = build_classifier((1, 28, 28), 10, seed=5)
+    cl = build_classifier((1, 28, 28), 10, seed=5, channels_last=True)
+    assert cl.body[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert all(torch.equal(a, b) for a, b in zip(nchw.parameters(), cl.parameters()))
+    with torch.no_grad():
+        a, b = nchw(x), cl(x)
+        assert torch.allclose(a, b, atol=1e-5) and torch.equal(b, build_classifier((1, 28, 28), 10, seed=5,
+                                                                                   channels_last=True)(x))
+    nchw.load_state_dict(cl.state_dict())
+    with torch.no_grad():
+        assert torch.allclose(nchw(x), b, atol=1e-5)

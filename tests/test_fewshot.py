@@ -239,3 +239,37 @@ def test_label_spread_cell_is_bit_identical_and_reports_its_pseudo_labels(tmp_pa
     r = alone[0]
     assert r["data"] == "pool" and r["n_generated"] == 5 and 0 < r["n_added"] <= 5 * 10
     assert r["pseudo_label_accuracy"] >= 0.3       # chance 0.1; a 20-step VAE: 0.56 (mnist5k: 0.90)
+
+
+def test_batched_run_writes_every_cell_and_a_resume_after_a_stop_gives_the_same_records(tmp_path):
+    """batch=3: the seeds of each (shots, method) trained as one stacked model, one record per cell; stopped
+    after the first batch and resumed (the rest batched differently), the records equal an uninterrupted batched
+    run's, and each is within rounding of the single cell's."""
+    torch.set_num_threads(1)
+    spec = ExperimentSpec(**{**FAST, "seeds": 3}, shots=[2, 3], methods=["none", "isda"])
+    whole = _results(run_experiment(spec, tmp_path / "whole", batch=3))
+    assert len(whole) == 12 and {r["batch"] for r in whole} == {3}
+    stop = threading.Event()
+    first = run_experiment(spec, tmp_path / "resumed", batch=3, stop=stop,
+                           on_progress=lambda p: p["phase"] == "cells" and stop.set())
+    assert len(first) == 3                                   # the whole first batch: its records come together
+    resumed = _results(run_experiment(spec, tmp_path / "resumed", batch=2))
+    strip = lambda rs: [{k: v for k, v in r.items() if k != "batch"} for r in rs]   # noqa: E731
+    assert strip(resumed) == strip(whole)
+    single = _results(run_experiment(spec, tmp_path / "single", batch=1))
+    assert "batch" not in single[0]
+    assert max(abs(a["f1_weighted"] - b["f1_weighted"]) for a, b in zip(single, whole)) < 0.05
+
+
+def test_a_failing_cell_raises_job_failed_with_the_default_executor_too(tmp_path, monkeypatch):
+    """One error contract: run_experiment without an executor runs its tasks on the inline executor, and a task
+    that raises comes back as JobFailed (naming the exception), as from worker processes."""
+    from core.executor import JobFailed
+    from core.fewshot import runner
+
+    def broken(*args, **kwargs):
+        raise ValueError("this cell cannot run")
+    monkeypatch.setattr(runner, "run_cell", broken)
+    with pytest.raises(JobFailed, match="this cell cannot run") as info:
+        run_experiment(ExperimentSpec(**{**FAST, "seeds": 1}, shots=[2], methods=["none"]), tmp_path)
+    assert info.value.is_a("ValueError")

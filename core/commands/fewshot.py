@@ -55,6 +55,10 @@ def add_parser(sub) -> None:
     p.add_argument("--ray", default=None, metavar="ADDRESS",
                    help="run the cells on this Ray cluster (HOST:PORT; or set LATENT_LAB_RAY_ADDRESS); the run "
                         "folder must be on a filesystem every node sees")
+    p.add_argument("--batch", type=int, default=None, metavar="K",
+                   help="train up to K cells of one (shots, n_generated, method) as one stacked model (1: every "
+                        "cell alone). Default: 32 on CUDA; on a CPU every cell alone, where a batch is no faster "
+                        "(bench/batched_cells.py) and single cells keep the records bit-identical")
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads with --workers 0 (default 1, as every worker runs: a result's last bits "
                         "depend on the thread count; 0: leave torch's default)")
@@ -107,7 +111,7 @@ def run(args) -> int:
         if executor.kind != "inline":
             print(f"{executor.kind} executor, {executor.workers} workers; run folder {out}", file=sys.stderr)
         try:
-            records = run_experiment(spec, out, on_progress=on_progress, executor=executor)
+            records = run_experiment(spec, out, on_progress=on_progress, executor=executor, batch=args.batch)
         except JobFailed as exc:
             bar.close()
             if not exc.is_a("ValueError"):

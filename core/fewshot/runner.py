@@ -1,6 +1,6 @@
 """Run a few-shot experiment: spec -> generator tasks -> cell tasks -> records in a run folder.
 
-Two kinds of task go through one executor map (core.executor; inline one after another when none is given):
+Two kinds of task go through one executor map (core.executor; its inline executor when none is given):
 generator tasks train every generator the methods need (one per seed for generators of the unlabelled pool,
 per (seed, shots) for those of the labelled shots) and save each as checkpoint folders under
 <run>/generators/; cell tasks load them from there, so a cell's record is bit-identical whichever worker,
@@ -9,6 +9,13 @@ thread or process ran it, in any order, alone or after a resume (all but the tim
 saved, so cells that need none (and other seeds' generators) keep the workers busy meanwhile — no worker
 idles at a phase boundary, and the first results come before the last generator is trained. After each
 cell, config.json / results.json / results.csv are rewritten atomically (unique temporary names), sorted in cell order; cells already in results.json are skipped.
+
+Batched cells (core.fewshot.batched): with `batch` > 1, the cells of one (shots, n_generated, method) go to one
+task, up to `batch` seeds at a time, trained as one stacked model; each record is written as it comes, like a
+single cell's. A batch waits for the generators of all its seeds. The default (`batch=None`) is what measured
+faster: batches of up to AUTO_BATCH cells on CUDA, single cells on a CPU (bench/batched_cells.py: a batch is no
+faster there, and single cells keep the records bit-identical to the committed ones). A cell's batched record
+does not depend on which cells shared its batch (tests/test_batched.py), so a resume batches what is left.
 """
 from __future__ import annotations
 
@@ -25,7 +32,7 @@ from typing import Callable
 import torch
 
 from core.device import pick_device
-from core.executor.base import in_ready_order
+from core.executor import JobFailed, get_executor
 from core.fewshot.cells import generator_data, load_splits, run_cell
 from core.fewshot.context import generator_key
 from core.fewshot.generators import GENERATORS, Stopped, generator_config, save_generator
@@ -34,6 +41,7 @@ from core.fewshot.spec import Cell, ExperimentSpec
 from core.augment import method_needs
 
 RESUMABLE = ("shots", "methods", "seeds", "device", "n_generated")   # may change between invocations of a run
+AUTO_BATCH = 32     # cells per batch on CUDA when batch=None (the headline's 10 seeds of a (shots, method) fit)
 
 
 # ------------------------------------------------------------------------------------------------ tasks
@@ -68,28 +76,58 @@ def train_generator_task(spec: dict, run_dir: str, seed: int, name: str, shots: 
 
 
 def run_cell_task(spec: dict, run_dir: str, seed: int, shots: int, method: str, n_generated: int | None,
-                  worker: str = "") -> dict:
+                  worker: str = "", stop=None) -> dict:
     spec_obj = ExperimentSpec.from_dict(spec)
     return run_cell(spec_obj, Cell(seed, shots, n_generated, method), run_dir, device=pick_device(spec_obj.device),
-                    worker=worker or f"pid{os.getpid()}")
+                    stop=stop, worker=worker or f"pid{os.getpid()}")
 
 
-def run_task(kind: str, spec: dict, run_dir: str, seed: int, shots: int, name: str = "", key: str = "",
-             method: str = "", n_generated: int | None = None) -> dict:
-    """One task of a run's single map: kind "generator" (train_generator_task) or "cell" (run_cell_task).
-    Named parameters only: executors pass `report` / `stop` to functions whose signature takes them."""
+def run_batch_task(spec: dict, run_dir: str, cells: list, stop=None) -> list[dict]:
+    """The records of a batch of cells ([seed, shots, n_generated, method] each) trained as stacked models. A
+    stop while the batch scores its cells returns the records finished so far (the inline executor keeps them;
+    worker processes drop a stopped task's result, as they drop a cell in progress)."""
+    from core.fewshot.batched import run_batch
+
+    spec_obj = ExperimentSpec.from_dict(spec)
+    done: list[dict] = []
+    try:
+        run_batch(spec_obj, [Cell(*c) for c in cells], run_dir, device=pick_device(spec_obj.device), stop=stop,
+                  on_record=done.append, worker=f"pid{os.getpid()}")
+    except Stopped:
+        pass
+    return done
+
+
+def run_task(kind: str, spec: dict, run_dir: str, seed: int, shots: int = 0, name: str = "", key: str = "",
+             method: str = "", n_generated: int | None = None, cells: list | None = None, stop=None):
+    """One task of a run's single map: kind "generator" (train_generator_task), "cell" (run_cell_task: a record)
+    or "batch" (run_batch_task: a list of records). Named parameters only: executors pass `report` / `stop` to
+    functions whose signature takes them."""
     if kind == "generator":
         return train_generator_task(spec, run_dir, seed, name, shots, key)
-    return run_cell_task(spec, run_dir, seed, shots, method, n_generated)
+    if kind == "batch":
+        return run_batch_task(spec, run_dir, cells, stop=stop)
+    return run_cell_task(spec, run_dir, seed, shots, method, n_generated, stop=stop)
 
 
-class InlineMap:
-    """The executor interface (core.executor) in this thread, one task after another."""
+def batch_size(spec: ExperimentSpec, batch: int | None) -> int:
+    """Cells per task: `batch` when given (1: single cells), else AUTO_BATCH on CUDA and 1 on a CPU."""
+    if batch is not None:
+        if int(batch) < 1:
+            raise ValueError(f"batch must be at least 1 cell (1: no batching), got {batch}")
+        return int(batch)
+    return AUTO_BATCH if pick_device(spec.device).type == "cuda" else 1
 
-    def map(self, fn, tasks: list[dict], *, stop: threading.Event | None = None,
-            on_result: Callable[[int, object], None], ready: Callable[[int], bool] | None = None) -> None:
-        for i, task in in_ready_order(tasks, ready, stop):
-            on_result(i, fn(**task))
+
+def plan_cells(todo: list, batch: int) -> list[list]:
+    """The cell tasks: single cells (batch 1), or the cells of one (shots, n_generated, method) in seed order,
+    `batch` at a time. Cells keep their order within a batch; batches come in the order of their first cell."""
+    if batch <= 1:
+        return [[c] for c in todo]
+    groups: dict[tuple, list] = {}
+    for c in todo:
+        groups.setdefault((c[1], c[2], c[3]), []).append(c)
+    return [g[i:i + batch] for g in groups.values() for i in range(0, len(g), batch)]
 
 
 # ------------------------------------------------------------------------------------------------ runner
@@ -126,12 +164,15 @@ def _comparable(d: dict) -> dict:
 
 
 def run_experiment(spec: ExperimentSpec, out_dir, on_progress: Callable[[dict], None] | None = None,
-                   stop: threading.Event | None = None, executor=None) -> list[dict]:
+                   stop: threading.Event | None = None, executor=None, batch: int | None = None) -> list[dict]:
     """Run every cell not yet in out_dir/results.json; returns all records (old and new) in cell order.
 
     on_progress gets {"done", "total", "skipped", "phase" ("generators" or "cells": what just finished),
-    "generators_done", "generators_total", "cell": (seed, shots, n_generated, method) | None, "record" | None}.
-    Setting `stop` ends the run (a cell in progress is discarded)."""
+    "generators_done", "generators_total", "cell": (seed, shots, n_generated, method) | None, "record" | None}
+    (once per record, also for the records of a batch). Setting `stop` ends the run (a cell in progress is
+    discarded; a batch keeps the cells it finished scoring when it runs in this process). executor: default
+    the inline one (this thread); a failing task raises JobFailed, whatever the executor. batch: cells trained
+    together (see the module docstring; None: batches on CUDA only)."""
     from core.device import set_deterministic
 
     set_deterministic(spec.device)     # CUDA in this process: records bit-identical run to run (workers do it too)
@@ -151,17 +192,18 @@ def run_experiment(spec: ExperimentSpec, out_dir, on_progress: Callable[[dict], 
     order = {c: i for i, c in enumerate(cells)}
     todo = [c for c in cells if c not in done]
     skipped = len(cells) - len(todo)
-    executor = executor or InlineMap()
+    k_batch = batch_size(spec, batch)
     spec_d = spec.to_dict()
     if todo:
         load_splits(spec)                                  # bad data -> a clear error before anything runs
+        executor = executor or get_executor("inline")
         gens = plan_generators(spec, todo)
-        # (task, the generator keys it needs saved first); seed by seed, that seed's generators first
-        # (sorted() is stable, so cells keep their order).
+        # (task, the generator keys it needs saved first); seed by seed, that seed's generators first (a batch
+        # counts as its last seed's; sorted() is stable, so cells keep their order).
         planned = sorted([({"kind": "generator", **g}, set()) for g in gens] +
-                         [({"kind": "cell", "seed": s, "shots": k, "n_generated": n, "method": m},
-                           {g["key"] for g in plan_generators(spec, [(s, k, n, m)])}) for s, k, n, m in todo],
-                         key=lambda p: (p[0]["seed"], p[0]["kind"] == "cell"))
+                         [(_cell_task(group, k_batch), {g["key"] for g in plan_generators(spec, group)})
+                          for group in plan_cells(todo, k_batch)],
+                         key=lambda p: (p[0]["seed"], p[0]["kind"] != "generator"))
         tasks, waits_for = [tk for tk, _ in planned], [w for _, w in planned]
         gen_log: dict[str, dict] = {}
         log_path = out / "generators.json"
@@ -182,20 +224,36 @@ def run_experiment(spec: ExperimentSpec, out_dir, on_progress: Callable[[dict], 
                     atomic_write(log_path, json.dumps(saved_log, indent=1))
                 progress("generators", None)
                 return
-            records.append(result)
+            new = result if tasks[i]["kind"] == "batch" else [result]
+            if not new:
+                return
+            records.extend(new)
             records.sort(key=lambda r: order.get(cell_key(r), len(order)))
             atomic_write(res_path, json.dumps(records, indent=1))
             atomic_write(out / "results.csv", records_csv(records))
-            progress("cells", result)
+            for record in new:
+                progress("cells", record)
 
         try:
             executor.map(run_task, [{"spec": spec_d, "run_dir": str(out), **tk} for tk in tasks],
                          stop=stop, on_result=finished, ready=lambda i: waits_for[i] <= gen_log.keys())
         except Stopped:
             pass
+        except JobFailed as exc:
+            if not (exc.is_a("Stopped") and stop is not None and stop.is_set()):
+                raise
     if records:
         atomic_write(out / "summary.csv", records_csv(summarize(records)))
     return records
+
+
+def _cell_task(group: list, batch: int) -> dict:
+    """A cell task without batching; with it, a batch task even for a lone cell (the batched arithmetic for every
+    cell of the run). "seed": the last seed (whose generators it waits for)."""
+    if batch <= 1:
+        s, k, n, m = group[0]
+        return {"kind": "cell", "seed": s, "shots": k, "n_generated": n, "method": m}
+    return {"kind": "batch", "seed": max(c[0] for c in group), "cells": [list(c) for c in group]}
 
 
 # ------------------------------------------------------------------------------------------- run folders

@@ -46,7 +46,9 @@ def init_parameters(module: nn.Module, generator: torch.Generator | int) -> nn.M
 
 
 class SeededDropout(nn.Dropout):
-    """Dropout whose masks come from `self.rng` (a torch.Generator set by the trainer), not the global RNG."""
+    """Dropout whose masks come from `self.rng` (a torch.Generator set by the trainer), not the global RNG.
+    `draw_mask` and `apply_mask` are the two halves of a training forward, for a trainer that draws the masks
+    of several stacked models itself (core.fewshot.batched) with the same draws and the same arithmetic."""
 
     rng: torch.Generator | None = None
 
@@ -55,7 +57,13 @@ class SeededDropout(nn.Dropout):
             return x
         if self.rng is None:
             raise RuntimeError("SeededDropout in training mode needs .rng (a torch.Generator); use set_rng(model, g)")
-        keep = torch.rand(x.shape, generator=self.rng, device=x.device) >= self.p
+        return self.apply_mask(x, self.draw_mask(x.shape, self.rng, x.device))
+
+    def draw_mask(self, shape, generator: torch.Generator, device=None) -> torch.Tensor:
+        """The keep mask (bool, `shape`) one training forward draws from `generator`."""
+        return torch.rand(shape, generator=generator, device=device) >= self.p
+
+    def apply_mask(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         return x * keep / (1 - self.p)
 
 
