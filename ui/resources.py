@@ -11,6 +11,7 @@ uploads, weight hashes) by entries and bytes (ui.lru.Lru, least recently used ou
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -216,12 +217,28 @@ def check_compatible(key: str, spec: str):
     return ckpt, ds
 
 
-@st.cache_data(max_entries=24, show_spinner="Encoding the dataset…")
+LATENTS_START_S = 5.0   # how long a page waits for a free worker before it encodes in the server itself
+
+
+@st.cache_data(max_entries=24, show_spinner="Encoding the dataset in a worker process…")
 def latents(ref: ModelRef, spec: str) -> np.ndarray:
-    """(N, d) float32 latents of the whole dataset (VAE: means). Keyed by the checkpoint's sha256."""
-    from core.latent import encode_dataset
+    """(N, d) float32 latents of the whole dataset (VAE: means). Keyed by the checkpoint's sha256.
+
+    Encoded by a worker process (core.latent.latents_job, at the front of the queue: a page waits for it),
+    so the web server does not run the encoder. When no worker frees up within LATENTS_START_S (every worker
+    busy with trainings or runs) or the job fails, the server encodes itself: a page should not wait minutes
+    for a few seconds of work, and a real error then shows where it happens."""
+    from core.latent import encode_dataset, latents_job
+    from ui import background
 
     ckpt, ds = check_compatible(ref.key, spec)
+    job = background.submit("latents", (ref.sha256, spec), latents_job,
+                            {"checkpoint": model_source(ref), "dataset": spec}, urgent=True)
+    deadline = time.time() + LATENTS_START_S
+    while not job.done and (job.started_at is not None or time.time() < deadline):
+        job.wait(0.2)
+    if job.status == "done":
+        return job.result()
     return encode_dataset(ckpt.model, ds.x).numpy()
 
 

@@ -300,10 +300,12 @@ class Executor:
 
     # ----- public API
     def submit(self, fn: Callable, kwargs: dict | None = None, *, owner: str | None = None,
-               name: str | None = None) -> JobHandle:
+               name: str | None = None, urgent: bool = False) -> JobHandle:
         """Queue fn(**kwargs). `owner` (a session id) may have at most `per_owner` unfinished jobs;
-        the queue holds at most `max_queued`. Both limits raise QueueFull with what to do."""
-        return self._submit(fn, dict(kwargs or {}), owner=owner, name=name, count_owner=True)
+        the queue holds at most `max_queued`. Both limits raise QueueFull with what to do. `urgent`: a short
+        job a page is waiting for (a data set's latents) goes to the front of the queue, before queued
+        trainings and runs (it still waits for a free worker)."""
+        return self._submit(fn, dict(kwargs or {}), owner=owner, name=name, count_owner=True, urgent=urgent)
 
     def map(self, fn: Callable, tasks: list[dict], *, stop: threading.Event | None = None,
             on_result: Callable[[int, Any], None], owner: str | None = None, group: str | None = None,
@@ -416,7 +418,7 @@ class Executor:
         self.shutdown()
 
     # ----- shared machinery
-    def _submit(self, fn, kwargs, *, owner, name, count_owner: bool) -> JobHandle:
+    def _submit(self, fn, kwargs, *, owner, name, count_owner: bool, urgent: bool = False) -> JobHandle:
         if self._closed:
             raise RuntimeError(f"the {self.kind} executor was shut down")
         if self.kind != "inline":
@@ -429,7 +431,10 @@ class Executor:
             if count_owner and owner is not None:
                 self._claim_owner(owner)
                 handle.add_done_callback(lambda h: self._release_owner(owner))
-            self._queue.append(handle)
+            if urgent:
+                self._queue.appendleft(handle)
+            else:
+                self._queue.append(handle)
         self._start_pending()
         return handle
 
