@@ -20,6 +20,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(modules[args.command].run(args) or 0)
+    except MemoryError as exc:  # a data set or model larger than this machine: one line, not a traceback
+        what = f" ({exc})" if str(exc) else ""
+        print(f"error: not enough memory for {args.command}{what}; use a smaller data set, model or batch size",
+              file=sys.stderr)
+        return 1
     except (ValueError, RuntimeError, OSError) as exc:  # user-facing errors carry their own advice
         print(f"error: {exc}", file=sys.stderr)
         return 1
