@@ -231,7 +231,7 @@ def _npz(path: Path, x_shape, x_dtype, x_bytes: int, y=np.array([0, 1])) -> Path
 def test_npz_bomb_is_refused_from_its_headers_with_little_memory(tmp_path):
     """~1 MB on disk, 272 MB of uint8 zeros inside, 1.09 GB as the float32 tensor a Dataset would hold."""
     n = 347_000 * 28 * 28
-    bomb = _npz(tmp_path / "bomb.npz", (347_000, 28, 28), np.uint8, n)
+    bomb = _npz(tmp_path / "bomb.npz", (347_000, 28, 28), np.uint8, n, y=(np.arange(347_000) % 10).astype(np.uint8))
     assert bomb.stat().st_size < 2 << 20 and 4 * n > data_module.MAX_DATA_BYTES
     result = measure("import torch\nfrom core.data import load_dataset", f"load_dataset({'npz:' + str(bomb)!r})")
     assert_small_and_fast(result, "DatasetError")
@@ -307,6 +307,17 @@ def test_memory_error_is_one_line(monkeypatch, capsys):
     assert main(["info", "anything"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: not enough memory for info") and err.count("\n") == 1 and "Traceback" not in err
+
+    def exhausted_in_a_worker(args):  # what a job that ran out of memory in a worker process raises here
+        from core.executor import JobFailed
+
+        raise JobFailed.from_exception(MemoryError("Unable to allocate 6.2 GiB"))
+
+    monkeypatch.setattr(info, "run", exhausted_in_a_worker)
+    assert main(["info", "anything"]) == 1
+    err = capsys.readouterr().err
+    assert err == "error: not enough memory for info (Unable to allocate 6.2 GiB); use a smaller data set, model " \
+                  "or batch size\n"
 
 
 # ----------------------------------------------------------------------------------------- item 10

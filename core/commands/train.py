@@ -101,7 +101,7 @@ def run(args) -> int:
                 trained = job.result()
             except JobFailed as exc:
                 bar.close()
-                if not (exc.is_a("ValueError") or exc.is_a("TrainingDiverged")):
+                if not (exc.is_a("ValueError") or exc.is_a("TrainingDiverged") or exc.is_a("MemoryError")):
                     print(exc.traceback_text, file=sys.stderr)  # a bug: show where
                 raise
             for info in job.events_since(seen)[0]:
