@@ -309,8 +309,8 @@ def safetensors_header(weights: bytes) -> dict[str, tuple[str, tuple[int, ...]]]
         try:
             dtype, shape, (begin, end) = entry["dtype"], entry["shape"], entry["data_offsets"]
             ok = (dtype in SAFETENSORS_ITEMSIZE and all(type(s) is int and s >= 0 for s in shape)
-                  and type(begin) is int and type(end) is int
-                  and 0 <= begin <= end <= data_bytes and end - begin == math.prod(shape) * SAFETENSORS_ITEMSIZE[dtype])
+                  and type(begin) is int and type(end) is int and 0 <= begin <= end <= data_bytes
+                  and end - begin == math.prod(shape) * SAFETENSORS_ITEMSIZE[dtype])
         except (TypeError, KeyError, ValueError):
             ok = False
         if not ok:

@@ -223,7 +223,8 @@ def _read_idx(path: Path) -> np.ndarray:
         with opener(path, "rb") as f:
             head = f.read(4)
             if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] != 0x08:
-                raise DatasetError(f"{path}: not an unsigned-byte IDX file (bad magic number); expected MNIST-format files")
+                raise DatasetError(f"{path}: not an unsigned-byte IDX file (bad magic number); "
+                                   "expected MNIST-format files")
             ndim = head[3]
             raw_dims = f.read(4 * ndim)
             if len(raw_dims) < 4 * ndim:
@@ -303,8 +304,11 @@ def _npz_members_checked(path: Path) -> list[str]:
         for key in wanted:
             info = members[key]
             check_data_size(f"{name} ({key})", 0, info.file_size)  # the zip directory's own claim
-            with zf.open(info) as fp:  # reads the header only: a few hundred bytes inflated
-                shape, dtype = _npy_header(fp)
+            try:
+                with zf.open(info) as fp:  # reads the header only: a few hundred bytes inflated
+                    shape, dtype = _npy_header(fp)
+            except ValueError as exc:  # not an .npy header; raised here, not read as "object arrays" below
+                raise DatasetError(f"{name}: {key} is not a readable array ({exc})") from exc
             total_values += math.prod(shape)
             total_bytes += math.prod(shape) * dtype.itemsize
             check_data_size(f"{name} ({key})", total_values, total_bytes)

@@ -254,6 +254,14 @@ def test_npz_whose_header_lies_is_refused_before_np_load(tmp_path, monkeypatch):
         load_dataset(f"npz:{honest}")
 
 
+def test_npz_member_that_is_not_an_array_is_named_not_called_a_pickle(tmp_path):
+    with zipfile.ZipFile(tmp_path / "junk.npz", "w") as zf:
+        zf.writestr("X.npy", b"junk, not an .npy header")
+        zf.writestr("y.npy", b"junk")
+    with pytest.raises(DatasetError, match="X is not a readable array"):
+        load_dataset(f"npz:{tmp_path / 'junk.npz'}")
+
+
 def _idx_gz(path: Path, dims, n_bytes: int) -> Path:
     chunk = bytes(8 << 20)
     with gzip.open(path, "wb", compresslevel=1) as f:

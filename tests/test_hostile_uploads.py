@@ -57,7 +57,8 @@ def test_the_page_decodes_on_the_server_and_says_why(app_env, monkeypatch):
     assert_clean(at)
     assert not [d for d in mounted if d.get("spec") is not None], "a decoder spec over the cap was sent"
     captions = [c.value for c in at.caption]
-    assert any(c.startswith("Decoding on the server: its decoder weighs") and "sent to a browser" in c for c in captions), captions
+    assert any(c.startswith("Decoding on the server: its decoder weighs") and "sent to a browser" in c
+               for c in captions), captions
     assert any(s.key == "w_lam" for s in at.slider), "the server's slider is drawn instead"
 
 

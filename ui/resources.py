@@ -91,7 +91,7 @@ def _upload_registry() -> Lru:
 
 
 def upload_bytes(model, data: bytes) -> int:
-    """What an upload holds in memory: its zip bytes plus its model's weights unpacked (parameters and buffers)."""
+    """What an upload holds in memory: its zip bytes plus its model's unpacked weights (parameters, buffers)."""
     return len(data) + sum(t.numel() * t.element_size() for t in model.state_dict().values())
 
 
