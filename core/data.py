@@ -9,8 +9,11 @@ registry (`list_datasets`) on the home page, which starts without torch (about 2
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import struct
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -19,7 +22,13 @@ import numpy as np
 
 DEFAULT_DATASET = "mnist5k"
 DATA_ROOT_ENV = "LATENT_LAB_DATA"
-MAX_NPZ_BYTES = 512 * 1024 * 1024
+MAX_NPZ_BYTES = 512 * 1024 * 1024  # the file on disk
+# What a user file may unpack to, checked from its headers before anything is decompressed: each array's raw
+# bytes and its size as the float32 tensor a Dataset holds. 1 GiB is 5x MNIST's 60k x 784 training set as float32
+# (188 MB) and 1.7x CIFAR-10's 50k images (600 MB), the same bound as the app's dataset cache; a 4 MB .npz of
+# zeros can claim 12 GB, which must be refused before it is allocated.
+MAX_DATA_BYTES = 1 << 30
+NPZ_ARRAYS = ("X", "y", "class_names")  # what load_npz reads; other arrays in the file are never decompressed
 MAX_CLASSES = 1000
 MNIST_CLASSES = [str(i) for i in range(10)]
 
@@ -213,23 +222,38 @@ def _cifar(root, train, download):
 
 # --- user files ---------------------------------------------------------------------------------
 
+def check_data_size(name: str, n_values: int, raw_bytes: int) -> None:
+    """DatasetError when an array of `n_values` values (`raw_bytes` unpacked) would exceed MAX_DATA_BYTES, as
+    it is stored or as the float32 tensor a Dataset holds. Called with sizes read from headers, before loading."""
+    if max(raw_bytes, 4 * n_values) > MAX_DATA_BYTES:
+        raise DatasetError(f"{name}: unpacks to {n_values:,} values ({max(raw_bytes, 4 * n_values) / 2**20:,.0f} MB "
+                           f"as float32); Latent Lab loads data sets up to {MAX_DATA_BYTES >> 20} MB: subsample it")
+
+
 def _read_idx(path: Path) -> np.ndarray:
+    """An unsigned-byte IDX file (gzipped or not), read up to the size its header implies and no further: a
+    small gzip file that inflates to gigabytes is refused from its header, or when it holds more than it says."""
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as f:
-            raw = f.read()
-    except (OSError, EOFError) as exc:
+            head = f.read(4)
+            if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] != 0x08:
+                raise DatasetError(f"{path}: not an unsigned-byte IDX file (bad magic number); "
+                                   "expected MNIST-format files")
+            ndim = head[3]
+            raw_dims = f.read(4 * ndim)
+            if len(raw_dims) < 4 * ndim:
+                raise DatasetError(f"{path}: IDX header is truncated")
+            dims = struct.unpack(f">{ndim}I", raw_dims)
+            n = math.prod(dims)
+            check_data_size(str(path), n, n)
+            raw = f.read(n + 1)  # a bounded read: a gzip stream inflates only this far
+    except (OSError, EOFError, zlib.error) as exc:
         raise DatasetError(f"{path}: cannot read this IDX file ({exc}); is it a complete MNIST-format file?") from exc
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
-        raise DatasetError(f"{path}: not an unsigned-byte IDX file (bad magic number); expected MNIST-format files")
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise DatasetError(f"{path}: IDX header is truncated")
-    dims = struct.unpack(f">{ndim}I", raw[4:header])
-    if len(raw) - header != int(np.prod(dims)):
-        raise DatasetError(f"{path}: IDX says {dims} but holds {len(raw) - header} bytes; the file is truncated or corrupt")
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+    if len(raw) != n:
+        held = f"{len(raw)} bytes" if len(raw) < n else "more bytes than that"
+        raise DatasetError(f"{path}: IDX says {dims} but holds {held}; the file is truncated or corrupt")
+    return np.frombuffer(raw, dtype=np.uint8).reshape(dims)
 
 
 def load_idx_folder(folder: str | Path, train: bool = True) -> Dataset:
@@ -269,14 +293,53 @@ def load_npz(path: str | Path) -> Dataset:
         if fh.read(4) != b"PK\x03\x04":  # an .npz is a zip; anything else (e.g. a raw pickle) is refused here
             raise DatasetError(f"npz:{path}: not a readable .npz file (save X and y with np.savez)")
     try:
+        names = _npz_members_checked(path)
         with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
+            arrays = {k: f[k] for k in names}
+    except DatasetError:
+        raise
     except ValueError as exc:
         raise DatasetError(f"npz:{path}: holds object arrays (pickles), which are refused; save plain numeric "
                            f"arrays X and y with np.savez") from exc
     except Exception as exc:
         raise DatasetError(f"npz:{path}: not a readable .npz file ({exc})") from exc
     return dataset_from_arrays(f"npz:{path}", arrays)
+
+
+def _npz_members_checked(path: Path) -> list[str]:
+    """The arrays of NPZ_ARRAYS that the file holds, each one's unpacked size checked from the zip's directory
+    (ZipInfo.file_size) and its .npy header (shape x itemsize) before anything is decompressed."""
+    name = f"npz:{path}"
+    with zipfile.ZipFile(path) as zf:
+        members = {i.filename[:-4]: i for i in zf.infolist() if i.filename.endswith(".npy")}
+        if "X" not in members or "y" not in members:
+            raise DatasetError(f"{name}: needs arrays named 'X' and 'y', found {sorted(members)}")
+        wanted = [k for k in NPZ_ARRAYS if k in members]
+        total_values = total_bytes = 0
+        for key in wanted:
+            info = members[key]
+            check_data_size(f"{name} ({key})", 0, info.file_size)  # the zip directory's own claim
+            try:
+                with zf.open(info) as fp:  # reads the header only: a few hundred bytes inflated
+                    shape, dtype = _npy_header(fp)
+            except ValueError as exc:  # not an .npy header; raised here, not read as "object arrays" below
+                raise DatasetError(f"{name}: {key} is not a readable array ({exc})") from exc
+            total_values += math.prod(shape)
+            total_bytes += math.prod(shape) * dtype.itemsize
+            check_data_size(f"{name} ({key})", total_values, total_bytes)
+    return wanted
+
+
+def _npy_header(fp) -> tuple[tuple[int, ...], np.dtype]:
+    """(shape, dtype) from an .npy stream's header, reading no data."""
+    version = np.lib.format.read_magic(fp)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(fp)
+    elif version == (2, 0):
+        shape, _, dtype = np.lib.format.read_array_header_2_0(fp)
+    else:  # 3.0 (utf-8 field names) has no public reader
+        shape, _, dtype = np.lib.format._read_array_header(fp, version)
+    return tuple(int(s) for s in shape), dtype
 
 
 def dataset_from_arrays(name: str, arrays: dict[str, np.ndarray]) -> Dataset:
@@ -336,6 +399,10 @@ def fewshot_split(y: torch.Tensor, shots: int, seed: int) -> tuple[torch.Tensor,
     y = torch.as_tensor(y).cpu()
     if shots < 1:
         raise ValueError(f"shots must be >= 1, got {shots}")
+    present = torch.unique(y)
+    if len(present) < 2:  # one class: every prediction is right, and a few-shot F1 of 1.000 means nothing
+        raise DatasetError(f"few-shot splits need examples of at least 2 classes; every label here is "
+                           f"{present.tolist()[0] if len(present) else 'missing'}")
     gen = torch.Generator().manual_seed(int(seed))
     order = torch.randperm(len(y), generator=gen)
     # Stable sort by class keeps the random order within each class: the first `shots` of each are labelled.

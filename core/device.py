@@ -7,13 +7,29 @@ import os
 import torch
 
 
+DEVICE_TYPES = ("cpu", "cuda")
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "cuda:N")
+
+
 def pick_device(prefer: str = "auto") -> torch.device:
     """'auto' -> CUDA when present, else CPU. 'cpu' / 'cuda' / 'cuda:N' are taken as given."""
     if prefer in (None, "", "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(prefer)
+    device = parse_device(prefer)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {prefer!r} asked for, but no CUDA GPU is visible; use --device cpu or auto")
+    return device
+
+
+def parse_device(prefer: str) -> torch.device:
+    """A device name -> torch.device, without asking whether it is present (a Ray job's device is on the
+    cluster, not here); ValueError listing the choices for anything else ('nonsense', 'mps', 'cuda:x')."""
+    try:
+        device = torch.device(prefer)
+    except (RuntimeError, TypeError):
+        device = None
+    if device is None or device.type not in DEVICE_TYPES:  # torch knows ~20 types; Latent Lab runs on these
+        raise ValueError(f"unknown device {prefer!r}; choose one of {', '.join(DEVICE_CHOICES)}")
     return device
 
 

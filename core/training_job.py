@@ -21,6 +21,7 @@ def train_task(model: dict, train: dict, dataset: str, data_root: str | None = N
     training after the current batch (history["stopped"]). Raises core.train.TrainingDiverged on NaN."""
     from safetensors.torch import save as safetensors_bytes
 
+    from core.checkpoints import check_model_size
     from core.config import ModelConfig, TrainConfig
     from core.data import load_dataset
     from core.models import build_model
@@ -29,6 +30,7 @@ def train_task(model: dict, train: dict, dataset: str, data_root: str | None = N
     data = load_dataset(dataset, root=data_root, download=download)
     mcfg = ModelConfig.from_dict({**model, "input_shape": list(data.input_shape)})
     tcfg = TrainConfig.from_dict(train)
+    check_model_size(mcfg)  # a model too big to load as a checkpoint is not trained (nor allocated)
     net = build_model(mcfg, seed=tcfg.seed)  # the seed controls the initial weights too
     total = tcfg.epochs * -(-len(data) // tcfg.batch_size)
     last = {"dataset": data.id, "step": 0, "epoch": 1, "total_steps": total}
@@ -55,8 +57,11 @@ def train_task(model: dict, train: dict, dataset: str, data_root: str | None = N
             "metrics": metrics}
 
 
-def save_trained(out: str | Path, trained: dict) -> Path:
-    """Write train_task's result as a checkpoint folder (in the caller's process, on its filesystem)."""
+def save_trained(out: str | Path, trained: dict, overwrite: bool = False) -> Path:
+    """Write train_task's result as a checkpoint folder (in the caller's process, on its filesystem).
+
+    An existing checkpoint at `out` is replaced only with `overwrite`; anything else there is never replaced
+    (core.checkpoints.check_out_path: call it before training, so a refused path costs no training)."""
     from safetensors.torch import load as load_safetensors_bytes
 
     from core.checkpoints import save_checkpoint
@@ -67,4 +72,4 @@ def save_trained(out: str | Path, trained: dict) -> Path:
     net.load_state_dict(load_safetensors_bytes(trained["weights"]), strict=True)
     return save_checkpoint(Path(out), net, train_config=trained["train"], dataset_id=trained["dataset"],
                            class_names=trained["class_names"], metrics=trained["metrics"],
-                           history=trained["history"])
+                           history=trained["history"], overwrite=overwrite)

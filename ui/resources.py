@@ -23,7 +23,9 @@ from ui.lru import Lru
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # keep in step with server.maxUploadSize
 MAX_UPLOADS = 8  # in-memory uploaded checkpoints kept per process ...
-MAX_UPLOAD_TOTAL_BYTES = 4 * MAX_UPLOAD_BYTES  # ... and at most this many bytes of them
+# ... and at most this many bytes of them, counted as they lie in memory: the zip (kept for worker jobs) plus the
+# model's weights unpacked (a 60 KB zip of zeros can unpack to 64 MB of weights).
+MAX_UPLOAD_TOTAL_BYTES = 4 * MAX_UPLOAD_BYTES
 MAX_SHA_MEMO = 256  # weight-file hashes remembered (path, mtime, size) -> sha256
 MAX_DATASETS = 4  # loaded datasets kept per process ...
 MAX_DATASET_BYTES = 1 << 30  # ... and at most 1 GiB of their tensors (CIFAR-10 alone is ~600 MB)
@@ -84,9 +86,14 @@ def weights_sha256(folder: str) -> str:
 
 @st.cache_resource(max_entries=1)
 def _upload_registry() -> Lru:
-    """Shared by every session: key -> (Checkpoint, size of the upload, its zip bytes for worker jobs),
-    least recently used out first."""
+    """Shared by every session: key -> (Checkpoint, bytes it holds in memory (upload_bytes), its zip bytes
+    for worker jobs), least recently used out first."""
     return Lru(MAX_UPLOADS, MAX_UPLOAD_TOTAL_BYTES, size=lambda v: v[1])
+
+
+def upload_bytes(model, data: bytes) -> int:
+    """What an upload holds in memory: its zip bytes plus its model's unpacked weights (parameters, buffers)."""
+    return len(data) + sum(t.numel() * t.element_size() for t in model.state_dict().values())
 
 
 def _my_uploads(reg: Lru) -> list[str]:
@@ -120,10 +127,11 @@ def register_upload(data: bytes) -> str:
         ckpt = load_checkpoint_zip(data, device="cpu")
     except ValueError as e:  # CheckpointError is a ValueError
         raise UiError(f"Not a valid checkpoint: {e}") from None
+    size = upload_bytes(ckpt.model, data)  # before placement: the CPU model's own tensors
     ckpt.model = _placed(ckpt.model)
     key = "upload/" + hashlib.sha256(data).hexdigest()[:12]
     reg = _upload_registry()
-    reg.put(key, (ckpt, len(data), data))
+    reg.put(key, (ckpt, size, data))
     mine = [k for k in st.session_state.get("_ll_uploads", []) if k != key] + [key]
     st.session_state["_ll_uploads"] = mine
     _my_uploads(reg)

@@ -39,13 +39,15 @@ def start_training(ds, model: dict, train: dict, *, owner: str, spec: str | None
     fields, `spec` the name the worker loads the dataset by (default ds.id). The job's progress holds
     step/total_steps/epoch, its events the on_step dicts (the loss curve); once it has finished the server
     writes the checkpoint and job.result is its key "runs/NAME"."""
+    from core.checkpoints import check_model_size
     from core.config import ModelConfig, TrainConfig
-    from core.models import build_model
     from core.training_job import save_trained, train_task
 
     mcfg = ModelConfig.from_dict({**model, "input_shape": tuple(ds.input_shape)})
     tcfg = TrainConfig.from_dict(dict(train))
-    build_model(mcfg)  # a model that cannot be built fails here, with its message, not in a worker
+    # A model that cannot be built, or is too big, fails here with its message, not in a worker; it is built
+    # on torch's meta device (shapes only), so the web server allocates nothing for it.
+    check_model_size(mcfg)
     name = folder_name(ds.id, mcfg.slug(), mcfg.latent_dim)
     out = catalog.user_checkpoint_dir() / name  # fixed now: LATENT_LAB_RUNS is read in the session
 

@@ -29,7 +29,11 @@ def add_parser(sub) -> None:
     add_config_flags(p.add_argument_group("training"), {"train": TrainConfig}, skip=TRAIN_FLAG_SKIP)
     p.add_argument("--data-root", default=None, help="folder for torchvision datasets")
     p.add_argument("--download", action="store_true", help="let torchvision download (needs internet)")
-    p.add_argument("--out", required=True, help="checkpoint folder to write (replaced only on success)")
+    p.add_argument("--out", required=True,
+                   help="checkpoint folder to write; it must not exist yet (or be empty), unless --overwrite")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the checkpoint already at --out (once the new one is complete); a path that is "
+                        "not a Latent Lab checkpoint is never replaced")
     # One training is one job: in this process it uses every torch thread; a worker process (one thread)
     # isolates it, and a Ray cluster runs it where the GPU is.
     p.add_argument("--executor", default="inline", choices=["inline", "local", "ray"],
@@ -43,6 +47,7 @@ def configs_from_args(args):
     """(model config, train config) from the parsed flags; ValueError with advice for bad settings."""
     from core.config import MODEL_CONFIGS, TrainConfig
     from core.config_flags import config_kwargs
+    from core.device import parse_device
     from core.models import config_class
 
     cls = config_class(args.model)
@@ -50,16 +55,20 @@ def configs_from_args(args):
     # the settings before any worker starts.
     model_cfg = cls(input_shape=(1,), **config_kwargs(args, cls, MODEL_CONFIGS))
     train_cfg = TrainConfig(**config_kwargs(args, TrainConfig, {"train": TrainConfig}, skip=TRAIN_FLAG_SKIP))
+    if train_cfg.device != "auto":  # the name only: whether a GPU is there is asked where the job runs
+        parse_device(train_cfg.device)
     return model_cfg, train_cfg
 
 
 def run(args) -> int:
     from tqdm import tqdm
 
+    from core.checkpoints import check_out_path
     from core.executor import JobFailed, get_executor
     from core.training_job import save_trained, train_task
 
     model_cfg, train_cfg = configs_from_args(args)
+    check_out_path(args.out, args.overwrite)  # before training: never minutes of work for a refused --out
     kind = "ray" if args.ray else args.executor
     task = {"model": model_cfg.to_dict(), "train": train_cfg.to_dict(), "dataset": args.dataset,
             "data_root": args.data_root, "download": args.download}
@@ -92,14 +101,14 @@ def run(args) -> int:
                 trained = job.result()
             except JobFailed as exc:
                 bar.close()
-                if not (exc.is_a("ValueError") or exc.is_a("TrainingDiverged")):
+                if not (exc.is_a("ValueError") or exc.is_a("TrainingDiverged") or exc.is_a("MemoryError")):
                     print(exc.traceback_text, file=sys.stderr)  # a bug: show where
                 raise
             for info in job.events_since(seen)[0]:
                 show(info)
     bar.n = bar.total
     bar.close()
-    out = save_trained(args.out, trained)
+    out = save_trained(args.out, trained, overwrite=args.overwrite)
     metrics = trained["metrics"]
     print(f"saved {out}  recon_mse={metrics['recon_mse']:.5f}  {metrics['seconds']} s")
     return 0

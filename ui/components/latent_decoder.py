@@ -11,8 +11,8 @@ Hand-shake, per component and checkpoint sha256:
   2. the browser compiles the spec, runs one decode, and sets state "ready" = sha256 (or "error: ...",
      or "missing: <sha>" when it was not sent a spec it does not have);
   3. the rerun sees ready == sha256 and mounts the element "live": its sliders replace the server's.
-Where the spec cannot be built (an unknown layer, a vector data set) or the browser fails, the page
-keeps decoding on the server, and says why.
+Where the spec cannot be built (an unknown layer, a vector data set), would be larger than MAX_SPEC_BYTES, or
+the browser fails, the page keeps decoding on the server, and says why.
 """
 
 from __future__ import annotations
@@ -35,17 +35,37 @@ _mount = st.components.v2.component(
 _HELD = "_ll_webdec_held"  # sha256s whose decoder this session's browser tab holds
 _FAILED = "_ll_webdec_failed"  # sha256 -> why the browser could not run it
 SERVER_PARAM = "decode"  # ?decode=server keeps the server-rerun path (the reference in bench/slider_browser.py)
+# The most decoder weights sent to one browser tab (base64 on the wire). The shipped decoders are ~0.5 MB; 8 MB is
+# ~1.5M float32 weights, seconds on a slow link and in the browser's JSON parser. An upload whose decoder is
+# larger (a 60 KB zip of zero weights can hold 39 MB of them) decodes on the server instead.
+MAX_SPEC_BYTES = 8 * 1024 * 1024
+
+
+def spec_or_reason(model, max_bytes: int = MAX_SPEC_BYTES) -> dict | str:
+    """model -> its browser decoder spec (core.webdecoder), or why the browser does not get one. The size is
+    decided from the decoder's parameter count before the spec is built (no 39 MB of base64 for nothing)."""
+    from core.webdecoder import decoder_spec, spec_bytes
+
+    decoder = getattr(model, "decoder", None)
+    n_values = sum(p.numel() for p in decoder.parameters()) if decoder is not None else 0
+    too_big = "its decoder weighs {:.1f} MB, more than the {:g} MB sent to a browser".format
+    wire = 4 * -(-4 * n_values // 3)  # float32 bytes in base64: 4 characters per 3 bytes
+    if wire > max_bytes:
+        return too_big(wire / 2**20, max_bytes / 2**20)
+    try:
+        spec = decoder_spec(model)
+    except ValueError as e:
+        return str(e)
+    if spec_bytes(spec) > max_bytes:  # weights outside .parameters() (buffers) are counted as built
+        return too_big(spec_bytes(spec) / 2**20, max_bytes / 2**20)
+    return spec
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
-def _spec(key: str, sha: str) -> dict | str:
-    """The decoder spec of checkpoint `key` (sha256 `sha`), or the reason it cannot be exported."""
-    from core.webdecoder import decoder_spec
-
-    try:
-        return decoder_spec(checkpoint(key).model)
-    except ValueError as e:
-        return str(e)
+def _spec(key: str, sha: str, max_bytes: int) -> dict | str:
+    """The decoder spec of checkpoint `key` (sha256 `sha`), or the reason it is not sent (each at most
+    max_bytes, so the 8 entries hold at most 8 x MAX_SPEC_BYTES)."""
+    return spec_or_reason(checkpoint(key).model, max_bytes)
 
 
 def server_decode_toggle(container=st) -> bool:
@@ -81,7 +101,7 @@ def live_slider(wkey: str, ckpt_key: str, sha: str, *, path: dict, sliders: list
     failed = st.session_state.setdefault(_FAILED, {})
     if sha in failed:
         return False, failed[sha]
-    spec = _spec(ckpt_key, sha)
+    spec = _spec(ckpt_key, sha, MAX_SPEC_BYTES)
     if isinstance(spec, str):
         return False, spec
 
