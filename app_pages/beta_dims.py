@@ -62,7 +62,7 @@ else:
                 fig.update_xaxes(range=[-lim, lim])
                 fig.update_yaxes(range=[-lim, lim])
                 st.plotly_chart(fig, width="stretch", key=f"w_beta_map_{key}", config={"displayModeBar": False})
-                x, x_hat = reconstructions(key, ref.sha256, sel.dataset, 10)
+                x, x_hat = reconstructions(ref, sel.dataset, 10)
                 st.image(image_grid(np.concatenate([x, x_hat]), ncol=10), width="stretch",
                          caption="top: originals · bottom: reconstructions")
                 m = beta_summary(ref, sel.dataset)

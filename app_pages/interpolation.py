@@ -8,7 +8,7 @@ import streamlit as st
 from ui import show, state
 from ui.components import latent_decoder
 from ui.compute import interpolation_frame, interpolation_path, pair, sampler_batch
-from ui.resources import UiError, friendly, page_inputs
+from ui.resources import ModelRef, UiError, friendly, page_inputs
 from ui.sidebar import shared_sidebar
 
 sel = shared_sidebar("interpolation")
@@ -105,7 +105,7 @@ def _released(values: list[float]) -> None:
 
 def _browser_panel(mode: str, lam: float) -> tuple[bool, str | None]:
     """The in-browser decoder for the LSI slider (decoded sample + pixel mixup, painted while dragging)."""
-    z0, z1, x0, x1, _, _ = pair(sel.ckpt, ckpt.sha256, sel.dataset, int(i0), int(i1))
+    z0, z1, x0, x1, _, _ = pair(ModelRef(sel.ckpt, ckpt.sha256), sel.dataset, int(i0), int(i1))
     return latent_decoder.live_slider(
         "w_lam_browser", sel.ckpt, ckpt.sha256, path={"kind": mode, "z0": z0, "z1": z1},
         sliders=[{"label": LAM_LABEL, "min": -0.5, "max": 1.5, "step": 0.05, "value": lam}],
@@ -138,7 +138,7 @@ def slider_panel() -> None:
                 c1.caption(f"Decoding on the server: {why}.")
         state.put("lam", float(lam))
         state.sync_url()
-        f = interpolation_frame(sel.ckpt, ckpt.sha256, sel.dataset, int(i0), int(i1), float(lam), mode)
+        f = interpolation_frame(ModelRef(sel.ckpt, ckpt.sha256), sel.dataset, int(i0), int(i1), float(lam), mode)
         cols = st.columns([1, 1, 2]) if not live else [None, None, label_col]
         if not live:
             with cols[0]:
@@ -155,7 +155,7 @@ def slider_panel() -> None:
         st.session_state["_ll_last_frame_ms"] = f["ms"]
 
         lambdas = tuple(float(v) for v in np.round(np.linspace(-0.5, 1.5, 9), 3))
-        path, mix = interpolation_path(sel.ckpt, ckpt.sha256, sel.dataset, int(i0), int(i1), mode, lambdas)
+        path, mix = interpolation_path(ModelRef(sel.ckpt, ckpt.sha256), sel.dataset, int(i0), int(i1), mode, lambdas)
         caps = [f"λ={v:g}" for v in lambdas]
         st.markdown(f"**The whole path ({mode})** — decoded, then pixel mixup")
         show.samples(path, caps, width=72, is_image=ds.is_image)
@@ -181,7 +181,7 @@ around_a = st.checkbox(f"Only around sample A (#{i0})", value=False, key="w_s_ar
 seed = st.number_input("Seed", 0, 10_000, 0, key="w_s_seed")
 try:
     sources = tuple([int(i0)] * int(count)) if around_a and method != "prior" else ()
-    xs, recs = sampler_batch(sel.ckpt, ckpt.sha256, sel.dataset, method, float(alpha), int(k), int(count),
+    xs, recs = sampler_batch(ModelRef(sel.ckpt, ckpt.sha256), sel.dataset, method, float(alpha), int(k), int(count),
                              int(seed), sources)
 except (UiError, ValueError) as e:
     st.error(f"Could not sample: {e}")

@@ -8,7 +8,7 @@ import streamlit as st
 from ui import show, state
 from ui.components import latent_decoder
 from ui.isda_ops import bound_check, bound_figure, class_covariance, gaussian_grid, move_along, spectrum
-from ui.resources import friendly, page_inputs
+from ui.resources import ModelRef, friendly, page_inputs
 from ui.sidebar import shared_sidebar
 from ui.state import stop_page
 
@@ -42,7 +42,7 @@ batch = c2.select_slider("Streaming batch size (eqs. 9–11 update per batch)", 
                          value=256, key="w_isda_batch")
 est = eigvals = None
 with friendly("The covariance estimate"):
-    est = class_covariance(sel.ckpt, ckpt.sha256, sel.dataset, int(batch))
+    est = class_covariance(ModelRef(sel.ckpt, ckpt.sha256), sel.dataset, int(batch))
     if est["count"][c] >= 2:
         eigvals, eigvecs = spectrum(est["cov"][c])
 if est is not None and est["count"][c] < 2:
@@ -126,7 +126,7 @@ def directions_panel() -> None:
         with g:
             st.markdown(f"**16 draws from N(z, λΣ_{cls_name})**")
             seed = st.number_input("Seed of the draws", 0, 10_000, 0, key="w_isda_seed")
-            grid = gaussian_grid(sel.ckpt, ckpt.sha256, sel.dataset, idx, c, float(lam), 16, int(seed), int(batch))
+            grid = gaussian_grid(ModelRef(sel.ckpt, ckpt.sha256), sel.dataset, idx, c, float(lam), 16, int(seed), int(batch))
             show.samples(grid, width=56, is_image=ds.is_image)
             from ui.export import download_samples_button
             download_samples_button(grid, names, method="isda-gaussian", dataset=sel.dataset, checkpoint=ckpt,
@@ -150,7 +150,7 @@ st.markdown("Below, a logistic-regression classifier over the latents is scored 
             "estimate over M explicit samples settles as M grows, and stays below the bound.")
 lam_check = st.select_slider("λ for the check", [0.1, 0.25, 0.5, 1.0, 2.0, 5.0], value=0.5, key="w_isda_lamcheck")
 with friendly("The bound check"):
-    res = bound_check(sel.ckpt, ckpt.sha256, sel.dataset, float(lam_check), batch_size=int(batch))
+    res = bound_check(ModelRef(sel.ckpt, ckpt.sha256), sel.dataset, float(lam_check), batch_size=int(batch))
     df = pd.DataFrame(res["rows"]).set_index("M")
     df["ISDA bound"] = res["bound"]
     st.plotly_chart(bound_figure(res), key="w_isda_bound_chart")

@@ -8,7 +8,7 @@ import streamlit as st
 from core.config import TrainConfig
 from ui import catalog, jobs, show, state
 from ui.config_form import config_widgets
-from ui.resources import MAX_UPLOAD_BYTES, UiError, check_compatible, dataset, friendly, register_upload
+from ui.resources import MAX_UPLOAD_BYTES, ModelRef, UiError, check_compatible, dataset, friendly, register_upload
 from ui.sidebar import shared_sidebar
 from ui.training import TRAIN_FIELDS, model_kinds, start_training
 
@@ -64,7 +64,7 @@ with tab_load:
             from ui.compute import reconstructions
 
             with friendly("Reconstructing"):
-                x, x_hat = reconstructions(sel.ckpt, ckpt.sha256, sel.dataset, n=12)
+                x, x_hat = reconstructions(ModelRef(sel.ckpt, ckpt.sha256), sel.dataset, n=12)
                 st.markdown("**Originals (top) and reconstructions (bottom)** — the first sample of each class, "
                             "then more.")
                 show.samples(x, width=56, is_image=ds.is_image)

@@ -1,6 +1,6 @@
 """Cached calls into core for the pages (pages themselves do no tensor maths).
 
-Every cached function takes the checkpoint key *and* its sha256, so results never go stale
+Every cached function takes a ModelRef (the checkpoint key *and* its sha256), so results never go stale
 when a checkpoint is replaced. Return values are numpy arrays / plain data (cheap to pickle).
 """
 
@@ -26,11 +26,11 @@ def _class_firsts(y: np.ndarray, n: int) -> np.ndarray:
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def reconstructions(key: str, sha: str, spec: str, n: int = 12) -> tuple[np.ndarray, np.ndarray]:
+def reconstructions(ref: ModelRef, spec: str, n: int = 12) -> tuple[np.ndarray, np.ndarray]:
     """(x, x_hat): n originals (one per class first) and their reconstructions."""
     from core.latent import decode_latents, encode_dataset
 
-    ckpt, ds = check_compatible(key, spec)
+    ckpt, ds = check_compatible(ref.key, spec)
     idx = _class_firsts(ds.y.numpy(), n)
     x = ds.x[idx]
     return x.numpy(), decode_latents(ckpt.model, encode_dataset(ckpt.model, x)).numpy()
@@ -47,14 +47,14 @@ def decode(key: str, z: np.ndarray) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- interpolation
 
-def pair(key: str, sha: str, spec: str, i0: int, i1: int):
+def pair(ref: ModelRef, spec: str, i0: int, i1: int):
     """-> (z0, z1, x0, x1, y0, y1) for dataset rows i0, i1."""
-    z = latents(ModelRef(key, sha), spec)
+    z = latents(ref, spec)
     ds = dataset(spec)
     return z[i0], z[i1], ds.x[i0].numpy(), ds.x[i1].numpy(), int(ds.y[i0]), int(ds.y[i1])
 
 
-def interpolation_frame(key: str, sha: str, spec: str, i0: int, i1: int, lam: float, mode: str) -> dict:
+def interpolation_frame(ref: ModelRef, spec: str, i0: int, i1: int, lam: float, mode: str) -> dict:
     """Everything the slider shows for one lambda: decoded LSI sample, pixel mixup, soft label.
 
     Returns {"x_lsi" (*shape), "x_mix" (*shape), "soft" (C,), "ms" server time}."""
@@ -63,8 +63,8 @@ def interpolation_frame(key: str, sha: str, spec: str, i0: int, i1: int, lam: fl
     from core.latent import decode_latents, interpolate_latent, lsi_soft_label, mixup_pixels
 
     t0 = time.perf_counter()
-    z0, z1, x0, x1, y0, y1 = pair(key, sha, spec, i0, i1)
-    model = checkpoint(key).model
+    z0, z1, x0, x1, y0, y1 = pair(ref, spec, i0, i1)
+    model = checkpoint(ref.key).model
     z = interpolate_latent(torch.from_numpy(z0), torch.from_numpy(z1), [lam], mode=mode)  # (1, d)
     x_lsi = decode_latents(model, z)[0].numpy()
     x_mix = mixup_pixels(torch.from_numpy(x0), torch.from_numpy(x1), [lam])[0].numpy()
@@ -73,16 +73,16 @@ def interpolation_frame(key: str, sha: str, spec: str, i0: int, i1: int, lam: fl
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def interpolation_path(key: str, sha: str, spec: str, i0: int, i1: int, mode: str,
+def interpolation_path(ref: ModelRef, spec: str, i0: int, i1: int, mode: str,
                        lambdas: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
     """(decoded path (T, *shape), pixel mixup path (T, *shape)) at the given lambdas."""
     import torch
 
     from core.latent import decode_latents, interpolate_latent, mixup_pixels
 
-    z0, z1, x0, x1, _, _ = pair(key, sha, spec, i0, i1)
+    z0, z1, x0, x1, _, _ = pair(ref, spec, i0, i1)
     z = interpolate_latent(torch.from_numpy(z0), torch.from_numpy(z1), list(lambdas), mode=mode)
-    x = decode_latents(checkpoint(key).model, z).numpy()
+    x = decode_latents(checkpoint(ref.key).model, z).numpy()
     mix = mixup_pixels(torch.from_numpy(x0), torch.from_numpy(x1), list(lambdas)).numpy()
     return x, mix
 
@@ -90,7 +90,7 @@ def interpolation_path(key: str, sha: str, spec: str, i0: int, i1: int, mode: st
 # ----------------------------------------------------------------------------- samplers
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def sampler_batch(key: str, sha: str, spec: str, method: str, alpha: float, k: int, n: int,
+def sampler_batch(ref: ModelRef, spec: str, method: str, alpha: float, k: int, n: int,
                   seed: int, sources: tuple[int, ...]) -> tuple[np.ndarray, list[dict]]:
     """Generate n samples with a Bonn-slides sampler and decode them.
 
@@ -100,8 +100,8 @@ def sampler_batch(key: str, sha: str, spec: str, method: str, alpha: float, k: i
 
     from core import latent as L
 
-    ckpt, ds = check_compatible(key, spec)
-    z = torch.from_numpy(latents(ModelRef(key, sha), spec))
+    ckpt, ds = check_compatible(ref.key, spec)
+    z = torch.from_numpy(latents(ref, spec))
     gen = torch.Generator().manual_seed(int(seed))
     src = list(sources) if sources else torch.randperm(len(z), generator=gen)[:n].tolist()
     if method == "noise":

@@ -9,7 +9,7 @@ from ui.resources import ModelRef, check_compatible, checkpoint, latents
 
 
 @st.cache_data(max_entries=16, show_spinner="Estimating class covariances (streamed, eqs. 9-11)…")
-def class_covariance(key: str, sha: str, spec: str, batch_size: int = 256, seed: int = 0) -> dict:
+def class_covariance(ref: ModelRef, spec: str, batch_size: int = 256, seed: int = 0) -> dict:
     """core.isda_latent.stream_class_covariance on the cached latents.
 
     -> {"mean" (C, d), "cov" (C, d, d), "count" (C,), "batches" int}."""
@@ -17,8 +17,8 @@ def class_covariance(key: str, sha: str, spec: str, batch_size: int = 256, seed:
 
     from core.isda_latent import stream_class_covariance
 
-    _, ds = check_compatible(key, spec)
-    z = torch.from_numpy(latents(ModelRef(key, sha), spec))  # (N, d)
+    _, ds = check_compatible(ref.key, spec)
+    z = torch.from_numpy(latents(ref, spec))  # (N, d)
     est, batches = stream_class_covariance(z, ds.y, ds.n_classes, batch_size, seed)
     return {"mean": est.mean.numpy(), "cov": est.cov.numpy(), "count": est.count.numpy(), "batches": batches}
 
@@ -47,7 +47,7 @@ def move_along(key: str, z: np.ndarray, eigvals: np.ndarray, eigvecs: np.ndarray
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def gaussian_grid(key: str, sha: str, spec: str, index: int, c: int, lam: float, n: int, seed: int,
+def gaussian_grid(ref: ModelRef, spec: str, index: int, c: int, lam: float, n: int, seed: int,
                   batch_size: int = 256) -> np.ndarray:
     """Decode n draws from N(z_index, lam * Sigma_c) -> (n, *shape)."""
     import torch
@@ -55,23 +55,23 @@ def gaussian_grid(key: str, sha: str, spec: str, index: int, c: int, lam: float,
     from core.isda_latent import sample_around
     from core.latent import decode_latents
 
-    cov = torch.from_numpy(class_covariance(key, sha, spec, batch_size)["cov"][c])  # (d, d)
-    z = torch.from_numpy(latents(ModelRef(key, sha), spec)[index])
+    cov = torch.from_numpy(class_covariance(ref, spec, batch_size)["cov"][c])  # (d, d)
+    z = torch.from_numpy(latents(ref, spec)[index])
     draws = sample_around(z, cov, lam, n, torch.Generator().manual_seed(seed))  # (n, d)
-    return decode_latents(checkpoint(key).model, draws).numpy()
+    return decode_latents(checkpoint(ref.key).model, draws).numpy()
 
 
 @st.cache_data(max_entries=8, show_spinner="Fitting a linear classifier on the latents and sampling…")
-def bound_check(key: str, sha: str, spec: str, lam: float, ms: tuple[int, ...] = (2, 4, 8, 16, 32, 64, 128, 256),
+def bound_check(ref: ModelRef, spec: str, lam: float, ms: tuple[int, ...] = (2, 4, 8, 16, 32, 64, 128, 256),
                 n_points: int = 1000, batch_size: int = 256, seed: int = 0) -> dict:
     """core.isda_latent.linear_bound_check on the cached latents and class covariances."""
     import torch
 
     from core.isda_latent import linear_bound_check
 
-    _, ds = check_compatible(key, spec)
-    cov = torch.from_numpy(class_covariance(key, sha, spec, batch_size)["cov"])
-    return linear_bound_check(latents(ModelRef(key, sha), spec), ds.y.numpy(), ds.n_classes, cov, lam, ms, n_points, seed)
+    _, ds = check_compatible(ref.key, spec)
+    cov = torch.from_numpy(class_covariance(ref, spec, batch_size)["cov"])
+    return linear_bound_check(latents(ref, spec), ds.y.numpy(), ds.n_classes, cov, lam, ms, n_points, seed)
 
 
 def bound_figure(res: dict):
