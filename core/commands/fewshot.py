@@ -90,7 +90,11 @@ def run(args) -> int:
         torch.set_num_threads(args.threads)
     if args.workers is not None and args.workers < 0:
         raise ValueError(f"--workers must be 0 (this process) or more, got {args.workers}")
-    spec = spec_from_args(args)
+    try:
+        spec = spec_from_args(args)    # every setting's type and range, before any work
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     out = Path(args.out or f"runs/fewshot-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}")
     bar = tqdm(total=len(spec.cells()), unit="cell", file=sys.stderr, dynamic_ncols=True)
 
