@@ -14,7 +14,9 @@ import pytest
 import torch
 
 from core.fewshot import TIMING_KEYS, ExperimentSpec, run_experiment
-from core.fewshot.runfiles import LOCK, RunLocked
+from core.fewshot.context import _load
+
+LOCK = "run.lock"                                             # core.fewshot.runfiles.LOCK
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = dict(dataset="digits", device="cpu", seeds=1, shots=[2], n_generated=[5], methods=["none", "multi-vae"],
@@ -48,6 +50,7 @@ def test_generator_killed_mid_save_is_retrained_and_the_records_equal_an_uninter
             (p.unlink() if p.is_file() else __import__("shutil").rmtree(p))
     leftover = run / "generators" / ".multi-vae-k2-s0.killed.partial"
     leftover.mkdir()
+    _load.cache_clear()                                       # the resume after a kill is a new process
     with caplog.at_level(logging.WARNING):
         resumed = run_experiment(spec, run)
     assert _results(resumed) == reference                     # n_added 50, not the 15 of three class VAEs
@@ -102,7 +105,7 @@ def test_a_second_writer_is_refused_with_a_message_naming_the_holder(tmp_path):
     holder = _sleeper()
     try:
         (run / LOCK).write_text(_lock_of(holder.pid))
-        with pytest.raises(RunLocked, match=rf"pid {holder.pid} on .*started 2026-01-02 03:04:05"):
+        with pytest.raises(ValueError, match=rf"pid {holder.pid} on .*started 2026-01-02 03:04:05"):
             run_experiment(ExperimentSpec(**{**SMALL, "methods": ["none"]}), run)
         assert not (run / "config.json").exists()             # refused before anything was written
         # the CLI: one line naming the holder, no traceback, nothing written

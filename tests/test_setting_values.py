@@ -13,10 +13,8 @@ import pytest
 from app_support import app_env, app_checkpoints, new_app  # noqa: F401
 from core.__main__ import main
 from core.augment import AUGMENTATIONS
-from core.augment.params import COMMON, method_parameters
 from core.fewshot.generators import GENERATORS
 from core.fewshot.spec import ExperimentSpec, Recipe
-from core.settings import SettingError
 
 ROOT = Path(__file__).resolve().parent.parent
 FEWSHOT = ["fewshot", "--dataset", "digits", "--shots", "2", "--seeds", "1", "--methods", "none", "vae-noise",
@@ -126,6 +124,9 @@ def test_fewshot_page_shows_a_bad_parameter_as_the_users_settings(app_env):
 
 @pytest.mark.parametrize("name", sorted(AUGMENTATIONS))
 def test_every_augmentation_parameter_has_a_type_and_declared_bounds(name):
+    from core.augment.params import COMMON, method_parameters
+    from core.settings import SettingError
+
     aug = AUGMENTATIONS[name]
     for param, allowed in method_parameters(aug).items():
         assert param in COMMON or param in aug.limits, f"{name}.{param}: declare its range in COMMON or limits="
@@ -137,6 +138,8 @@ def test_every_augmentation_parameter_has_a_type_and_declared_bounds(name):
 
 @pytest.mark.parametrize("name", sorted(GENERATORS))
 def test_every_generator_setting_is_typed(name):
+    from core.settings import SettingError
+
     config = GENERATORS[name].config
     config()                                                   # the defaults pass
     for f in fields(config):
@@ -145,6 +148,8 @@ def test_every_generator_setting_is_typed(name):
 
 
 def test_every_recipe_setting_is_typed():
+    from core.settings import SettingError
+
     for f in fields(Recipe):
         with pytest.raises(SettingError, match=f"recipe setting {f.name}="):
             ExperimentSpec(methods=["none"], recipe={f.name: math.nan if f.type != "str" else 1})
