@@ -81,8 +81,11 @@ class Allowed:
             text = "a text"
         else:
             text = "an integer" if self.type is int else "a number"
-            low = (self.min, "[", ">=") if self.min is not None else (self.above, "(", ">") if self.above is not None else None
-            high = (self.max, "]", "<=") if self.max is not None else (self.below, ")", "<") if self.below is not None else None
+            low = high = None                     # (bound, bracket, sign)
+            if self.min is not None or self.above is not None:
+                low = (self.min, "[", ">=") if self.min is not None else (self.above, "(", ">")
+            if self.max is not None or self.below is not None:
+                high = (self.max, "]", "<=") if self.max is not None else (self.below, ")", "<")
             if low and high:
                 text += f" in {low[1]}{_num(low[0])}, {_num(high[0])}{high[1]}"
             elif low:

@@ -106,6 +106,7 @@ LSI_FORMULA = ("z = (1 - t) z(src) + t z(partner), partner of another class, t =
 NOISE_FORMULA = "z = mu(src) + eps, eps ~ N(0, step^2 I); label of src"
 INTERP_FORMULA = ("z = mu(src) + step (mu(partner) - mu(src)), partner a same-class kNN, step ~ U(0, alpha); "
                   "lam = 1 - step; plus N(0, noise^2 I) for the -noise variant")
+KNN_LIMITS = {"alpha": {"min": 0}}     # the kNN samplers' largest step: 0 gives the source itself
 EXTRAP_FORMULA = ("z = mu(src) - step (mu(partner) - mu(src)), partner a same-class kNN, step ~ U(0, alpha); "
                   "lam = 1 + step; plus N(0, noise^2 I) for the -noise variant")
 
@@ -134,14 +135,18 @@ register_augmentation("lsi-online", generative.lsi_online, "online", needs="aae-
 register_augmentation("vae-noise", generative.vae_noise, "expand", needs="vae", n_per=10, sigma=0.5,
                       formula=NOISE_FORMULA,
                       description="z = mu(x) + N(0, sigma^2)")
-register_augmentation("vae-interp", generative.vae_interp, "expand", needs="vae", formula=INTERP_FORMULA, n_per=10, alpha=1.0, k=5,
-                      noise=0.0, random_alpha=True, description="towards a same-class k-nearest neighbour in latent space")
-register_augmentation("vae-extrap", generative.vae_extrap, "expand", needs="vae", formula=EXTRAP_FORMULA, n_per=10, alpha=0.5, k=5,
-                      noise=0.0, random_alpha=True, description="away from a same-class k-nearest neighbour in latent space")
-register_augmentation("vae-interp-noise", generative.vae_interp, "expand", needs="vae", formula=INTERP_FORMULA, n_per=10, alpha=1.0, k=5,
-                      noise=0.3, random_alpha=True, description="kNN interpolation plus latent noise")
-register_augmentation("vae-extrap-noise", generative.vae_extrap, "expand", needs="vae", formula=EXTRAP_FORMULA, n_per=10, alpha=0.5, k=5,
-                      noise=0.3, random_alpha=True, description="kNN extrapolation plus latent noise")
+register_augmentation("vae-interp", generative.vae_interp, "expand", needs="vae", n_per=10, alpha=1.0, k=5,
+                      noise=0.0, random_alpha=True, formula=INTERP_FORMULA, limits=KNN_LIMITS,
+                      description="towards a same-class k-nearest neighbour in latent space")
+register_augmentation("vae-extrap", generative.vae_extrap, "expand", needs="vae", n_per=10, alpha=0.5, k=5,
+                      noise=0.0, random_alpha=True, formula=EXTRAP_FORMULA, limits=KNN_LIMITS,
+                      description="away from a same-class k-nearest neighbour in latent space")
+register_augmentation("vae-interp-noise", generative.vae_interp, "expand", needs="vae", n_per=10, alpha=1.0, k=5,
+                      noise=0.3, random_alpha=True, formula=INTERP_FORMULA, limits=KNN_LIMITS,
+                      description="kNN interpolation plus latent noise")
+register_augmentation("vae-extrap-noise", generative.vae_extrap, "expand", needs="vae", n_per=10, alpha=0.5, k=5,
+                      noise=0.3, random_alpha=True, formula=EXTRAP_FORMULA, limits=KNN_LIMITS,
+                      description="kNN extrapolation plus latent noise")
 register_augmentation("vae-prior-gc", generative.vae_prior_gc, "expand", needs=("vae", "gc"), n_per=10, alpha=1.0,
                       threshold=0.8, oversample=10, inputs={"model": "vae", "gc": "gc"},
                       description="prior samples labelled by a generative classifier; unsure ones dropped")
