@@ -95,29 +95,28 @@ def test_augment_refuses_an_existing_out_file_unless_overwrite(tmp_path, capsys)
     assert "folder" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("combo, says", [
-    ("", ["vae.batch_size=0", ">= 1"]),
-    ("classic+", ["classic+", "empty part"]),
-])
-def test_fewshot_page_shows_a_bad_value_as_the_users_settings(app_env, combo, says):
+# (widget key, value, what the message must name): the page's generator form has number inputs (no text can be
+# typed there), its method-parameter and combination boxes take text
+BAD_PAGE = [
+    ("w_fs_gen_vae_batch_size", 0, ["vae.batch_size=0", ">= 1"]),
+    ("w_fs_gen_vae_steps", -5, ["vae.steps=-5", ">= 1"]),
+    ("w_fs_gen_vae_latent_dim", -1, ["vae.latent_dim=-1", "[1, 1024]"]),
+    ("w_fs_params", "mixup.alpha=NaN", ["mixup.alpha=nan", "NaN"]),
+    ("w_fs_params", 'mixup.alpha="x"', ["mixup.alpha='x'", "text"]),
+    ("w_fs_params", "mixup.nope=1", ["nope", "alpha, lam"]),
+    ("w_fs_combos", "classic+", ["classic+", "empty part"]),
+]
+
+
+@pytest.mark.parametrize("key, value, says", BAD_PAGE, ids=[f"{k[6:]}={v}" for k, v, _ in BAD_PAGE])
+def test_fewshot_page_shows_a_bad_value_as_the_users_settings(app_env, key, value, says):
     at = new_app("app_pages/fewshot.py")
-    if combo:
-        at.text_input(key="w_fs_combos").set_value(combo)
-    else:
-        at.number_input(key="w_fs_gen_vae_batch_size").set_value(0)
+    (at.number_input if isinstance(value, int) else at.text_input)(key=key).set_value(value)
     at.button[0].click().run()
     assert not at.exception
-    assert "_ll_fs_job" not in at.session_state               # no run started
+    assert "_ll_fs_job" not in at.session_state               # refused before any work: no run started
     text = at.error[0].value
     assert "your settings" in text and "internal error" not in text and all(s in text for s in says), text
-
-
-def test_fewshot_page_shows_a_bad_parameter_as_the_users_settings(app_env):
-    at = new_app("app_pages/fewshot.py")
-    at.text_input(key="w_fs_params").set_value("mixup.alpha=NaN")
-    at.button[0].click().run()
-    assert not at.exception and "_ll_fs_job" not in at.session_state
-    assert "your settings" in at.error[0].value and "NaN" in at.error[0].value
 
 
 # ------------------------------------------------------------------------ the typed definitions, per registry
