@@ -4,6 +4,7 @@ is released however the run ends."""
 import json
 import logging
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -47,7 +48,7 @@ def test_generator_killed_mid_save_is_retrained_and_the_records_equal_an_uninter
     _forget_cells(run)
     for p in folder.iterdir():
         if p.is_file() or p.name not in parts[:3]:
-            (p.unlink() if p.is_file() else __import__("shutil").rmtree(p))
+            (p.unlink() if p.is_file() else shutil.rmtree(p))
     leftover = run / "generators" / ".multi-vae-k2-s0.killed.partial"
     leftover.mkdir()
     _load.cache_clear()                                       # the resume after a kill is a new process

@@ -67,8 +67,7 @@ class VAEConfig:
     steps: int = field(default=2000, metadata=AT_LEAST_1)
     batch_size: int = field(default=128, metadata=AT_LEAST_1)
     lr: float = field(default=1e-3, metadata=POSITIVE)
-    early_fraction: float = field(default=0.05, metadata={"min": 0, "max": 1})   # the snapshot kept as the
-                                                                                 # generative classifier's "early VAE"
+    early_fraction: float = field(default=0.05, metadata={"min": 0, "max": 1})   # the GC's "early VAE" snapshot
 
     def __post_init__(self):
         check_dataclass(self)
