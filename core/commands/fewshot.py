@@ -6,7 +6,6 @@ An interrupted run resumes: run the same command again and finished cells are sk
 """
 from __future__ import annotations
 
-import json
 import sys
 import time
 import uuid
