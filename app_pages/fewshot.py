@@ -76,19 +76,24 @@ with st.form("fs_form"):
 if go:
 
     chosen = list(methods) + [m.strip() for m in combos.split(",") if m.strip()]
-    try:
+    started = None
+    try:   # every value is checked here, before any work: a bad one is the user's to fix, not a bug
         params = dotted([p.strip() for p in params_text.split(",") if p.strip()], "parameter", "mixup.alpha=0.4")
         spec = ExperimentSpec(dataset=spec_ds, shots=sorted(shots), methods=chosen, seeds=int(seeds),
                               n_generated=[int(n_gen)], gen_data=gen_data, evaluate_on=evaluate_on,
                               recipe={"steps": int(steps), "gen_ratio": float(gen_ratio)}, generators=gen_settings,
                               params=params)
+    except ValueError as e:
+        st.error(f"Cannot start, your settings: {e}")
+    else:
         if "none" not in chosen:
             st.warning("Without `none` there is no baseline to compare against.")
-        job = start_run(spec, owner=jobs.session_owner())
-    except ValueError as e:
-        st.error(f"Cannot start: {e}")
-    else:
-        st.session_state["_ll_fs_job"] = job
+        try:
+            started = job = start_run(spec, owner=jobs.session_owner())
+        except ValueError as e:
+            st.error(f"Cannot start: {e}")
+    if started is not None:
+        st.session_state["_ll_fs_job"] = started
         st.session_state["_ll_fs_seen"] = False
 
 

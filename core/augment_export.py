@@ -90,9 +90,24 @@ class AugmentedSet:
         return buf.getvalue()
 
     def save(self, path: str | Path) -> Path:
+        """Write the .npz through a unique temporary file renamed into place (a failed write leaves no half file,
+        and an existing file is replaced only whole; refusing one is the caller's choice, see commands/augment)."""
+        import os
+        import tempfile
+
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(self.to_bytes())
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(self.to_bytes())
+            from core.fewshot.runfiles import readable_by_group
+
+            readable_by_group(Path(tmp))
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
         return path
 
 
@@ -163,6 +178,7 @@ def build_augmented(dataset: str, shots: int, method: str, n_per: int, seed: int
     run folder: its settings and its trained generators; every generating method can be exported from a run).
     Batch methods (mixup, ...) are traced: the shots passed through the method in rounds (see _batch_rows)."""
     from core.augment import AUGMENTATIONS, parse_method
+    from core.augment.params import check_method_params
     from core.fewshot.cells import Cell, load_splits
     from core.data import fewshot_split
 
@@ -173,6 +189,7 @@ def build_augmented(dataset: str, shots: int, method: str, n_per: int, seed: int
     if n_per < 1:
         raise ValueError(f"n (augmented rows per class) must be >= 1, got {n_per}")
     aug = parts[0] if parts else AUGMENTATIONS["none"]
+    check_method_params(aug.name, params or {})                                # SettingError: one line, before work
     spec = _export_spec(dataset, aug, shots, seed, n_per, test, run)
     own = {**spec.params.get(aug.name, {}), **(params or {})}
     used = {**_signature_defaults(aug.fn), **aug.defaults, **own}                # every value used, for the record

@@ -263,11 +263,13 @@ def test_fewshot_cell_that_raises_keeps_earlier_records_and_resumes(local1, tmp_
 
     from core.fewshot import ExperimentSpec, run_experiment
 
-    bad = ExperimentSpec(dataset="digits", shots=[2], methods=["none", "tta"], seeds=2, recipe={"steps": 20},
-                         params={"tta": {"n_views": "three"}})  # passes the spec check, fails inside the cell
+    # passes the spec check (every value is valid), fails inside the cell: vae-interp needs a same-class
+    # neighbour, and one shot per class has none
+    bad = ExperimentSpec(dataset="digits", shots=[1], methods=["none", "vae-interp"], seeds=2, recipe={"steps": 20},
+                         generators={"vae": {"steps": 5, "hidden": 16, "latent_dim": 2}})
     with pytest.raises(JobFailed) as info:
         run_experiment(bad, tmp_path / "run", executor=local1)
-    assert info.value.type_name == "TypeError" and "Traceback" in info.value.traceback_text
+    assert info.value.type_name == "ValueError" and "Traceback" in info.value.traceback_text
     kept = json.loads((tmp_path / "run" / "results.json").read_text())
     # The record finished before the failure is kept (and one the worker had already started may be too).
     assert (0, "none") in [(r["seed"], r["method"]) for r in kept] and all(r["method"] == "none" for r in kept)

@@ -31,6 +31,7 @@ from torch import Tensor
 
 from core.augment import generative, pixel, saliency_mix, spread
 from core.augment.generated import Generated, concat
+from core.settings import SettingError
 
 STAGES = ("none", "batch", "expand", "online", "represent", "loss", "eval")
 
@@ -48,6 +49,7 @@ class Augmentation:
     prepare: Callable | None = None     # prepare(env) -> {keyword: value}: what else the cell must provide
     predict: Callable | None = None     # eval stage: predict(model, x, **params) -> (N, C) probabilities
     formula: str = ""                   # what one generated row is, for exported files
+    limits: dict = field(default_factory=dict)   # {param: bounds} where they differ from core.augment.params.COMMON
 
     def __call__(self, x: Tensor, y_soft: Tensor, rng: torch.Generator, **params) -> tuple[Tensor, Tensor]:
         out = self.fn(x, y_soft, rng, **{**self.defaults, **params})
@@ -66,14 +68,14 @@ AUGMENTATIONS: dict[str, Augmentation] = {}
 def register_augmentation(name: str, fn: Callable, stage: str, needs: tuple[str, ...] = (),
                           description: str = "", inputs: dict | None = None, uses_pool: bool = False,
                           prepare: Callable | None = None, predict: Callable | None = None, formula: str = "",
-                          **defaults) -> Augmentation:
+                          limits: dict | None = None, **defaults) -> Augmentation:
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
     if isinstance(needs, str):
         needs = (needs,)
     inputs = dict(inputs) if inputs is not None else {"model": needs[0]} if needs else {}
     aug = Augmentation(name, fn, stage, tuple(needs), dict(defaults), description, inputs, uses_pool, prepare,
-                       predict, formula)
+                       predict, formula, dict(limits or {}))
     AUGMENTATIONS[name] = aug
     return aug
 
@@ -104,6 +106,7 @@ LSI_FORMULA = ("z = (1 - t) z(src) + t z(partner), partner of another class, t =
 NOISE_FORMULA = "z = mu(src) + eps, eps ~ N(0, step^2 I); label of src"
 INTERP_FORMULA = ("z = mu(src) + step (mu(partner) - mu(src)), partner a same-class kNN, step ~ U(0, alpha); "
                   "lam = 1 - step; plus N(0, noise^2 I) for the -noise variant")
+KNN_LIMITS = {"alpha": {"min": 0}}     # the kNN samplers' largest step: 0 gives the source itself
 EXTRAP_FORMULA = ("z = mu(src) - step (mu(partner) - mu(src)), partner a same-class kNN, step ~ U(0, alpha); "
                   "lam = 1 + step; plus N(0, noise^2 I) for the -noise variant")
 
@@ -132,14 +135,18 @@ register_augmentation("lsi-online", generative.lsi_online, "online", needs="aae-
 register_augmentation("vae-noise", generative.vae_noise, "expand", needs="vae", n_per=10, sigma=0.5,
                       formula=NOISE_FORMULA,
                       description="z = mu(x) + N(0, sigma^2)")
-register_augmentation("vae-interp", generative.vae_interp, "expand", needs="vae", formula=INTERP_FORMULA, n_per=10, alpha=1.0, k=5,
-                      noise=0.0, random_alpha=True, description="towards a same-class k-nearest neighbour in latent space")
-register_augmentation("vae-extrap", generative.vae_extrap, "expand", needs="vae", formula=EXTRAP_FORMULA, n_per=10, alpha=0.5, k=5,
-                      noise=0.0, random_alpha=True, description="away from a same-class k-nearest neighbour in latent space")
-register_augmentation("vae-interp-noise", generative.vae_interp, "expand", needs="vae", formula=INTERP_FORMULA, n_per=10, alpha=1.0, k=5,
-                      noise=0.3, random_alpha=True, description="kNN interpolation plus latent noise")
-register_augmentation("vae-extrap-noise", generative.vae_extrap, "expand", needs="vae", formula=EXTRAP_FORMULA, n_per=10, alpha=0.5, k=5,
-                      noise=0.3, random_alpha=True, description="kNN extrapolation plus latent noise")
+register_augmentation("vae-interp", generative.vae_interp, "expand", needs="vae", n_per=10, alpha=1.0, k=5,
+                      noise=0.0, random_alpha=True, formula=INTERP_FORMULA, limits=KNN_LIMITS,
+                      description="towards a same-class k-nearest neighbour in latent space")
+register_augmentation("vae-extrap", generative.vae_extrap, "expand", needs="vae", n_per=10, alpha=0.5, k=5,
+                      noise=0.0, random_alpha=True, formula=EXTRAP_FORMULA, limits=KNN_LIMITS,
+                      description="away from a same-class k-nearest neighbour in latent space")
+register_augmentation("vae-interp-noise", generative.vae_interp, "expand", needs="vae", n_per=10, alpha=1.0, k=5,
+                      noise=0.3, random_alpha=True, formula=INTERP_FORMULA, limits=KNN_LIMITS,
+                      description="kNN interpolation plus latent noise")
+register_augmentation("vae-extrap-noise", generative.vae_extrap, "expand", needs="vae", n_per=10, alpha=0.5, k=5,
+                      noise=0.3, random_alpha=True, formula=EXTRAP_FORMULA, limits=KNN_LIMITS,
+                      description="kNN extrapolation plus latent noise")
 register_augmentation("vae-prior-gc", generative.vae_prior_gc, "expand", needs=("vae", "gc"), n_per=10, alpha=1.0,
                       threshold=0.8, oversample=10, inputs={"model": "vae", "gc": "gc"},
                       description="prior samples labelled by a generative classifier; unsure ones dropped")
@@ -152,7 +159,7 @@ register_augmentation("distill", generative.distill, "expand", n_per=10, thresho
                                   "unlabelled pool; the n_per most confident above the threshold per class join")
 register_augmentation("label-spread", spread.label_spread, "expand", needs="vae", uses_pool=True, n_per=400,
                       threshold=0.5, embedding="umap", n_neighbors=10, alpha=0.99, umap_dim=10, umap_neighbors=30,
-                      max_iter=100,
+                      max_iter=100, limits={"alpha": {"above": 0, "below": 1}, "threshold": {"above": 0, "max": 1}},
                       inputs={"model": "vae", "pool_x": "pool"}, prepare=_pool,
                       description="label spreading (kNN graph) from the shots over the unlabelled pool in a UMAP "
                                   "of the pool-trained VAE's codes (embedding=codes: the codes); the n_per most "
@@ -162,14 +169,18 @@ register_augmentation("latent-probe", generative.latent_probe, "represent", need
 
 
 def parse_method(method: str) -> list[Augmentation]:
-    """'classic+lsi' -> [Augmentation, ...]; 'none' -> [] . Unknown names raise ValueError."""
-    names = [n.strip() for n in method.split("+") if n.strip()]
-    if not names:
-        raise ValueError("empty method name; use 'none' for the baseline")
+    """'classic+lsi' -> [Augmentation, ...]; 'none' -> [] . Unknown names and empty parts ('classic+') raise
+    SettingError (a ValueError)."""
+    names = [n.strip() for n in str(method).split("+")]
+    if names == [""]:
+        raise SettingError("empty method name; use 'none' for the baseline")
+    if "" in names:
+        raise SettingError(f"method {method!r} has an empty part; join methods with single '+' signs, e.g. "
+                           f"classic+lsi")
     unknown = [n for n in names if n not in AUGMENTATIONS]
     if unknown:
-        raise ValueError(f"unknown augmentation(s) {unknown}; choose from {list_augmentations()} "
-                         f"(combine with '+', e.g. classic+lsi)")
+        raise SettingError(f"unknown augmentation(s) {unknown}; choose from {list_augmentations()} "
+                           f"(combine with '+', e.g. classic+lsi)")
     return [AUGMENTATIONS[n] for n in names if n != "none"]
 
 

@@ -34,6 +34,7 @@ def add_parser(sub) -> None:
                    help="method parameter, e.g. alpha=0.4 or lam=0.5 (repeatable; values read as JSON)")
     p.add_argument("--only-generated", action="store_true", help="leave the real shots out of the file")
     p.add_argument("--out", required=True, help=".npz file to write")
+    p.add_argument("--overwrite", action="store_true", help="replace --out when it exists (else refused)")
 
 
 def _params(items: list[str]) -> dict:
@@ -42,13 +43,41 @@ def _params(items: list[str]) -> dict:
     return flat(items, "--param", "alpha=0.4")
 
 
+def check_args(args) -> dict:
+    """The method's parameters and --out, checked before any work; SettingError / ValueError say what is wrong."""
+    from pathlib import Path
+
+    from core.augment import parse_method
+    from core.augment.params import check_method_params
+
+    params = _params(args.param)
+    parts = parse_method(args.method)
+    if len(parts) == 1:
+        check_method_params(parts[0].name, params)
+    if args.n < 1:
+        raise ValueError(f"--n (augmented rows per class) must be >= 1, got {args.n}")
+    out = Path(args.out)
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a folder; give the path of an .npz file to write")
+    if out.exists() and not args.overwrite:
+        raise ValueError(f"--out {out} exists; pass --overwrite to replace it, or choose another file")
+    return params
+
+
 def run(args) -> int:
+    import sys
+
     import numpy as np
 
     from core.augment_export import build_augmented
 
+    try:
+        params = check_args(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     aug = build_augmented(args.dataset, args.shots, args.method, args.n, seed=args.seed, checkpoint=args.checkpoint,
-                          params=_params(args.param), include_shots=not args.only_generated, test=args.test,
+                          params=params, include_shots=not args.only_generated, test=args.test,
                           run=args.run)
     out = aug.save(args.out)
     per_class = np.bincount(aug.y_soft.argmax(1), minlength=len(aug.class_names)).tolist()

@@ -6,13 +6,12 @@ An interrupted run resumes: run the same command again and finished cells are sk
 """
 from __future__ import annotations
 
-import json
 import sys
 import time
 import uuid
 from pathlib import Path
 
-from core.settings import dotted, flat
+from core.settings import dotted, flat, parse_value
 
 
 def add_parser(sub) -> None:
@@ -72,8 +71,9 @@ def spec_from_args(args):
     for key in ("steps", "batch_size", "gen_ratio"):
         if getattr(args, key) is not None:
             recipe[key] = getattr(args, key)
+    n_generated = [parse_value(n) for n in args.n_generated]          # numbers, or "shots"
     return ExperimentSpec(dataset=args.dataset, test=args.test, evaluate_on=args.evaluate_on, shots=args.shots,
-                          methods=args.methods, seeds=args.seeds, n_generated=[_value(n) for n in args.n_generated],
+                          methods=args.methods, seeds=args.seeds, n_generated=n_generated,
                           generated_only=args.generated_only, gen_data=args.gen_data, validation=args.validation,
                           recipe=recipe, generators=dotted(args.gen, "--gen", "vae.latent_dim=50"),
                           params=dotted(args.param, "--param", "mixup.alpha=0.4"), device=args.device)
@@ -90,7 +90,11 @@ def run(args) -> int:
         torch.set_num_threads(args.threads)
     if args.workers is not None and args.workers < 0:
         raise ValueError(f"--workers must be 0 (this process) or more, got {args.workers}")
-    spec = spec_from_args(args)
+    try:
+        spec = spec_from_args(args)    # every setting's type and range, before any work
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     out = Path(args.out or f"runs/fewshot-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}")
     bar = tqdm(total=len(spec.cells()), unit="cell", file=sys.stderr, dynamic_ncols=True)
 
@@ -117,6 +121,9 @@ def run(args) -> int:
             if not exc.is_a("ValueError"):
                 print(exc.traceback_text, file=sys.stderr)  # a bug or a lost worker: show where
             print(f"the finished cells are kept in {out}; run the same command again to resume", file=sys.stderr)
+            raise
+        except BaseException:       # e.g. the run folder is in use: the message below the bar, on its own line
+            bar.close()
             raise
     bar.close()
     rows = summarize(records)

@@ -16,7 +16,7 @@ from torch import Tensor
 
 from core.augment import parse_method
 from core.data import fewshot_split
-from core.fewshot.generators import GENERATORS, load_generator, soft_targets
+from core.fewshot.generators import GENERATORS, MANIFEST, load_generator, soft_targets
 from core.fewshot.spec import Cell, ExperimentSpec
 
 _LOCK = threading.Lock()
@@ -32,12 +32,19 @@ def generator_key(name: str, seed: int, shots: int, gen_data: str) -> str:
 
 def loaded_generator(folder: Path, device) -> dict:
     """load_generator, kept for the next cells of this process (a saved generator never changes: its folder is
-    written once, atomically, before any cell that needs it starts)."""
-    return _load(str(Path(folder).resolve()), str(device))
+    written once, atomically, before any cell that needs it starts). Keyed by its manifest's identity too, so a
+    folder saved again (a half-saved one retrained, a run folder deleted and run anew) is read again."""
+    folder = Path(folder).resolve()
+    try:
+        st = (folder / MANIFEST).stat()
+        stamp = (st.st_ino, st.st_mtime_ns)
+    except OSError:
+        stamp = None
+    return _load(str(folder), str(device), stamp)
 
 
 @lru_cache(maxsize=6)                     # cells of a seed share its generators
-def _load(folder: str, device: str) -> dict:
+def _load(folder: str, device: str, stamp) -> dict:
     return load_generator(Path(folder), device)
 
 

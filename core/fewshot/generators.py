@@ -14,9 +14,11 @@ export's --checkpoint). Adding a generator: a config dataclass, a train function
 from __future__ import annotations
 
 import copy
+import json
 import math
+import os
 import threading
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -24,10 +26,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from core.config import ModelConfig, TrainConfig
+from core.config import MAX_HIDDEN, MAX_LATENT, ModelConfig, TrainConfig
 from core.data import Dataset
 from core.fewshot.streams import stream, stream_seed
 from core.models import build_model
+from core.settings import SettingError, check_dataclass, check_values, field_allowed
 from core.train import fit
 
 
@@ -42,50 +45,73 @@ def check_stop(stop: threading.Event | None):
 
 # --------------------------------------------------------------------------------------------- configs
 
+# Bounds in field metadata, as core.config's model fields declare them (core.settings checks them up front: a
+# bad value is refused when the ExperimentSpec is built, before any work). latent_dim / hidden / arch have the
+# model configs' own bounds, so a generator never fails later when its model is built.
+LATENT = {"min": 1, "max": MAX_LATENT}
+HIDDEN = {"min": 2, "max": MAX_HIDDEN}
+ARCH = {"choices": ("mlp", "conv", "auto")}
+AT_LEAST_1 = {"min": 1}
+POSITIVE = {"above": 0}
+NON_NEGATIVE = {"min": 0}
+
+
 @dataclass
 class VAEConfig:
     """beta-VAE of the Bonn slides (seed 002): d = 50, beta = 0.5 there; beta_norm = beta * d / N."""
-    latent_dim: int = 16
-    beta: float = 0.5
+    latent_dim: int = field(default=16, metadata=LATENT)
+    beta: float = field(default=0.5, metadata=NON_NEGATIVE)
     beta_norm: bool = False
-    hidden: int = 256
-    arch: str = "mlp"
-    steps: int = 2000
-    batch_size: int = 128
-    lr: float = 1e-3
-    early_fraction: float = 0.05     # the snapshot kept as the generative classifier's "early VAE"
+    hidden: int = field(default=256, metadata=HIDDEN)
+    arch: str = field(default="mlp", metadata=ARCH)
+    steps: int = field(default=2000, metadata=AT_LEAST_1)
+    batch_size: int = field(default=128, metadata=AT_LEAST_1)
+    lr: float = field(default=1e-3, metadata=POSITIVE)
+    early_fraction: float = field(default=0.05, metadata={"min": 0, "max": 1})   # the GC's "early VAE" snapshot
+
+    def __post_init__(self):
+        check_dataclass(self)
 
 
 @dataclass
 class AAEConfig:
     """AAE with a uniform prior (seed 000), for lsi / lsi-online."""
-    latent_dim: int = 16
-    hidden: int = 256
-    arch: str = "mlp"
-    steps: int = 2000
-    batch_size: int = 128
-    lr: float = 1e-3
+    latent_dim: int = field(default=16, metadata=LATENT)
+    hidden: int = field(default=256, metadata=HIDDEN)
+    arch: str = field(default="mlp", metadata=ARCH)
+    steps: int = field(default=2000, metadata=AT_LEAST_1)
+    batch_size: int = field(default=128, metadata=AT_LEAST_1)
+    lr: float = field(default=1e-3, metadata=POSITIVE)
+
+    def __post_init__(self):
+        check_dataclass(self)
 
 
 @dataclass
 class MultiVAEConfig:
     """One VAE per class on its shots (seed 002), optionally with a share of other classes mixed in (0.2)."""
-    latent_dim: int = 16
-    beta: float = 0.5
+    latent_dim: int = field(default=16, metadata=LATENT)
+    beta: float = field(default=0.5, metadata=NON_NEGATIVE)
     beta_norm: bool = False
-    hidden: int = 256
-    steps: int = 150
-    batch_size: int = 128
-    lr: float = 1e-3
-    mix_in: float = 0.0
+    hidden: int = field(default=256, metadata=HIDDEN)
+    steps: int = field(default=150, metadata=AT_LEAST_1)
+    batch_size: int = field(default=128, metadata=AT_LEAST_1)
+    lr: float = field(default=1e-3, metadata=POSITIVE)
+    mix_in: float = field(default=0.0, metadata={"min": 0, "below": 1})   # share of other classes' rows
+
+    def __post_init__(self):
+        check_dataclass(self)
 
 
 @dataclass
 class GCConfig:
     """Generative classifier (seed 002): the recipe's classifier trained on the shots, their early-VAE
     reconstructions and noisy decodes of the final VAE (images), or noisy copies (vectors)."""
-    noise: float = 0.5               # latent noise of the decoded copies (images)
-    vector_noise: float = 0.3        # input noise of the copies (vectors)
+    noise: float = field(default=0.5, metadata=NON_NEGATIVE)          # latent noise of the decoded copies (images)
+    vector_noise: float = field(default=0.3, metadata=NON_NEGATIVE)   # input noise of the copies (vectors)
+
+    def __post_init__(self):
+        check_dataclass(self)
 
 
 def model_part(env, name: str):
@@ -119,16 +145,14 @@ def register_generator(name: str, config: type, train: Callable | None, scope: s
 
 
 def check_generator_settings(settings: dict) -> None:
-    """{name: {field: value}} -> ValueError naming an unknown generator or setting (a key that cannot be set
-    does not exist)."""
+    """{name: {field: value}} -> SettingError (a ValueError) naming an unknown generator or setting (a key that
+    cannot be set does not exist), or a value of the wrong type or out of range, with what is allowed."""
+    if not isinstance(settings, dict):
+        raise SettingError(f"generator settings must be {{generator: {{setting: value}}}}, got {settings!r}")
     for name, values in settings.items():
         if name not in GENERATORS:
-            raise ValueError(f"unknown generator {name!r}; generators: {sorted(GENERATORS)}")
-        known = {f.name for f in fields(GENERATORS[name].config)}
-        bad = set(values) - known
-        if bad:
-            raise ValueError(f"generator {name!r} has no setting(s) {sorted(bad)}; its settings: {sorted(known)}")
-        GENERATORS[name].config(**values)
+            raise SettingError(f"unknown generator {name!r}; generators: {sorted(GENERATORS)}")
+        check_values(field_allowed(GENERATORS[name].config), values, "generator setting", name)
 
 
 def generator_config(name: str, settings: dict):
@@ -255,21 +279,68 @@ register_generator("gc", GCConfig, None, "cell", "generative classifier (trained
 
 # --------------------------------------------------------------------------------------------- save / load
 
-def save_generator(folder: Path, name: str, models: dict, data: Dataset) -> None:
-    """Each model of a trained generator as a checkpoint folder <folder>/<part>/ (safetensors + config)."""
-    from core.checkpoints import save_checkpoint
+MANIFEST = "generator.json"          # written last into a complete generator folder: its name and parts
 
-    for part, model in models.items():
-        save_checkpoint(folder / part, model, dataset_id=data.id, class_names=list(data.class_names),
-                        metrics=generator_health(model, data.x), extra={"generator": name})
+
+def save_generator(folder: Path, name: str, models: dict, data: Dataset) -> None:
+    """Each model of a trained generator as a checkpoint folder <folder>/<part>/ (safetensors + config), written
+    into a temporary sibling folder with the manifest (MANIFEST, listing the parts) last, then renamed to `folder`
+    in one step: a killed save leaves no folder under the final name, only a hidden `.<name>.*.partial` folder that
+    the next attempt removes. A complete folder already there is kept (its twin: training is deterministic)."""
+    import shutil
+    import tempfile
+
+    from core.checkpoints import save_checkpoint
+    from core.fewshot.runfiles import readable_by_group
+
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".partial", dir=folder.parent))
+    try:
+        for part, model in models.items():
+            save_checkpoint(tmp / part, model, dataset_id=data.id, class_names=list(data.class_names),
+                            metrics=generator_health(model, data.x), extra={"generator": name})
+        (tmp / MANIFEST).write_text(json.dumps({"generator": name, "parts": sorted(models)}, indent=1))
+        readable_by_group(tmp, folder=True)
+        if generator_complete(folder):
+            shutil.rmtree(tmp)
+            return
+        if folder.exists():                       # an incomplete folder (the caller removes it first, normally)
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def generator_complete(folder: Path) -> bool:
+    """True when `folder` holds a completely saved generator: its manifest is there and so is every part it lists.
+    A folder that runs before the manifest existed wrote counts as complete when the run's generators.json lists
+    it (that log entry was written only after the whole folder was saved)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return False
+    manifest = folder / MANIFEST
+    if manifest.is_file():
+        try:
+            parts = json.loads(manifest.read_text())["parts"]
+        except (ValueError, KeyError, TypeError):
+            return False
+        return all((folder / p).is_dir() for p in parts)
+    log = folder.parent.parent / "generators.json"
+    try:
+        return folder.name in json.loads(log.read_text())
+    except (OSError, ValueError):
+        return False
 
 
 def load_generator(folder: Path, device) -> dict:
     from core.checkpoints import load_checkpoint
 
-    parts = sorted(p for p in Path(folder).iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not parts:
-        raise ValueError(f"{folder} holds no trained generator; delete it and resume the run to retrain it")
+    folder = Path(folder)
+    if not generator_complete(folder):
+        raise ValueError(f"{folder} holds no completely saved generator; resume the run to retrain it")
+    parts = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     out = {}
     for p in parts:
         ckpt = load_checkpoint(p, device=device)

@@ -10,6 +10,10 @@ saved, so cells that need none (and other seeds' generators) keep the workers bu
 idles at a phase boundary, and the first results come before the last generator is trained. After each
 cell, config.json / results.json / results.csv are rewritten atomically (unique temporary names), sorted in cell order; cells already in results.json are skipped.
 
+One writer per run folder (core.fewshot.runfiles): a second run on a folder in use is refused with RunLocked,
+naming the holder. A generator folder counts as done only when it is complete (its manifest, written last into a
+temporary folder that is renamed into place); one left incomplete by a killed run is removed and retrained.
+
 Batched cells (core.fewshot.batched): with `batch` > 1, the cells of one (shots, n_generated, method) go to one
 task, up to `batch` seeds at a time, trained as one stacked model; each record is written as it comes, like a
 single cell's. A batch waits for the generators of all its seeds. The default (`batch=None`) is what measured
@@ -22,8 +26,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import os
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -37,9 +41,11 @@ from core.fewshot.cells import generator_data, load_splits, run_cell
 from core.fewshot.context import generator_key
 from core.fewshot.generators import GENERATORS, Stopped, generator_config, save_generator
 from core.fewshot.report import summarize
+from core.fewshot.runfiles import atomic_write, run_lock
 from core.fewshot.spec import Cell, ExperimentSpec
 from core.augment import method_needs
 
+log = logging.getLogger(__name__)
 RESUMABLE = ("shots", "methods", "seeds", "device", "n_generated")   # may change between invocations of a run
 AUTO_BATCH = 32     # cells per batch on CUDA when batch=None (the headline's 10 seeds of a (shots, method) fit)
 
@@ -62,17 +68,31 @@ def plan_generators(spec: ExperimentSpec, cells: list | None = None) -> list[dic
 
 
 def train_generator_task(spec: dict, run_dir: str, seed: int, name: str, shots: int, key: str) -> dict:
-    """Train one generator and save it under run_dir/generators/key/ (skipped when it is there already)."""
+    """Train one generator and save it under run_dir/generators/key/ (skipped when it is there, complete). A folder
+    left incomplete (a run killed while it was saved by an older version; a `.key.*.partial` folder by this one) is
+    removed first: it is this run's own, and a half-saved generator is retrained, never trusted. The result's
+    "note" says so."""
+    import shutil
+
+    from core.fewshot.generators import generator_complete
+
     spec_obj = ExperimentSpec.from_dict(spec)
-    folder = Path(run_dir) / "generators" / key
-    if folder.is_dir() and any(p.is_dir() and not p.name.startswith(".") for p in folder.iterdir()):
+    gens = Path(run_dir) / "generators"
+    folder = gens / key
+    if generator_complete(folder):
         return {"key": key, "seconds": 0.0, "skipped": True}
+    note = None
+    if folder.exists():
+        note = f"generators/{key} was saved only in part (a run stopped while saving it): removed and retrained"
+        shutil.rmtree(folder)
+    for leftover in gens.glob(f".{key}.*.partial") if gens.is_dir() else []:
+        shutil.rmtree(leftover, ignore_errors=True)
     t0 = time.perf_counter()
     data = generator_data(spec_obj, load_splits(spec_obj), name, seed, shots)
     device = str(pick_device(spec_obj.device))
     models = GENERATORS[name].train(data, generator_config(name, spec_obj.generators), (seed, key), device)
     save_generator(folder, name, models, data)
-    return {"key": key, "seconds": time.perf_counter() - t0, "skipped": False}
+    return {"key": key, "seconds": time.perf_counter() - t0, "skipped": False, **({"note": note} if note else {})}
 
 
 def run_cell_task(spec: dict, run_dir: str, seed: int, shots: int, method: str, n_generated: int | None,
@@ -132,18 +152,6 @@ def plan_cells(todo: list, batch: int) -> list[list]:
 
 # ------------------------------------------------------------------------------------------------ runner
 
-def atomic_write(path: Path, text: str) -> None:
-    """Write via a unique temporary file in the same folder, then rename (never a fixed temp name)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def records_csv(records: list[dict]) -> str:
     if not records:
         return ""
@@ -178,6 +186,11 @@ def run_experiment(spec: ExperimentSpec, out_dir, on_progress: Callable[[dict], 
     set_deterministic(spec.device)     # CUDA in this process: records bit-identical run to run (workers do it too)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    with run_lock(out):                # one writer per run folder; released on success, error and stop
+        return _run_locked(spec, out, on_progress, stop, executor, batch)
+
+
+def _run_locked(spec: ExperimentSpec, out: Path, on_progress, stop, executor, batch) -> list[dict]:
     cfg_path, res_path = out / "config.json", out / "results.json"
     if cfg_path.exists():
         old = json.loads(cfg_path.read_text())
@@ -219,6 +232,8 @@ def run_experiment(spec: ExperimentSpec, out_dir, on_progress: Callable[[dict], 
         def finished(i: int, result: dict) -> None:
             if tasks[i]["kind"] == "generator":
                 gen_log[result["key"]] = result
+                if result.get("note"):
+                    log.warning("%s: %s", out, result["note"])
                 if not result["skipped"]:
                     saved_log[result["key"]] = result
                     atomic_write(log_path, json.dumps(saved_log, indent=1))

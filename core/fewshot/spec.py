@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import NamedTuple
 
 from core.augment import parse_method
+from core.settings import Allowed, SettingError, check_dataclass, check_values, field_allowed
 
 
 @dataclass
@@ -17,26 +18,21 @@ class Recipe:
     see docs/results.md "Choosing the recipe"; frozen since). Budget: `steps` optimiser steps of `batch_size`
     real examples (all of them when there are fewer), so the real shots are seen equally often by every method;
     a method that adds generated examples adds round(gen_ratio * real) of them to each batch."""
-    steps: int = 300
-    batch_size: int = 64
-    lr: float = 2e-3
-    weight_decay: float = 5e-2
-    dropout: float = 0.5
-    schedule: str = "onecycle"      # "onecycle" | "cosine" | "constant"
+    steps: int = field(default=300, metadata={"min": 1})
+    batch_size: int = field(default=64, metadata={"min": 1})
+    lr: float = field(default=2e-3, metadata={"above": 0})
+    weight_decay: float = field(default=5e-2, metadata={"min": 0})
+    dropout: float = field(default=0.5, metadata={"min": 0, "below": 1})
+    schedule: str = field(default="onecycle", metadata={"choices": ("onecycle", "cosine", "constant")})
     standardise: bool = True        # inputs scaled by the shots' mean and std (real labelled data only)
-    gen_ratio: float = 1.0          # generated examples per real example in each batch
-    width: int = 16                 # CNN: conv widths 16, 32; MLP: 4 * width hidden units
-    feature_dim: int = 64
+    gen_ratio: float = field(default=1.0, metadata={"above": 0})   # generated examples per real example in a batch
+    width: int = field(default=16, metadata={"min": 1})            # CNN: conv widths 16, 32; MLP: 4 * width hidden
+    feature_dim: int = field(default=64, metadata={"min": 1})
     channels_last: bool = False     # CNN convolutions in channels-last layout: ~1.5x faster on one CPU thread, a
                                     # different rounding (core/models/classifier.py); records differ from NCHW's
 
     def __post_init__(self):
-        if self.steps < 1 or self.batch_size < 1:
-            raise ValueError(f"recipe steps and batch_size must be >= 1, got {self.steps} and {self.batch_size}")
-        if not self.lr > 0 or self.weight_decay < 0 or not 0 <= self.dropout < 1 or self.gen_ratio <= 0:
-            raise ValueError("recipe: lr > 0, weight_decay >= 0, 0 <= dropout < 1 and gen_ratio > 0 are required")
-        if self.schedule not in ("onecycle", "cosine", "constant"):
-            raise ValueError(f"recipe schedule must be onecycle, cosine or constant, got {self.schedule!r}")
+        check_dataclass(self)       # types and the bounds above (core.settings), one message format
 
 
 class Cell(NamedTuple):
@@ -50,9 +46,9 @@ class Cell(NamedTuple):
 
 def check_keys(cls, d: dict, what: str) -> dict:
     known = {f.name for f in fields(cls)}
-    unknown = set(d) - known
+    unknown = set(d) - known if isinstance(d, dict) else set()
     if unknown:
-        raise ValueError(f"unknown {what} setting(s) {sorted(unknown)}; known: {sorted(known)}")
+        raise SettingError(f"unknown {what} setting(s) {sorted(unknown)}; known: {sorted(known)}")
     return d
 
 
@@ -76,6 +72,7 @@ class ExperimentSpec:
 
     def __post_init__(self):
         from core.augment import AUGMENTATIONS
+        from core.augment.params import check_method_params
         from core.fewshot.generators import check_generator_settings
 
         self.shots = [int(s) for s in self.shots]
@@ -83,28 +80,29 @@ class ExperimentSpec:
         self.n_generated = [n if n == "shots" else int(n) for n in
                             (self.n_generated if isinstance(self.n_generated, (list, tuple)) else [self.n_generated])]
         if not self.shots or min(self.shots) < 1:
-            raise ValueError(f"shots must be a non-empty list of positive numbers, got {self.shots}")
+            raise SettingError(f"shots must be a non-empty list of positive numbers, got {self.shots}")
         if not self.methods:
-            raise ValueError("give at least one method (e.g. none)")
+            raise SettingError("give at least one method (e.g. none)")
         for m in self.methods:
             parse_method(m)  # raises ValueError naming the unknown parts
+        Allowed(int, min=1).check("seeds", self.seeds)
         if self.seeds < 1 or not self.n_generated or any(n != "shots" and n < 1 for n in self.n_generated):
-            raise ValueError("seeds and every n_generated must be >= 1 (or 'shots')")
+            raise SettingError("seeds and every n_generated must be >= 1 (or 'shots')")
         if self.evaluate_on not in ("test", "validation"):
-            raise ValueError(f"evaluate_on must be test or validation, got {self.evaluate_on!r}")
+            raise SettingError(f"evaluate_on must be test or validation, got {self.evaluate_on!r}")
         if self.gen_data not in ("pool", "labelled"):
-            raise ValueError(f"gen_data must be pool or labelled, got {self.gen_data!r}")
+            raise SettingError(f"gen_data must be pool or labelled, got {self.gen_data!r}")
         if not 0 < self.validation < 0.5 or not 0 < self.held_out < 0.9:
-            raise ValueError("validation must be in (0, 0.5) and held_out in (0, 0.9)")
-        Recipe(**check_keys(Recipe, self.recipe, "recipe"))
+            raise SettingError("validation must be in (0, 0.5) and held_out in (0, 0.9)")
+        # every value of the recipe, the generators and the methods' parameters: its type and range, before any work
+        check_values(field_allowed(Recipe), check_keys(Recipe, self.recipe, "recipe"), "recipe setting")
         check_generator_settings(self.generators)
+        if not isinstance(self.params, dict):
+            raise SettingError(f"params must be {{method: {{parameter: value}}}}, got {self.params!r}")
         for name, p in self.params.items():
             if name not in AUGMENTATIONS:
-                raise ValueError(f"--param names an unknown method {name!r}")
-            bad = set(p) - set(AUGMENTATIONS[name].defaults)
-            if bad:
-                raise ValueError(f"{name} has no parameter(s) {sorted(bad)}; its parameters: "
-                                 f"{sorted(AUGMENTATIONS[name].defaults) or 'none'}")
+                raise SettingError(f"--param names an unknown method {name!r}")
+            check_method_params(name, p)
 
     @property
     def classifier_recipe(self) -> Recipe:
