@@ -6,9 +6,10 @@ error or stop). A second writer is refused with RunLocked, naming the holder. A 
 longer alive on this host (killed, a crash) is taken over with a note; one held from another host cannot be
 checked from here, so the message says how to remove it once that run is known to be gone.
 
-Files are written through unique temporary names and renamed into place; mkstemp / mkdtemp create them private
-(0600 / 0700), so they get the mode an ordinary create would (0666 / 0777 less the umask): a run folder on a file
-system shared by a Ray cluster's nodes is readable by the group when the umask says so.
+Files are written through unique temporary names and renamed into place (core.files.atomic_write); mkstemp /
+mkdtemp create them private (0600 / 0700), so they get the mode an ordinary create would (0666 / 0777 less the
+umask, core.files): a run folder on a file system shared by a Ray cluster's nodes is readable by the group when
+the umask says so.
 """
 from __future__ import annotations
 
@@ -17,10 +18,11 @@ import json
 import logging
 import os
 import socket
-import tempfile
 import time
 import uuid
 from pathlib import Path
+
+from core.files import file_mode, folder_mode
 
 LOCK = "run.lock"
 log = logging.getLogger(__name__)
@@ -32,35 +34,9 @@ class RunLocked(ValueError):
 
 # ------------------------------------------------------------------------------------------- file modes
 
-def _umask() -> int:
-    """The process umask, read without changing it (Linux: /proc; elsewhere set-and-restore)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    old = os.umask(0o022)
-    os.umask(old)
-    return old
-
-
 def readable_by_group(path: Path, folder: bool = False) -> None:
     """Give a file made by mkstemp (or a folder made by mkdtemp) the mode an ordinary create would have."""
-    os.chmod(path, (0o777 if folder else 0o666) & ~_umask())
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write via a unique temporary file in the same folder, then rename (never a fixed temp name)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        readable_by_group(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    os.chmod(path, folder_mode() if folder else file_mode())
 
 
 # ------------------------------------------------------------------------------------------- the lock

@@ -41,7 +41,8 @@ from core.fewshot.cells import generator_data, load_splits, run_cell
 from core.fewshot.context import generator_key
 from core.fewshot.generators import GENERATORS, Stopped, generator_config, save_generator
 from core.fewshot.report import summarize
-from core.fewshot.runfiles import atomic_write, run_lock
+from core.fewshot.runfiles import run_lock
+from core.files import atomic_write
 from core.fewshot.spec import Cell, ExperimentSpec
 from core.augment import method_needs
 
