@@ -193,7 +193,7 @@ class AttributeVector:
     a_label: str = "A"
     b_label: str = "B"
     model: str = ""
-    stats: dict = field(default_factory=dict)
+    stats: dict = field(default_factory=dict, hash=False)  # hash by name and vector: a dict cannot be hashed
 
     def __post_init__(self):
         if not str(self.name).strip():

@@ -36,7 +36,7 @@ __all__ = ["RawInverse", "PcaInverse", "DelaunayInverse", "map_inverse", "codes_
            "grid_hole_depth", "SPEC_FORMAT"]
 
 SPEC_FORMAT = 1  # bump when the browser spec changes shape
-INSIDE_TOL = 1e-9  # a barycentric weight >= -INSIDE_TOL counts as inside (points on an edge)
+INSIDE_TOL = 100 * float(np.finfo(np.float64).eps)  # a weight >= -INSIDE_TOL is inside (on an edge): scipy's find_simplex tolerance
 
 
 def _points(points) -> np.ndarray:
@@ -109,7 +109,8 @@ class PcaInverse:
 class DelaunayInverse:
     """Barycentric interpolation of the codes over the Delaunay triangulation of their map positions.
 
-    The positions and codes are kept as float32 (what the app's maps and latents are, and what the
+    Codes that share one map position: qhull keeps one of them as a vertex (the others are never
+    interpolated). The positions and codes are kept as float32 (what the app's maps and latents are, and what the
     browser receives), so `codes()` and the browser work from the very same numbers."""
 
     kind = "delaunay"
