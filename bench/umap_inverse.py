@@ -122,7 +122,8 @@ def main() -> None:
             print(f"  {name}: |umap - barycentric| median {np.median(dist[sel]):.2f}, max {dist[sel].max():.2f} "
                   f"(typical gaps); hole depth barycentric median {np.median(depth_ours[sel]):.2f}, "
                   f"umap {np.median(depth_theirs[sel]):.2f}; nearest code's map position from the probe "
-                  f"(map gaps): barycentric median {np.median(miss_ours[sel]):.1f}, umap {np.median(miss_theirs[sel]):.1f}")
+                  f"(map gaps): barycentric median {np.median(miss_ours[sel]):.1f}, "
+                  f"umap {np.median(miss_theirs[sel]):.1f}")
     out = n + np.flatnonzero(~inside[box])
     if len(out):
         print(f"  box, outside the hull: barycentric says 'outside'; umap returns codes of hole depth median "
@@ -130,8 +131,9 @@ def main() -> None:
               f"codes sit {np.median(miss_theirs[out]):.0f} map gaps (median) from the probe point")
     sel = np.flatnonzero(inside)
     print("umap_inverse " + json.dumps({
-        "n_codes": len(z), "points": len(pts), "inside": int(inside.sum()), "delaunay_build_ms": round(build_s * 1e3, 1),
-        "barycentric_first_ms": round(first_ms, 1), "barycentric_ms": round(ours_ms, 3), "reference_ms_per_point": round(ref_ms, 3),
+        "n_codes": len(z), "points": len(pts), "inside": int(inside.sum()),
+        "delaunay_build_ms": round(build_s * 1e3, 1), "barycentric_first_ms": round(first_ms, 1),
+        "barycentric_ms": round(ours_ms, 3), "reference_ms_per_point": round(ref_ms, 3),
         "spec_mb": round(len(text) / 1e6, 3), "umap_first_s": round(times[0], 2), "umap_second_s": round(times[1], 2),
         "dist_median": round(float(np.median(dist[sel])), 3), "dist_max": round(float(dist[sel].max()), 3),
         "depth_bary_median": round(float(np.median(depth_ours[sel])), 3),

@@ -36,7 +36,8 @@ __all__ = ["RawInverse", "PcaInverse", "DelaunayInverse", "map_inverse", "codes_
            "grid_hole_depth", "SPEC_FORMAT"]
 
 SPEC_FORMAT = 1  # bump when the browser spec changes shape
-INSIDE_TOL = 100 * float(np.finfo(np.float64).eps)  # a weight >= -INSIDE_TOL is inside (on an edge): scipy's find_simplex tolerance
+# a barycentric weight >= -INSIDE_TOL counts as inside (a point on an edge): scipy's find_simplex tolerance
+INSIDE_TOL = 100 * float(np.finfo(np.float64).eps)
 
 
 def _points(points) -> np.ndarray:
