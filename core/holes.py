@@ -39,6 +39,8 @@ __all__ = [
     "hole_threshold",
     "hole_fraction",
     "hole_depth",
+    "hole_depth_of",
+    "typical_nn_distance",
     "box_samples",
     "prior_samples",
     "interclass_pairs",
@@ -91,12 +93,31 @@ def hole_fraction(z_train: Tensor, samples: Tensor, percentile: float = 95.0) ->
     return float((nn_distances(samples, z_train) > threshold).float().mean())
 
 
+def typical_nn_distance(z_train: Tensor) -> float:
+    """median_i NN(z_i, z_train without i): the unit hole depths are measured in."""
+    z_train = _f32(z_train)
+    if len(z_train) < 2:
+        raise ValueError("need at least 2 encoded training points to measure hole depth")
+    return float(nn_distances(z_train, z_train, exclude_self=True).median())
+
+
+def hole_depth_of(codes, z_train: Tensor, typical: float | None = None) -> np.ndarray:
+    """Each code's own hole depth: NN(code, z_train) / typical_nn_distance(z_train) -> (M,) float64
+    (hole_depth is the median of these over the samples). Pass `typical` (a float computed once by
+    typical_nn_distance) when shading many grids of the same model: it costs an N x N pass.
+    Collapsed codes (typical 0): inf for a code off the duplicates, nan on them."""
+    typical = typical_nn_distance(z_train) if typical is None else float(typical)
+    far = nn_distances(_f32(codes).reshape(-1, _f32(z_train).shape[1]), z_train).numpy().astype(np.float64)  # (M,)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return far / typical
+
+
 def hole_depth(z_train: Tensor, samples: Tensor) -> float:
     """median_s NN(s, z_train) / median_i NN(z_i, z_train without i): ~1 without holes (module doc)."""
     samples = _f32(samples)
     if len(samples) == 0:
         raise ValueError("hole_depth needs at least one sample")
-    train = float(nn_distances(z_train, z_train, exclude_self=True).median())
+    train = typical_nn_distance(z_train)
     far = float(nn_distances(samples, z_train).median())
     if train == 0:  # half the codes sit on duplicates (e.g. saturated at tanh corners)
         return float("inf") if far > 0 else float("nan")

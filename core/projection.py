@@ -51,7 +51,7 @@ CACHE_MAX_AGE_S = 30 * 24 * 3600.0  # ... and of files not used for this long (a
 _UMAP_LOCK = threading.Lock()
 _WARM = threading.Event()
 
-__all__ = ["project", "umap_embed", "project_cached", "projection_cache_path", "prune_cache", "warm_umap", "umap_is_warm", "pca_2d", "exact_knn"]
+__all__ = ["project", "umap_embed", "project_cached", "projection_cache_path", "prune_cache", "warm_umap", "umap_is_warm", "pca_basis", "pca_2d", "exact_knn"]
 
 
 def _omp_layer_available() -> bool:
@@ -129,16 +129,30 @@ def _pad2(z: np.ndarray) -> np.ndarray:
     return np.concatenate([z, np.zeros((len(z), 2 - z.shape[1]), np.float32)], 1) if z.shape[1] < 2 else z
 
 
+def pca_basis(z) -> tuple[np.ndarray, np.ndarray]:
+    """(N, d) -> (mean (d,) float64, components (d, 2) float64): the map pca_2d draws is
+    (z - mean) @ components, and mean + xy @ components.T maps a point back onto that plane
+    (core.cartography). Components: the top two eigenvectors of the d x d covariance, signs fixed
+    so each axis' largest loading is positive (stable maps); for d < 2 the padded identity."""
+    z = _as_array(z).astype(np.float64)
+    mean = z.mean(0)
+    if z.shape[1] < 2:
+        return mean, np.eye(z.shape[1], 2)
+    zc = z - mean
+    evals, evecs = np.linalg.eigh(zc.T @ zc)  # ascending
+    top = evecs[:, ::-1][:, :2]  # (d, 2)
+    top *= np.sign(top[np.abs(top).argmax(0), [0, 1]])
+    return mean, top
+
+
 def pca_2d(z) -> np.ndarray:
     """(N, d) -> (N, 2) float32: the top two principal components (eigh of the d x d covariance,
     ~1 ms for 10k x 16). Signs fixed so each axis' largest loading is positive (stable maps)."""
     z = _as_array(z).astype(np.float64)
-    zc = z - z.mean(0)
+    mean, top = pca_basis(z)
+    zc = z - mean
     if z.shape[1] < 2:
         return _pad2(zc.astype(np.float32))
-    evals, evecs = np.linalg.eigh(zc.T @ zc)  # ascending
-    top = evecs[:, ::-1][:, :2]  # (d, 2)
-    top *= np.sign(top[np.abs(top).argmax(0), [0, 1]])
     return (zc @ top).astype(np.float32)
 
 
