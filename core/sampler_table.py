@@ -9,8 +9,10 @@ s come from (s, "held-out"), the same for every model and sampler of that seed.
 
 from __future__ import annotations
 
+import csv
 import math
 import time
+from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
@@ -21,11 +23,33 @@ from core.latent import encode_dataset
 from core.sample_quality import FIGURE_LABELS, FIGURES, real_figures, real_reference, sample_figures, split_held_out
 from core.samplers import draw_codes
 
-__all__ = ["DEFAULT_SAMPLERS", "REAL_ROW", "RECON_ROW", "measure_samplers", "summarise", "format_table"]
+__all__ = ["DEFAULT_SAMPLERS", "REAL_ROW", "RECON_ROW", "held_out_images", "measure_samplers", "sampler_records_job",
+           "read_records", "summarise", "format_table"]
 
 DEFAULT_SAMPLERS = ("prior", "ex-post", "knn-interpolate")
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_HELD_OUT = REPO.parent / "shared" / "data" / "mnist-test"  # the official MNIST test set, where it exists
+NOT_HELD_OUT = "(training data, not held out)"
 REAL_ROW = "held-out-real"    # reference rows: n held-out images (their codes for the hole figures)
 RECON_ROW = "held-out-recon"  # the same codes decoded: the best a sampler of this decoder could do
+
+
+def held_out_images(spec: str | None, train_data):
+    """Real images the models never saw -> (x (M, *shape), label for the records). spec: a core.data spec (idx:
+    folders give their t10k split); None: the official MNIST test set at DEFAULT_HELD_OUT when it exists, else the
+    training data itself, labelled NOT_HELD_OUT (the shipped mnist5k models were trained on all of mnist5k, so no
+    part of it is held out; FD and recall are then optimistic)."""
+    from core.data import load_dataset
+
+    if spec is None and DEFAULT_HELD_OUT.is_dir():
+        spec = f"idx:{DEFAULT_HELD_OUT}"
+    if spec is None:
+        return train_data.x, f"{train_data.id} {NOT_HELD_OUT}"
+    data = load_dataset(spec, train=False)
+    if data.input_shape != train_data.input_shape:
+        raise ValueError(f"{spec} has inputs {data.input_shape} but the models' data {train_data.id} has "
+                         f"{train_data.input_shape}; give held-out images of the same shape")
+    return data.x, spec.replace(str(REPO.parent), "..")
 
 
 def measure_samplers(model, train_data, held_out_x, samplers: Iterable[str] = DEFAULT_SAMPLERS,
@@ -74,6 +98,27 @@ def measure_samplers(model, train_data, held_out_x, samplers: Iterable[str] = DE
             emit({**base, "sampler": name, "seed": seed, "n": len(z), "ex_post_k": details.get("k", ""),
                   **figs, "seconds": round(time.perf_counter() - t0, 3)})
     return records
+
+
+def sampler_records_job(checkpoint: str | bytes, held_out: str | None = None,
+                        samplers: Iterable[str] = DEFAULT_SAMPLERS, seeds: int = 5, n: int = 2000) -> list[dict]:
+    """measure_samplers as an executor job from plain arguments (a worker process, never the web server):
+    `checkpoint` a checkpoint folder or a zipped checkpoint's bytes; its own dataset is the training data."""
+    from core.checkpoints import load_checkpoint, load_checkpoint_zip
+    from core.data import load_dataset
+
+    load = load_checkpoint_zip if isinstance(checkpoint, (bytes, bytearray)) else load_checkpoint
+    ckpt = load(checkpoint, device="cpu")
+    train = load_dataset(ckpt.meta["dataset"])
+    x, name = held_out_images(held_out, train)
+    return measure_samplers(ckpt.model, train, x, samplers, range(int(seeds)), n, model_name=ckpt.name,
+                            held_out=name)
+
+
+def read_records(path: str | Path) -> list[dict]:
+    """The records of a CSV written by `python -m core samplers` (values as strings; summarise reads them)."""
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
 
 
 def _interval(values: list[float]) -> tuple[float, float, float]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import math
 
 import numpy as np
@@ -13,7 +12,8 @@ from core import sample_quality as sq
 from core.config import ModelConfig
 from core.holes import hole_fraction
 from core.models import build_model
-from core.sampler_table import RECON_ROW, REAL_ROW, format_table, measure_samplers, summarise
+from core.sampler_table import (RECON_ROW, REAL_ROW, format_table, held_out_images, measure_samplers, read_records,
+                                sampler_records_job, summarise)
 from core.samplers import EX_POST_CANDIDATES, draw_codes, fit_ex_post, get_sampler, list_samplers
 from tests.conftest import REPO
 
@@ -254,10 +254,24 @@ def test_samplers_command_writes_csv_records_and_prints_the_table(digit_halves, 
     rc = main(["samplers", "--checkpoints", str(tmp_path / "tiny-ae"), "--held-out", "digits", "--seeds", "2",
                "--n", "100", "--samplers", "prior", "knn-interpolate", "--out", str(out)])
     assert rc == 0
-    rows = list(csv.DictReader(out.open()))
+    rows = read_records(out)
     assert len(rows) == 2 * 4 and {r["sampler"] for r in rows} == {REAL_ROW, RECON_ROW, "prior", "knn-interpolate"}
     assert all(r["held_out"] == "digits" and r["model"] == "tiny-ae" for r in rows)
     printed = capsys.readouterr().out
     assert "| tiny-ae | knn-interpolate |" in printed and "not Inception-FID" in printed
     assert len(summarise(rows)) == 4  # the CSV reads back into the same summary
     assert main(["samplers", "--checkpoints", str(tmp_path / "tiny-ae"), "--held-out", "idx:/nonexistent"]) == 1
+    # the executor job the page can submit: plain arguments in, the same records out
+    job = sampler_records_job(str(tmp_path / "tiny-ae"), "digits", ["prior"], seeds=2, n=100)
+    assert [f"{r['fd']:.6g}" for r in job if r["sampler"] == "prior"] == [r["fd"] for r in rows if r["sampler"] == "prior"]
+
+
+def test_without_a_held_out_set_the_training_data_is_used_and_labelled_so(digit_halves, monkeypatch, tmp_path):
+    import core.sampler_table as st
+
+    data = digit_halves[0]
+    monkeypatch.setattr(st, "DEFAULT_HELD_OUT", tmp_path / "missing")
+    x, label = held_out_images(None, data)
+    assert x is data.x and label == f"digits {st.NOT_HELD_OUT}"
+    with pytest.raises(ValueError, match="same shape"):
+        held_out_images("breast-cancer", data)

@@ -10,14 +10,10 @@ from __future__ import annotations
 import csv
 import sys
 import time
-from pathlib import Path
-
-REPO = Path(__file__).resolve().parents[2]
-DEFAULT_HELD_OUT = REPO.parent / "shared" / "data" / "mnist-test"  # the official MNIST test set, where it exists
 
 
 def add_parser(sub) -> None:
-    from core.sampler_table import DEFAULT_SAMPLERS
+    from core.sampler_table import DEFAULT_HELD_OUT, DEFAULT_SAMPLERS
     from core.samplers import list_samplers
 
     p = sub.add_parser("samplers", help="measure samplers (prior, ex-post, kNN, ...) against the holes; CSV records",
@@ -30,31 +26,14 @@ def add_parser(sub) -> None:
                    help="real images the models never saw (a core.data spec; idx: folders give their t10k split). "
                         f"Default: idx:{DEFAULT_HELD_OUT} when it exists, else the training data itself (then NOT "
                         "held out: the records say so)")
-    p.add_argument("--no-real-row", action="store_true", help="skip the held-out-real reference rows")
+    p.add_argument("--no-real-row", action="store_true", help="skip the reference rows (held-out-real, held-out-recon)")
     p.add_argument("--out", default=None, help="CSV of raw records (one row per model, sampler, seed)")
-
-
-def _held_out(spec: str | None, train_data):
-    """(images, label for the records). The fallback is the training data, labelled as not held out."""
-    from core.data import load_dataset
-
-    if spec is None and DEFAULT_HELD_OUT.is_dir():
-        spec = f"idx:{DEFAULT_HELD_OUT}"
-    if spec is None:
-        print(f"note: no held-out set given and {DEFAULT_HELD_OUT} is missing: comparing with the training data "
-              f"{train_data.id} itself (not held out; FD and recall are then optimistic)", file=sys.stderr)
-        return train_data.x, f"{train_data.id} (training data, not held out)"
-    data = load_dataset(spec, train=False)
-    if data.input_shape != train_data.input_shape:
-        raise ValueError(f"{spec} has inputs {data.input_shape} but the models' data {train_data.id} has "
-                         f"{train_data.input_shape}; give --held-out images of the same shape")
-    return data.x, spec.replace(str(REPO.parent), "..")
 
 
 def run(args) -> int:
     from core.checkpoints import load_checkpoint
     from core.data import load_dataset
-    from core.sampler_table import format_table, measure_samplers, summarise
+    from core.sampler_table import NOT_HELD_OUT, format_table, held_out_images, measure_samplers, summarise
 
     if args.seeds < 1 or args.n < 10:
         raise ValueError("--seeds must be >= 1 and --n >= 10")
@@ -67,7 +46,11 @@ def run(args) -> int:
             spec = ckpt.meta["dataset"]
             if spec not in datasets:
                 train = load_dataset(spec)
-                datasets[spec] = (train, *_held_out(args.held_out, train))
+                datasets[spec] = (train, *held_out_images(args.held_out, train))
+                if NOT_HELD_OUT in datasets[spec][2]:
+                    print(f"note: no held-out set given and {DEFAULT_HELD_OUT} is missing: comparing with the "
+                          f"training data {spec} itself (not held out; FD and recall are then optimistic)",
+                          file=sys.stderr)
             train, held_x, held_name = datasets[spec]
             print(f"{ckpt.name}: {len(train)} training images of {spec}, held out: {held_name}", file=sys.stderr)
             for r in measure_samplers(ckpt.model, train, held_x, args.samplers, range(args.seeds), args.n,
