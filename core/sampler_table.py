@@ -24,7 +24,7 @@ from core.sample_quality import FIGURE_LABELS, FIGURES, real_figures, real_refer
 from core.samplers import draw_codes
 
 __all__ = ["DEFAULT_SAMPLERS", "REAL_ROW", "RECON_ROW", "held_out_images", "measure_samplers", "sampler_records_job",
-           "read_records", "summarise", "format_table"]
+           "read_records", "summarise", "paired_difference", "format_table"]
 
 DEFAULT_SAMPLERS = ("prior", "ex-post", "knn-interpolate")
 REPO = Path(__file__).resolve().parent.parent
@@ -150,6 +150,21 @@ def summarise(records: Iterable[dict]) -> list[dict]:
         row["ex_post_k"] = "/".join(ks)
         rows.append(row)
     return rows
+
+
+def paired_difference(records: Iterable[dict], figure: str, a: tuple[str, str], b: tuple[str, str]) -> dict:
+    """figure of b minus figure of a, a and b (model, sampler) pairs, paired by sampling seed (the same held-out
+    reference images, and for one sampler the same random stream): {"mean", "lo", "hi", "n_seeds"}, the 95 %
+    t-interval of the mean difference."""
+    by = {}
+    for r in records:
+        by[(r["model"], r["sampler"], int(r["seed"]))] = float(r[figure])
+    seeds_of = lambda pair: {s for (m, smp, s) in by if (m, smp) == tuple(pair)}  # noqa: E731
+    seeds = sorted(seeds_of(a) & seeds_of(b))
+    if not seeds:
+        raise ValueError(f"no seed has records of both {a} and {b}")
+    mean, lo, hi = _interval([by[(*b, s)] - by[(*a, s)] for s in seeds])
+    return {"mean": mean, "lo": lo, "hi": hi, "n_seeds": len(seeds)}
 
 
 def _cell(mean: float, lo: float, hi: float, digits: int) -> str:

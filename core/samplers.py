@@ -90,7 +90,8 @@ def draw_codes(name: str, model, z_train, n: int, generator: torch.Generator, co
     sampler = get_sampler(name)
     unknown = set(params) - set(sampler.defaults)
     if unknown:
-        raise ValueError(f"sampler {name!r} has no setting(s) {sorted(unknown)}; its settings: {sorted(sampler.defaults)}")
+        raise ValueError(f"sampler {name!r} has no setting(s) {sorted(unknown)}; "
+                         f"its settings: {sorted(sampler.defaults)}")
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     if not isinstance(generator, torch.Generator):

@@ -12,8 +12,8 @@ from core import sample_quality as sq
 from core.config import ModelConfig
 from core.holes import hole_fraction
 from core.models import build_model
-from core.sampler_table import (RECON_ROW, REAL_ROW, format_table, held_out_images, measure_samplers, read_records,
-                                sampler_records_job, summarise)
+from core.sampler_table import (RECON_ROW, REAL_ROW, format_table, held_out_images, measure_samplers,
+                                paired_difference, read_records, sampler_records_job, summarise)
 from core.samplers import EX_POST_CANDIDATES, draw_codes, fit_ex_post, get_sampler, list_samplers
 from tests.conftest import REPO
 
@@ -157,7 +157,8 @@ def test_precision_recall_of_a_set_against_itself_is_one_and_against_far_away_po
     # a collapsed generator (all samples near one real point): precise, no recall
     p, r = sq.precision_recall(real, real[:1] + 0.01 * g.normal(size=(800, 8)))
     assert p == 1.0 and r < 0.05
-    assert sq.manifold_figures(real, real[:1] + 0.01 * g.normal(size=(800, 8)))["coverage"] < 0.03  # the few balls around one point
+    collapsed = real[:1] + 0.01 * g.normal(size=(800, 8))
+    assert sq.manifold_figures(real, collapsed)["coverage"] < 0.03  # only the few balls around one point
     with pytest.raises(ValueError, match="more than k"):
         sq.precision_recall(real[:3], other)
 
@@ -240,6 +241,10 @@ def test_measure_samplers_gives_one_record_per_sampler_and_seed_and_the_summary_
     half = stats.t.ppf(0.975, 2) * np.std(fd, ddof=1) / math.sqrt(3)
     prior = summary[2]
     assert prior["fd"] == pytest.approx(np.mean(fd)) and prior["fd_hi"] - prior["fd"] == pytest.approx(half)
+    diff = paired_difference(records, "fd", ("tiny-ae", "prior"), ("tiny-ae", "ex-post"))
+    per_seed = [b["fd"] - a["fd"] for a, b in zip(records[2::4], records[3::4])]
+    assert diff["n_seeds"] == 3 and diff["mean"] == pytest.approx(np.mean(per_seed))
+    assert diff["lo"] < diff["mean"] < diff["hi"]
     table = format_table(summary)
     assert "classifier-feature FD" in table and "ex-post (k=" in table and "tiny-ae" in table
 
@@ -263,7 +268,8 @@ def test_samplers_command_writes_csv_records_and_prints_the_table(digit_halves, 
     assert main(["samplers", "--checkpoints", str(tmp_path / "tiny-ae"), "--held-out", "idx:/nonexistent"]) == 1
     # the executor job the page can submit: plain arguments in, the same records out
     job = sampler_records_job(str(tmp_path / "tiny-ae"), "digits", ["prior"], seeds=2, n=100)
-    assert [f"{r['fd']:.6g}" for r in job if r["sampler"] == "prior"] == [r["fd"] for r in rows if r["sampler"] == "prior"]
+    fd_of = lambda rs: [f"{float(r['fd']):.6g}" for r in rs if r["sampler"] == "prior"]  # noqa: E731
+    assert fd_of(job) == fd_of(rows)
 
 
 def test_without_a_held_out_set_the_training_data_is_used_and_labelled_so(digit_halves, monkeypatch, tmp_path):
