@@ -31,10 +31,13 @@ def _model(prior: str, latent_dim: int = 3):
     return build_model(ModelConfig(kind=kind, prior=prior, input_shape=(1, 8, 8), latent_dim=latent_dim, hidden=32))
 
 
-@pytest.fixture(autouse=True)
-def _private_cache(tmp_path, monkeypatch):
-    """Feature classifiers trained by a test go to a temp folder, not the repo's .cache."""
-    monkeypatch.setattr(sq, "DEFAULT_CACHE_DIR", tmp_path / "feature-classifier")
+@pytest.fixture(autouse=True, scope="module")
+def _private_cache(tmp_path_factory):
+    """Feature classifiers trained by these tests go to a temp folder (shared by the module: each data set's net is
+    trained once), not the repo's .cache."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sq, "DEFAULT_CACHE_DIR", tmp_path_factory.mktemp("feature-classifier"))
+        yield
 
 
 # ----------------------------------------------------------------------------- the registry
@@ -194,14 +197,15 @@ def test_feature_space_separates_real_digits_from_noise(digit_halves, tmp_path):
 def test_feature_classifier_is_trained_once_and_read_back_from_its_cache_file(digit_halves):
     _, train, held = digit_halves
     net = sq.feature_classifier(train, seed=0)
-    files = list(sq.DEFAULT_CACHE_DIR.glob("*.safetensors"))
-    assert len(files) == 1
+    path = sq._cache_path(train, 0, sq._recipe(), None)
+    assert path.parent == sq.DEFAULT_CACHE_DIR and path.is_file()
     assert sq.feature_classifier(train, seed=0) is net  # in memory
     sq._FEATURE_NETS.clear()
+    stamp = path.stat().st_mtime_ns
     again = sq.feature_classifier(train, seed=0)  # from the file, not retrained
-    assert again is not net and list(sq.DEFAULT_CACHE_DIR.glob("*.safetensors")) == files
+    assert again is not net and path.stat().st_mtime_ns == stamp
     assert np.array_equal(sq.classifier_features(net, held[:50]), sq.classifier_features(again, held[:50]))
-    files[0].write_bytes(b"damaged")
+    path.write_bytes(b"damaged")
     sq._FEATURE_NETS.clear()
     retrained = sq.feature_classifier(train, seed=0)  # a damaged file is replaced, not trusted
     assert np.array_equal(sq.classifier_features(net, held[:50]), sq.classifier_features(retrained, held[:50]))
