@@ -20,9 +20,9 @@ Per (model, sampler, sampling seed), for n samples:
 - density, coverage  Naeem et al. (ICML 2020) on the same real balls, robust to real outliers (manifold_figures
                    says why they are kept beside precision).
 
-The real reference is a fixed set of n held-out images (the same size as the samples, as Kynkaenniemi et al.
-compare equal sizes; FD is biased by n, so the "held-out-real" row, n other held-out images scored the same way,
-is the floor every figure should be read against; core.sampler_table also scores their reconstructions, the best
+The real reference is a random set of n held-out images per seed (the same size as the samples, as Kynkaenniemi et al.
+compare equal sizes; FD is biased by n, so the "held-out-real" row, n other held-out images scored the same
+way, is the floor every figure should be read against; core.sampler_table also scores their reconstructions, the best
 a sampler of that decoder could do).
 """
 
