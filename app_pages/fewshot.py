@@ -26,6 +26,8 @@ from core.executor import JobHandle  # noqa: E402
 from core.fewshot import ExperimentSpec, list_runs, load_run, settings_table  # noqa: E402
 from core.settings import dotted  # noqa: E402
 
+if st.session_state.get("_ll_fs_job") is None:  # after a reload: the run this browser started
+    st.session_state["_ll_fs_job"] = jobs.adopt(jobs.session_owner(), "fewshot")
 job: JobHandle | None = st.session_state.get("_ll_fs_job")
 
 # ----------------------------------------------------------------------------- configure

@@ -106,24 +106,55 @@ def stop_all_session_jobs():
             t.handle.wait(5)
 
 
+def _state(at, key: str):
+    return at.session_state[key] if key in at.session_state else None
+
+
 def _train_job(tab: Tab):
-    return tab.at.session_state["_ll_train_job"] if "_ll_train_job" in tab.at.session_state else None
+    return _state(tab.at, "_ll_train_job")
 
 
 # ----------------------------------------------------------------------------- the cap across reloads
 
-def test_reloads_of_one_browser_cannot_exceed_its_job_cap(app_env, browser, busy_workers, stop_all_session_jobs):
-    started = []
-    for _reload in range(2):  # each reload is a new session of the same browser (same cookie)
-        tab = browser(cookies={"latent_lab_browser": COOKIE_A}).open(TRAIN).click_train()
-        assert not tab.errors(), tab.errors()
-        started.append(_train_job(tab))
-    assert all(j is not None and j.status == "queued" for j in started)
-    third = browser(cookies={"latent_lab_browser": COOKIE_A}).open(TRAIN).click_train()
-    assert _train_job(third) is None
-    assert any("Cannot start training: you already have 2 jobs queued or running" in e for e in third.errors())
-    other = browser(cookies={"latent_lab_browser": COOKIE_B}).open(TRAIN).click_train()  # another browser
-    assert not other.errors() and _train_job(other) is not None
+def test_reloads_of_one_browser_cannot_exceed_its_job_cap(app_env, browser, busy_workers, stop_all_session_jobs,
+                                                          monkeypatch):
+    from ui import jobs
+
+    monkeypatch.setattr(jobs.shared_executor(), "per_owner", 1)  # one job per browser: a second kind shows it
+    cookie = {"latent_lab_browser": COOKIE_A}
+    first = browser(cookies=cookie).open(TRAIN).click_train()
+    job = _train_job(first)
+    assert not first.errors() and job.status == "queued"
+    reload = browser(cookies=cookie).open(TRAIN)  # a new session of the same browser
+    assert _train_job(reload) is job  # it shows the training it started before (and can stop it)
+    reload.at.switch_page(FEWSHOT)
+    reload.run()
+    reload.at.button[0].click()  # Run: a second job of this browser
+    reload.run()
+    assert _state(reload.at, "_ll_fs_job") is None
+    assert any("Cannot start: you already have 1 jobs queued or running" in e for e in reload.errors()), \
+        reload.errors()
+    other = browser(cookies={"latent_lab_browser": COOKIE_B}).open(FEWSHOT)  # another browser may
+    other.at.button[0].click()
+    other.run()
+    assert not other.errors() and _state(other.at, "_ll_fs_job") is not None
+
+
+def test_a_reload_can_stop_the_job_its_browser_started(app_env, browser, busy_workers, stop_all_session_jobs):
+    from ui import jobs
+
+    first = browser(cookies={"latent_lab_browser": COOKIE_A}).open(TRAIN).click_train()
+    job = _train_job(first)
+    tracked = next(t for t in jobs.tracked_jobs() if t.handle is job.handle)
+    stranger = browser(cookies={"latent_lab_browser": COOKIE_B}).open(TRAIN)  # another browser: nothing to stop
+    assert not [b for b in stranger.at.sidebar.button if str(b.key).startswith("w_my_stop_")]
+    same_address = browser().open(TRAIN)  # no cookie: an address may be many people, who never see each other's jobs
+    assert not [b for b in same_address.at.sidebar.button if str(b.key).startswith("w_my_stop_")]
+    reload = browser(cookies={"latent_lab_browser": COOKIE_A}).open(TRAIN)
+    assert any("Jobs of this browser: train (queued)" in c.value for c in reload.at.sidebar.caption)
+    reload.at.sidebar.button(key=f"w_my_stop_{tracked.id}").click()
+    reload.run()
+    assert job.handle.wait(5) and job.cancelled and tracked.stopped_by == "its browser"
 
 
 def test_without_a_cookie_the_cap_is_the_client_address(app_env, browser, busy_workers, stop_all_session_jobs):
@@ -253,12 +284,12 @@ def test_training_is_refused_when_the_runs_folder_is_over_its_quota(app_env, tmp
     at = new_app(TRAIN)
     at.number_input(key="w_t_epochs").set_value(1)
     at.button[0].click().run()
-    assert "_ll_train_job" not in at.session_state
+    assert _state(at, "_ll_train_job") is None
     msg = next(e.value for e in at.error if e.value.startswith("Cannot start training"))
     assert "holds 2 MB" in msg and "quota is 1 MB" in msg and "checkpoints/old-model (2 MB)" in msg, msg
     monkeypatch.setenv("LATENT_LAB_DISK_QUOTA_MB", "4")  # room again: it starts
     at.button[0].click().run()
-    assert "_ll_train_job" in at.session_state
+    assert _state(at, "_ll_train_job") is not None
 
 
 def test_a_fewshot_run_is_refused_when_the_runs_folder_is_over_its_quota(app_env, tmp_path, monkeypatch):
@@ -266,7 +297,7 @@ def test_a_fewshot_run_is_refused_when_the_runs_folder_is_over_its_quota(app_env
     _fill_runs(tmp_path / "runs", 2)
     at = new_app(FEWSHOT)
     at.button[0].click().run()
-    assert "_ll_fs_job" not in at.session_state
+    assert _state(at, "_ll_fs_job") is None
     assert any(e.value.startswith("Cannot start:") and "disk quota" in e.value and "LATENT_LAB_DISK_QUOTA_MB" in e.value
                for e in at.error), [e.value for e in at.error]
 

@@ -181,7 +181,7 @@ def submit(name: str, fn: Callable, kwargs: dict, *, owner: str, then: Callable[
     ValueError with what to do) when this browser or address already has its share of jobs or the queue is full."""
     with admit() as address:
         job = ExecutorJob(name, shared_executor().submit(fn, kwargs, owner=owner, name=name), then, keep_event)
-        track(name, job.handle, owner, stop=job.request_stop, address=address)
+        track(name, job.handle, owner, stop=job.request_stop, address=address, view=job)
     return job
 
 
@@ -208,6 +208,7 @@ class TrackedJob:
     stop: Callable[[], None]
     submitted: float  # clock() when it was started
     stopped_by: str | None = None  # "operator" | "owner gone", once stopped from outside its session
+    view: Any = None  # what the page that started it keeps (an ExecutorJob, a run's JobHandle)
 
     @property
     def waiting(self) -> bool:
@@ -251,11 +252,12 @@ def check_address_cap(address: str | None) -> None:
 
 
 def track(kind: str, handle: JobHandle, owner: str, *, stop: Callable[[], None] | None = None,
-          address: str | None = None) -> TrackedJob:
+          address: str | None = None, view: Any = None) -> TrackedJob:
     """Register a session job (its owner counts as seen now); the sweeper starts with the first one."""
     with _registry.lock:
         now = clock()
-        t = TrackedJob(next(_registry.ids), kind, owner, address, handle, stop or handle.cancel, now)
+        t = TrackedJob(next(_registry.ids), kind, owner, address, handle, stop or handle.cancel, now,
+                       view=handle if view is None else view)
         _registry.jobs[t.id] = t
         _registry.seen.setdefault(owner, now)
         finished = [k for k, j in _registry.jobs.items() if j.handle.done]
@@ -276,6 +278,19 @@ def tracked_jobs() -> list[TrackedJob]:
 def owner_jobs(owner: str, kind: str | None = None) -> list[TrackedJob]:
     """`owner`'s unfinished jobs (optionally of one kind), oldest first."""
     return [t for t in tracked_jobs() if t.owner == owner and not t.handle.done and kind in (None, t.kind)]
+
+
+def own_browser(owner: str) -> bool:
+    """Whether `owner` is one browser (its token): its tabs may show and stop each other's jobs. An address
+    owner may be many people (a classroom behind one router): they share a cap, never each other's jobs."""
+    return owner.startswith("browser:")
+
+
+def adopt(owner: str, kind: str) -> Any:
+    """The page view of the newest unfinished `kind` job of this browser (after a reload, the page shows
+    the training it started before), or None."""
+    mine = owner_jobs(owner, kind) if own_browser(owner) else []
+    return mine[-1].view if mine else None
 
 
 def stop_job(job_id: int, by: str = "operator") -> bool:

@@ -79,6 +79,12 @@ def _jobs_note() -> None:
     owner = jobs.session_owner()
     jobs.heartbeat(owner)
     mine = jobs.owner_jobs(owner)
-    if mine:
-        st.caption(f"Jobs of this browser: {', '.join(f'{t.kind} ({t.handle.status})' for t in mine)} — at most "
-                   f"{jobs.shared_executor().per_owner} at once. Closing every tab stops them.")
+    if not mine:
+        return
+    st.caption(f"Jobs of this browser: {', '.join(f'{t.kind} ({t.handle.status})' for t in mine)} — at most "
+               f"{jobs.shared_executor().per_owner} at once. Closing every tab stops them.")
+    if jobs.own_browser(owner):  # any tab of the browser (a reload too) can stop its jobs
+        for t in mine:
+            if st.button(f"Stop {t.kind} #{t.id}", key=f"w_my_stop_{t.id}"):
+                jobs.stop_job(t.id, by="its browser")
+                st.rerun()
