@@ -65,14 +65,13 @@ def shared_sidebar(page: str) -> Selection:
 
 
 def _keep_alive() -> None:
-    """Report this browser as present (its jobs live on while it is), ask it to keep its token, and while it
-    has jobs keep reporting from a sidebar fragment, so a tab left open on one page keeps its jobs alive."""
-    owner = jobs.session_owner()
-    jobs.heartbeat(owner)
+    """Report this browser as present (its jobs live on while it is) and ask it to keep its token. A sidebar
+    fragment keeps reporting every HEARTBEAT_S while the tab is open (a few ms of server time), so a tab
+    left on one page keeps its jobs alive, including one started later in this run."""
+    jobs.heartbeat(jobs.session_owner())
     owners.remember_browser(st.sidebar)
-    if jobs.owner_jobs(owner):
-        with st.sidebar:
-            st.fragment(_jobs_note, run_every=jobs.HEARTBEAT_S)()
+    with st.sidebar:
+        st.fragment(_jobs_note, run_every=jobs.HEARTBEAT_S)()
 
 
 def _jobs_note() -> None:
