@@ -84,14 +84,17 @@ if go:
                               n_generated=[int(n_gen)], gen_data=gen_data, evaluate_on=evaluate_on,
                               recipe={"steps": int(steps), "gen_ratio": float(gen_ratio)}, generators=gen_settings,
                               params=params)
-        if "none" not in chosen:
-            st.warning("Without `none` there is no baseline to compare against.")
         job = start_run(spec, owner=jobs.session_owner())
     except ValueError as e:
         st.error(f"Cannot start: {e}")
     else:
         st.session_state["_ll_fs_job"] = job
         st.session_state["_ll_fs_seen"] = False
+        st.session_state["_ll_fs_no_baseline"] = "none" not in chosen
+        st.rerun()  # the sidebar (drawn before the job existed) then keeps this browser's jobs alive
+
+if st.session_state.pop("_ll_fs_no_baseline", False):
+    st.warning("Without `none` there is no baseline to compare against.")
 
 
 def show_results(records: list[dict], title: str, key: str) -> None:

@@ -107,6 +107,7 @@ with tab_train:
         else:
             st.session_state["_ll_train_job"] = job
             st.session_state["_ll_train_seen"] = False
+            st.rerun()  # the sidebar (drawn before the job existed) then keeps this browser's jobs alive
 
     def progress_panel() -> None:
         job = st.session_state.get("_ll_train_job")

@@ -65,13 +65,16 @@ def shared_sidebar(page: str) -> Selection:
 
 
 def _keep_alive() -> None:
-    """Report this browser as present (its jobs live on while it is) and ask it to keep its token. A sidebar
-    fragment keeps reporting every HEARTBEAT_S while the tab is open (a few ms of server time), so a tab
-    left on one page keeps its jobs alive, including one started later in this run."""
-    jobs.heartbeat(jobs.session_owner())
+    """Report this browser as present (its jobs live on while it is) and ask it to keep its token. While the
+    browser has jobs, a sidebar fragment keeps reporting every HEARTBEAT_S, so a tab left on one page keeps
+    them alive (a page that starts a job reruns once, so that the fragment is there from the start). Only
+    then: an auto-rerunning fragment in every idle tab would cost the server and can race full reruns."""
+    owner = jobs.session_owner()
+    jobs.heartbeat(owner)
     owners.remember_browser(st.sidebar)
-    with st.sidebar:
-        st.fragment(_jobs_note, run_every=jobs.HEARTBEAT_S)()
+    if jobs.owner_jobs(owner):
+        with st.sidebar:
+            st.fragment(_jobs_note, run_every=jobs.HEARTBEAT_S)()
 
 
 def _jobs_note() -> None:
