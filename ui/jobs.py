@@ -12,7 +12,7 @@ killed or runs out of memory fails alone.
 Whose jobs (the session jobs registry): every session job is tracked with its owner (ui.owners: the
 browser, kept across reloads) and client address, so that
 - the per-owner cap of the executor counts a browser, not a tab; and an address may hold at most
-  JOBS_PER_ADDRESS unfinished jobs (a client that discards its cookie on each visit stays bounded);
+  jobs_per_address() unfinished jobs (a client that discards its cookie on each visit stays bounded);
 - an owner whose tabs are all closed loses its jobs: every page run and a sidebar fragment report the owner
   as seen (`heartbeat`), and a sweeper thread cancels the queued jobs of owners not seen for GONE_AFTER_S
   and their running ones after RUNNING_GRACE_S (a closed tab must not hold a worker others wait for);
