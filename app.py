@@ -6,6 +6,7 @@ when it is first opened. Run with `streamlit run app.py`.
 
 import streamlit as st
 
+from ui.owners import is_operator
 from ui.sidebar import shared_sidebar
 
 st.set_page_config(page_title="Latent Lab", page_icon=":material/explore:", layout="wide")
@@ -50,4 +51,6 @@ def home() -> None:
 
 pages = [st.Page(home, title="Home", icon=":material/home:", default=True)]
 pages += [st.Page(path, title=title, icon=icon) for path, title, icon, _ in GUIDE]
+if is_operator():  # LATENT_LAB_OPERATOR_TOKEN set and ?operator=TOKEN in the URL
+    pages.append(st.Page("app_pages/operator.py", title="Operator", icon=":material/admin_panel_settings:"))
 st.navigation(pages).run()

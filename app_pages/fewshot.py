@@ -26,6 +26,8 @@ from core.executor import JobHandle  # noqa: E402
 from core.fewshot import ExperimentSpec, list_runs, load_run, settings_table  # noqa: E402
 from core.settings import dotted  # noqa: E402
 
+if st.session_state.get("_ll_fs_job") is None:  # after a reload: the run this browser started
+    st.session_state["_ll_fs_job"] = jobs.adopt(jobs.session_owner(), "fewshot")
 job: JobHandle | None = st.session_state.get("_ll_fs_job")
 
 # ----------------------------------------------------------------------------- configure
@@ -86,15 +88,18 @@ if go:
     except ValueError as e:
         st.error(f"Cannot start, your settings: {e}")
     else:
-        if "none" not in chosen:
-            st.warning("Without `none` there is no baseline to compare against.")
         try:
-            started = job = start_run(spec, owner=jobs.session_owner())
+            started = start_run(spec, owner=jobs.session_owner())
         except ValueError as e:
             st.error(f"Cannot start: {e}")
     if started is not None:
         st.session_state["_ll_fs_job"] = started
         st.session_state["_ll_fs_seen"] = False
+        st.session_state["_ll_fs_no_baseline"] = "none" not in chosen
+        st.rerun()  # the sidebar (drawn before the job existed) then keeps this browser's jobs alive
+
+if st.session_state.pop("_ll_fs_no_baseline", False):
+    st.warning("Without `none` there is no baseline to compare against.")
 
 
 def show_results(records: list[dict], title: str, key: str) -> None:

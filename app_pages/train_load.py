@@ -81,6 +81,8 @@ with tab_load:
 
 # ----------------------------------------------------------------------------- train
 with tab_train:
+    if st.session_state.get("_ll_train_job") is None:  # after a reload: the training this browser started
+        st.session_state["_ll_train_job"] = jobs.adopt(jobs.session_owner(), "train")
     job: jobs.ExecutorJob | None = st.session_state.get("_ll_train_job")
     kinds = model_kinds()
     # Outside the form: choosing a kind redraws the form with that kind's own settings.
@@ -105,6 +107,7 @@ with tab_train:
         else:
             st.session_state["_ll_train_job"] = job
             st.session_state["_ll_train_seen"] = False
+            st.rerun()  # the sidebar (drawn before the job existed) then keeps this browser's jobs alive
 
     def progress_panel() -> None:
         job = st.session_state.get("_ll_train_job")

@@ -70,3 +70,10 @@ def wait_all(timeout: float = 60.0) -> bool:
     for job in pending:
         job.wait(max(0.0, deadline - time.time()))
     return all(j.done for j in pending)
+
+
+def all_jobs() -> list[tuple[str, tuple, JobHandle]]:
+    """(name, key, handle) of every shared job the registry holds, oldest asked-for first (the operator's view)."""
+    reg, lock = _registry()
+    with lock:
+        return [(name, key, job) for (name, key), job in reg.items()]

@@ -12,6 +12,7 @@ import pandas as pd
 
 from core.executor import JobHandle
 from ui import catalog, jobs
+from ui.quota import check_disk_quota
 
 
 def fewshot_dir():
@@ -38,22 +39,26 @@ class _RunExecutor:
 def start_run(spec, owner: str) -> JobHandle:
     """spec: core.fewshot.ExperimentSpec (already validated). Writes runs/fewshot/<time>-<dataset>-<random>/.
 
-    The run counts as one of `owner`'s jobs (QueueFull, a ValueError, when the session has its share). Its
+    The run counts as one of `owner`'s jobs (QueueFull, a ValueError, when the browser has its share; DiskQuotaFull,
+    a ValueError, when the runs folder is full). Its
     handle (the one job protocol) runs the light orchestration in a server thread (executor.run_here: it
     maps tasks and writes records); the generators and cells run on the shared executor's workers.
     handle.queue_position: the place of the run's first waiting task while none runs; its events carry
     the finished records (run_records), its progress the counts; cancel() stops it, keeping finished cells."""
+    check_disk_quota()
     out = fewshot_dir() / run_folder_name(spec.dataset)
     executor = jobs.shared_executor()
-    release = executor.reserve(owner)
-    group = f"fewshot-{uuid.uuid4().hex}"
-    try:
-        job = executor.run_here(_run, {"spec": spec, "out": str(out), "executor": _RunExecutor(executor, group)},
-                                name="fewshot", queue_position=lambda: executor.group_status(group)["position"])
-    except BaseException:
-        release()
-        raise
-    job.add_done_callback(lambda _h: release())
+    with jobs.admit() as address:
+        release = executor.reserve(owner)
+        group = f"fewshot-{uuid.uuid4().hex}"
+        try:
+            job = executor.run_here(_run, {"spec": spec, "out": str(out), "executor": _RunExecutor(executor, group)},
+                                    name="fewshot", queue_position=lambda: executor.group_status(group)["position"])
+        except BaseException:
+            release()
+            raise
+        job.add_done_callback(lambda _h: release())
+        jobs.track("fewshot", job, owner, address=address)
     job.path = str(out)
     return job
 

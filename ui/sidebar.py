@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from ui import catalog, state
+from ui import catalog, jobs, owners, state
 from ui.resources import entries
 
 
@@ -24,6 +24,7 @@ def shared_sidebar(page: str) -> Selection:
     """Draw the pickers. `page` names the calling page: the widgets get per-page keys, because a
     widget with the same key on two pages is reset to its default on a page switch."""
     state.init()
+    _keep_alive()
     all_entries = entries()
     datasets = list(catalog.DATASETS)
     for e in all_entries:
@@ -61,3 +62,31 @@ def shared_sidebar(page: str) -> Selection:
     sb.caption("Copy the address bar to share this view.")
     state.sync_url()
     return Selection(spec, key, catalog.find(usable, key))
+
+
+def _keep_alive() -> None:
+    """Report this browser as present (its jobs live on while it is) and ask it to keep its token. While the
+    browser has jobs, a sidebar fragment keeps reporting every HEARTBEAT_S, so a tab left on one page keeps
+    them alive (a page that starts a job reruns once, so that the fragment is there from the start). Only
+    then: an auto-rerunning fragment in every idle tab would cost the server and can race full reruns."""
+    owner = jobs.session_owner()
+    jobs.heartbeat(owner)
+    owners.remember_browser(st.sidebar)
+    if jobs.owner_jobs(owner):
+        with st.sidebar:
+            st.fragment(_jobs_note, run_every=jobs.HEARTBEAT_S)()
+
+
+def _jobs_note() -> None:
+    owner = jobs.session_owner()
+    jobs.heartbeat(owner)
+    mine = jobs.owner_jobs(owner)
+    if not mine:
+        return
+    st.caption(f"Jobs of this browser: {', '.join(f'{t.kind} ({t.handle.status})' for t in mine)} — at most "
+               f"{jobs.shared_executor().per_owner} at once. Closing every tab stops them.")
+    if jobs.own_browser(owner):  # any tab of the browser (a reload too) can stop its jobs
+        for t in mine:
+            if st.button(f"Stop {t.kind} #{t.id}", key=f"w_my_stop_{t.id}"):
+                jobs.stop_job(t.id, by="its browser")
+                st.rerun()

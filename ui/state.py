@@ -8,6 +8,7 @@ Widgets bind to these values with `bind_widget` (a widget key mirrors a state ke
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
 import streamlit as st
@@ -38,6 +39,8 @@ def init() -> None:
                 value = cast(raw)
                 if isinstance(value, str) and len(value) > 200:
                     raise ValueError
+                if isinstance(value, float) and not math.isfinite(value):
+                    raise ValueError  # float() reads "nan" and "inf": no slider or offset means that
             except (TypeError, ValueError):
                 bad.append(name)
                 value = default

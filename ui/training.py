@@ -11,6 +11,7 @@ import time
 import uuid
 
 from ui import catalog, jobs
+from ui.quota import check_disk_quota
 
 TRAIN_FIELDS = ("epochs", "lr", "seed")  # the TrainConfig fields the page offers (batch size etc. keep defaults)
 
@@ -32,7 +33,7 @@ def folder_name(spec: str, model_slug: str, latent_dim: int) -> str:
 
 
 def start_training(ds, model: dict, train: dict, *, owner: str, spec: str | None = None) -> jobs.ExecutorJob:
-    """Validate the settings now (ValueError), then queue core.training_job.train_task for `owner`
+    """Validate the settings and the disk quota now (ValueError), then queue core.training_job.train_task for `owner`
     (QueueFull, a ValueError, when that session already has its share of jobs).
 
     `ds` is the loaded dataset (for its input shape), `model` {"kind", its config's fields}, `train` TrainConfig
@@ -48,6 +49,7 @@ def start_training(ds, model: dict, train: dict, *, owner: str, spec: str | None
     # A model that cannot be built, or is too big, fails here with its message, not in a worker; it is built
     # on torch's meta device (shapes only), so the web server allocates nothing for it.
     check_model_size(mcfg)
+    check_disk_quota()  # the checkpoint is written under runs/: refuse before training, not after
     name = folder_name(ds.id, mcfg.slug(), mcfg.latent_dim)
     out = catalog.user_checkpoint_dir() / name  # fixed now: LATENT_LAB_RUNS is read in the session
 
