@@ -442,7 +442,7 @@ class Executor:
         with self._lock:
             if self._owner_units[owner] >= self.per_owner:
                 raise QueueFull(f"you already have {self._owner_units[owner]} jobs queued or running (at most "
-                                f"{self.per_owner} per session); wait for one to finish or stop it")
+                                f"{self.per_owner} per browser or caller); wait for one to finish or stop it")
             self._owner_units[owner] += 1
 
     def _release_owner(self, owner: str) -> None:
