@@ -1,19 +1,20 @@
 """How long the 10-seed MNIST headline (docs/experiments/mnist.sh headline: 13 methods x 8 shot counts x 10 seeds =
-1,040 cells and 100 generators) takes on this machine, projected from a sample of it (issue 13's goal: <= 45 min
-on 2 cores), and whether the sample's records equal the committed ones.
+1,040 cells and 100 generators) takes on 2 cores with this tree's code, projected from a sample of it (issue 13's
+goal: <= 45 min), and whether the sample's records equal the committed ones.
 
-    OMP_NUM_THREADS=1 .venv/bin/python bench/headline_projection.py [--shots 2 10 100] [--reference-tree DIR]
+    OMP_NUM_THREADS=1 .venv/bin/python bench/headline_projection.py --reference-tree DIR [--shots 2 10 100]
 
-Runs the headline's own settings on one seed (seed 0) at the sample's shot counts with one worker process and one
-torch thread, in this tree and (with --reference-tree, e.g. a `git worktree` at the commit that produced
-docs/records/mnist-headline.csv) in that tree too, one after the other in the same run: the ratio of the two is the
-speed-up of the code, free of the machine's speed. Needs the real MNIST test set (../shared/data/mnist-test).
+DIR: a `git worktree` at the commit that produced docs/records/mnist-headline.csv (5152f93). Both trees run the
+headline's own settings on seed 0 at the sample's shot counts, one worker process and one torch thread each, at
+the same time (so whatever else loads the machine slows both alike). Needs the MNIST test set
+(../shared/data/mnist-test).
 
-Projection: each of the 1,040 cells costs what its method cost per cell in the sample, scaled over shot counts by
-the committed records' own profile (docs/records/mnist-headline.csv `seconds`: cells at 100 shots cost ~1.9x those
-at 2); the generators cost (sample wall time - its cells' time) per generator, times the headline's 100; two
-workers on 2 cores give 1.98x one worker's throughput (measured for this headline, README). The last line is
-machine-readable.
+Projection: the reference tree's sample cells, against the committed records' `seconds` for the same cells, give
+the machine's slowdown now (load, another CPU) -- `load`; this tree's cells against the reference's give the
+code's speed-up per method. Each of the 1,040 committed cells then costs its committed seconds / the speed-up of
+its method; each of the 100 generators costs what this tree's sample generators cost (sample wall - its cells) /
+load; the sum over two workers (1.98x one worker's throughput, measured for this headline, README) is the
+projected wall time on the machine that produced the committed records. The last line is machine-readable.
 """
 from __future__ import annotations
 
@@ -43,67 +44,76 @@ def generators_for(shots: list[int], seeds: int) -> int:
     return seeds * (2 + len(shots))
 
 
-def run_sample(tree: Path, shots: list[int]) -> tuple[float, list[dict]]:
+
+
+def start_sample(tree: Path, shots: list[int]) -> tuple[subprocess.Popen, Path, float]:
     out = Path(tempfile.mkdtemp(prefix="headline-sample-"))
     cmd = [sys.executable, "-m", "core", "fewshot", "--dataset", "mnist5k", "--test", f"idx:{TEST}",
            "--threads", "1", "--workers", "1", "--out", str(out), "--shots", *map(str, shots), "--seeds", "1",
            "--n-generated", "50", "--gen", "vae.latent_dim=50", "--methods", *METHODS]
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    t0 = time.perf_counter()
-    subprocess.run(cmd, cwd=tree, env=env, check=True, stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return proc, out, time.perf_counter()
+
+
+def finish_sample(proc: subprocess.Popen, out: Path, t0: float) -> tuple[float, list[dict]]:
+    if proc.wait() != 0:
+        raise RuntimeError(f"the sample run in {out} failed (exit {proc.returncode})")
     wall = time.perf_counter() - t0
     with open(out / "results.csv") as f:
         return wall, list(csv.DictReader(f))
 
 
-def project(wall: float, cells: list[dict], shots: list[int], committed: list[dict]) -> float:
-    """Projected minutes of the full headline with two workers (see the module docstring)."""
-    per_method = defaultdict(list)
+def seconds_by_method(cells: list[dict]) -> dict[str, float]:
+    out: dict[str, float] = defaultdict(float)
     for r in cells:
-        per_method[r["method"]].append(float(r["seconds"]))
-    profile = defaultdict(dict)                           # method -> shots -> mean committed seconds
-    for r in committed:
-        profile[r["method"]].setdefault(int(r["shots"]), []).append(float(r["seconds"]))
-    profile = {m: {s: sum(v) / len(v) for s, v in d.items()} for m, d in profile.items()}
-    total = 0.0
-    for m in METHODS:
-        scale = (sum(per_method[m]) / len(per_method[m])) / (sum(profile[m][s] for s in shots) / len(shots))
-        total += sum(profile[m][s] * scale for s in HEADLINE_SHOTS) * HEADLINE_SEEDS
-    gen_each = max(0.0, wall - sum(float(r["seconds"]) for r in cells)) / generators_for(shots, 1)
-    total += gen_each * generators_for(HEADLINE_SHOTS, HEADLINE_SEEDS)
-    return total / TWO_WORKER_SPEEDUP / 60
+        out[r["method"]] += float(r["seconds"])
+    return out
+
+
+def key(r: dict) -> tuple[str, str, str]:
+    return r["method"], r["shots"], r["seed"]
 
 
 def same_as_committed(cells: list[dict], committed: list[dict]) -> tuple[int, int]:
-    ref = {(r["method"], r["shots"], r["seed"]): r["f1_weighted"] for r in committed}
-    same = sum(ref.get((r["method"], r["shots"], r["seed"])) == r["f1_weighted"] for r in cells)
-    return same, len(cells)
+    ref = {key(r): r["f1_weighted"] for r in committed}
+    return sum(ref.get(key(r)) == r["f1_weighted"] for r in cells), len(cells)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--shots", type=int, nargs="+", default=[2, 10, 100])
-    ap.add_argument("--reference-tree", type=Path, default=None)
+    ap.add_argument("--reference-tree", type=Path, required=True)
     args = ap.parse_args()
     if not TEST.exists():
         sys.exit(f"needs the MNIST test set at {TEST}")
     with open(RECORDS) as f:
         committed = list(csv.DictReader(f))
-    rows = []
-    for name, tree in (("this tree", ROOT), ("reference", args.reference_tree)):
-        if tree is None:
-            continue
-        wall, cells = run_sample(tree, args.shots)
-        minutes = project(wall, cells, args.shots, committed)
-        same, n = same_as_committed(cells, committed)
-        print(f"# {name} ({tree}): sample of {n} cells + {generators_for(args.shots, 1)} generators in {wall:.0f} s "
-              f"(one worker); cells' F1 equal to the committed records: {same}/{n}; projected headline on 2 workers: "
-              f"{minutes:.1f} min")
-        rows.append((name, minutes, same, n))
-    line = f"headline_projection machine_cpus={os.cpu_count()} minutes={rows[0][1]:.1f} identical={rows[0][2]}/{rows[0][3]}"
-    if len(rows) == 2:
-        line += f" reference_minutes={rows[1][1]:.1f} speedup={rows[1][1] / rows[0][1]:.2f}"
-    print(line + f" goal_min={GOAL_MIN:.0f}")
+    started = [start_sample(ROOT, args.shots), start_sample(args.reference_tree, args.shots)]
+    (wall, cells), (ref_wall, ref_cells) = (finish_sample(*s) for s in started)
+
+    sample = {key(r) for r in cells}
+    load = (sum(float(r["seconds"]) for r in ref_cells)
+            / sum(float(r["seconds"]) for r in committed if key(r) in sample))
+    this_m, ref_m = seconds_by_method(cells), seconds_by_method(ref_cells)
+    speedup = {m: ref_m[m] / this_m[m] for m in METHODS}
+    n_gen, n_gen_full = generators_for(args.shots, 1), generators_for(HEADLINE_SHOTS, HEADLINE_SEEDS)
+    cells_s = sum(float(r["seconds"]) / speedup[r["method"]] for r in committed)
+    gens_s = max(0.0, wall - sum(this_m.values())) / n_gen / load * n_gen_full
+    ref_gens_s = max(0.0, ref_wall - sum(ref_m.values())) / n_gen / load * n_gen_full
+    minutes = (cells_s + gens_s) / TWO_WORKER_SPEEDUP / 60
+    before = (sum(float(r["seconds"]) for r in committed) + ref_gens_s) / TWO_WORKER_SPEEDUP / 60
+    same, n = same_as_committed(cells, committed)
+    ref_same, _ = same_as_committed(ref_cells, committed)
+    print(f"# sample: seed 0, shots {args.shots}: {n} cells + {n_gen} generators per tree, both trees at once "
+          f"(wall {wall:.0f} s this, {ref_wall:.0f} s reference); machine slowdown against the committed run: "
+          f"{load:.2f}x")
+    print("# cell speed-up by method (reference / this): " + ", ".join(f"{m} {speedup[m]:.2f}" for m in METHODS))
+    print(f"# F1 equal to the committed records: this {same}/{n}, reference {ref_same}/{n}")
+    print(f"# projected headline on 2 workers: this {minutes:.1f} min (cells {cells_s / 60 / TWO_WORKER_SPEEDUP:.1f}, "
+          f"generators {gens_s / 60 / TWO_WORKER_SPEEDUP:.1f}); the reference code {before:.1f} min")
+    print(f"headline_projection minutes={minutes:.1f} reference_minutes={before:.1f} speedup={before / minutes:.2f} "
+          f"identical={same}/{n} load={load:.2f} goal_min={GOAL_MIN:.0f}")
 
 
 if __name__ == "__main__":
