@@ -27,7 +27,9 @@ from core.fewshot import ExperimentSpec, list_runs, load_run, settings_table  # 
 from core.settings import dotted  # noqa: E402
 
 if st.session_state.get("_ll_fs_job") is None:  # after a reload: the run this browser started
-    st.session_state["_ll_fs_job"] = jobs.adopt(jobs.session_owner(), "fewshot")
+    adopted = jobs.adopt(jobs.session_owner(), "fewshot")
+    if adopted is not None:
+        st.session_state["_ll_fs_job"] = adopted
 job: JobHandle | None = st.session_state.get("_ll_fs_job")
 
 # ----------------------------------------------------------------------------- configure
