@@ -35,14 +35,9 @@ JSON_FORMAT = 1
 
 
 def _codes(z) -> np.ndarray:
-    if hasattr(z, "detach"):  # a torch tensor
-        z = z.detach().cpu().numpy()
-    z = np.asarray(z, dtype=np.float64)
-    if z.ndim != 2 or len(z) == 0:
-        raise ValueError(f"codes must be a non-empty (N, d) array, got shape {z.shape}")
-    if not np.isfinite(z).all():
-        raise ValueError("codes contain NaN or inf; re-encode with a model that trained without diverging")
-    return z
+    from core.projection import _as_array
+
+    return _as_array(z, np.float64)
 
 
 def _groups(z: np.ndarray, a, b) -> tuple[np.ndarray, np.ndarray]:

@@ -114,10 +114,11 @@ def _cache_umap_kernels() -> None:
 
 # ----------------------------------------------------------------------------- projections
 
-def _as_array(z) -> np.ndarray:
+def _as_array(z, dtype=np.float32) -> np.ndarray:
+    """Codes (N, d) as a finite numpy array (a torch tensor is accepted); ValueError saying what to do otherwise."""
     if hasattr(z, "detach"):  # a torch tensor
         z = z.detach().cpu().numpy()
-    z = np.asarray(z, dtype=np.float32)
+    z = np.asarray(z, dtype=dtype)
     if z.ndim != 2 or len(z) == 0:
         raise ValueError(f"latents must be a non-empty (N, d) array, got shape {z.shape}")
     if not np.isfinite(z).all():
