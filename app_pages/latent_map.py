@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from ui import catalog, show, state
-from ui.maps import hole_job, quick_projection, umap_job
+from ui.maps import hole_job, quick_projection, sampler_table, umap_job
 from ui.resources import ModelRef, UiError, check_compatible, entries, friendly, page_inputs
 from ui.sidebar import shared_sidebar
 from ui.state import stop_page
@@ -181,5 +181,19 @@ if rows:
         st.caption(f"Fewest holes in its bounding box: **{table['hole_fraction_box'].idxmin()}**; most realistic "
                    f"midpoints: **{table['midpoint_confidence'].idxmax()}**. Liu et al. expect the uniform-prior "
                    "AAE to win both — check whether these checkpoints bear that out.")
+
+shipped = tuple(k.split("/", 1)[1] for k in picked if k.startswith("shipped/"))
+measured = sampler_table(shipped) if sel.dataset == "mnist5k" and shipped else None
+if measured:
+    with st.expander("Samplers against the holes (measured offline for the shipped checkpoints)"):
+        st.markdown(
+            "2,000 samples per row from each sampler, decoded and compared with the official MNIST test set (the "
+            "models were trained on all of mnist5k); mean [95 % interval over 5 sampling seeds]. **prior**: the "
+            "model's prior (the plain AE has none: a Gaussian fitted to its codes); **ex-post**: a Gaussian mixture "
+            "fitted to the codes after training (Ghosh et al. 2020); **knn-interpolate**: towards a same-class "
+            "neighbour; *held-out-real* / *held-out-recon*: other test images and their reconstructions, the "
+            "references. FD is measured in the features of a small CNN trained on mnist5k — not Inception-FID, "
+            "not comparable to published FIDs. Records: `docs/records/samplers.csv` (`python -m core samplers`).")
+        st.markdown(measured)
 
 state.sync_url()

@@ -72,3 +72,19 @@ def test_umap_in_background_then_cached(app_env):
 
     _wait_for(at, lambda: any("UMAP" in str(c.proto) for c in at.get("plotly_chart")), seconds=300)
     assert_clean(at)
+
+
+def test_hole_comparison_shows_the_committed_sampler_figures(app_env):
+    """The samplers-against-the-holes figures of the compared shipped models, read from the committed records:
+    each row's hole share and FD as core.sampler_table summarises them (mean [95 % interval])."""
+    from core.sampler_table import format_table, read_records, summarise
+    from ui.maps import SAMPLER_RECORDS
+
+    at = new_app(PAGE)
+    assert_clean(at)
+    picked = [k.split("/", 1)[1] for k in at.multiselect(key="w_holes_models").value]
+    shown = "\n".join(m.value for m in at.markdown)
+    expected = format_table([r for r in summarise(read_records(SAMPLER_RECORDS)) if r["model"] in picked])
+    rows = [line for line in expected.splitlines() if line.startswith("| mnist5k-")]
+    assert rows and all(row in shown for row in rows), expected
+    assert {r.split(" | ")[0][2:] for r in rows} <= set(picked)

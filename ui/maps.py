@@ -56,3 +56,19 @@ def hole_job(ref: ModelRef, spec: str, n_pairs: int = HOLE_PAIRS) -> JobHandle:
     check_compatible(ref.key, spec)
     return background.submit("holes", (ref.sha256, spec, n_pairs), hole_metrics_job,
                              {"checkpoint": model_source(ref), "dataset": spec, "n_pairs": n_pairs})
+
+
+SAMPLER_RECORDS = catalog.ROOT / "docs" / "records" / "samplers.csv"
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def sampler_table(names: tuple[str, ...]) -> str | None:
+    """The committed samplers-against-the-holes records (`python -m core samplers`, docs/records/samplers.csv) of
+    these shipped checkpoints as a markdown table, mean [95 % t-interval over the sampling seeds] per figure;
+    None when none of them was measured."""
+    from core.sampler_table import format_table, read_records, summarise
+
+    if not SAMPLER_RECORDS.is_file():
+        return None
+    rows = [r for r in summarise(read_records(SAMPLER_RECORDS)) if r["model"] in names]
+    return format_table(rows) if rows else None
