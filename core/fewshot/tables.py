@@ -58,7 +58,25 @@ def _unique(records: list[dict], metric: str) -> list[dict]:
     return list(seen.values())
 
 
+def render_samplers(table: dict, root: Path) -> str:
+    """A samplers-against-the-holes table (`"kind": "samplers"`): core.sampler_table's summary of the records,
+    mean [95 % t-interval over the sampling seeds] per figure."""
+    from core.sampler_table import format_table, read_records, summarise
+
+    files = sorted(f for pattern in table["records"] for f in glob.glob(str(root / pattern)))
+    if not files:
+        raise ValueError(f"no record files match {table['records']} under {root}")
+    records = [r for f in files for r in read_records(f)]
+    seeds = sorted({int(r["seed"]) for r in records})
+    head = (f"{table.get('caption', '')}{' ' if table.get('caption') else ''}"
+            f"Records: {', '.join('`docs/records/' + p + '`' for p in table['records'])}; "
+            f"{len(records)} rows, sampling seeds {seeds[0]}-{seeds[-1]}.")
+    return head + "\n\n" + format_table(summarise(records))
+
+
 def render(table: dict, root: Path) -> str:
+    if table.get("kind") == "samplers":
+        return render_samplers(table, root)
     records = [r for pattern in table["records"] for r in load_records(pattern, root)]
     records = [r for r in records if _keep(r, table.get("where", {}))]
     prefix = table.get("strip", "")
