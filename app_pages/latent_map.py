@@ -157,14 +157,14 @@ st.caption(f"Density of the codes on the {'raw latent axes' if all_2d else 'firs
 
 def _poll_holes() -> None:
     """Polls the handles of the page's last full run (looking them up again cost ~50 ms a second)."""
-    jobs_ = hole_jobs
-    if all(j.done for j in jobs_):
+    if all(j.done for j in hole_jobs):
         st.rerun(scope="app")
-    done = sum(j.done for j in jobs_)
-    places = [j.queue_position for j in jobs_ if j.queue_position]
+    done = sum(j.done for j in hole_jobs)
+    places = [j.queue_position for j in hole_jobs if j.queue_position]
     waiting = f", {len(places)} waiting for a worker" if places else ""
-    st.progress(done / len(jobs_), text=f"Computing hole metrics in worker processes: {done}/{len(jobs_)} models"
-                                        f"{waiting} (the first run also trains a small real-data classifier)…")
+    st.progress(done / len(hole_jobs), text=f"Computing hole metrics in worker processes: {done}/{len(hole_jobs)} "
+                                            f"models{waiting} (the first run also trains a small real-data "
+                                            "classifier)…")
 
 
 if pending:

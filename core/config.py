@@ -19,6 +19,8 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
+from core.settings import check_dataclass
+
 PRIORS = ("uniform", "gaussian", "none")
 MAX_LATENT, MAX_HIDDEN, MAX_INPUTS = 1024, 8192, 3 * 256 * 256
 DEFAULT_KIND = "vae"
@@ -97,14 +99,7 @@ class ModelConfig(_DictMixin, metaclass=_DispatchOnKind):
             raise ValueError(f"hidden must be in 2..{MAX_HIDDEN}, got {self.hidden}")
         if not self.input_shape or any(s < 1 for s in self.input_shape) or math.prod(self.input_shape) > MAX_INPUTS:
             raise ValueError(f"input_shape must be positive sizes with at most {MAX_INPUTS:,} values, got {self.input_shape}")
-        for f in fields(self):  # the bounds and choices a kind declares on its own fields
-            value, meta = getattr(self, f.name), f.metadata
-            if "choices" in meta and value not in meta["choices"]:
-                raise ValueError(f"{f.name} must be one of {tuple(meta['choices'])}, got {value!r}")
-            if "min" in meta and value < meta["min"]:
-                raise ValueError(f"{f.name} must be >= {meta['min']}, got {value}")
-            if "max" in meta and value > meta["max"]:
-                raise ValueError(f"{f.name} must be <= {meta['max']}, got {value}")
+        check_dataclass(self)  # types, bounds and choices a kind declares on its fields (core.settings: one checker)
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, **asdict(self)}

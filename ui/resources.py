@@ -236,6 +236,7 @@ def latents(ref: ModelRef, spec: str) -> np.ndarray:
     so the web server does not run the encoder. When no worker frees up within LATENTS_START_S (every worker
     busy with trainings or runs) or the job fails, the server encodes itself: a page should not wait minutes
     for a few seconds of work, and a real error then shows where it happens."""
+    from core.executor import DONE
     from core.latent import encode_dataset, latents_job
     from ui import background
 
@@ -245,7 +246,7 @@ def latents(ref: ModelRef, spec: str) -> np.ndarray:
     deadline = time.time() + LATENTS_START_S
     while not job.done and (job.started_at is not None or time.time() < deadline):
         job.wait(0.2)
-    if job.status == "done":
+    if job.status == DONE:
         return job.result()
     return encode_dataset(ckpt.model, ds.x).numpy()
 

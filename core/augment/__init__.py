@@ -135,18 +135,16 @@ register_augmentation("lsi-online", generative.lsi_online, "online", needs="aae-
 register_augmentation("vae-noise", generative.vae_noise, "expand", needs="vae", n_per=10, sigma=0.5,
                       formula=NOISE_FORMULA,
                       description="z = mu(x) + N(0, sigma^2)")
-register_augmentation("vae-interp", generative.vae_interp, "expand", needs="vae", n_per=10, alpha=1.0, k=5,
-                      noise=0.0, random_alpha=True, formula=INTERP_FORMULA, limits=KNN_LIMITS,
-                      description="towards a same-class k-nearest neighbour in latent space")
-register_augmentation("vae-extrap", generative.vae_extrap, "expand", needs="vae", n_per=10, alpha=0.5, k=5,
-                      noise=0.0, random_alpha=True, formula=EXTRAP_FORMULA, limits=KNN_LIMITS,
-                      description="away from a same-class k-nearest neighbour in latent space")
-register_augmentation("vae-interp-noise", generative.vae_interp, "expand", needs="vae", n_per=10, alpha=1.0, k=5,
-                      noise=0.3, random_alpha=True, formula=INTERP_FORMULA, limits=KNN_LIMITS,
-                      description="kNN interpolation plus latent noise")
-register_augmentation("vae-extrap-noise", generative.vae_extrap, "expand", needs="vae", n_per=10, alpha=0.5, k=5,
-                      noise=0.3, random_alpha=True, formula=EXTRAP_FORMULA, limits=KNN_LIMITS,
-                      description="kNN extrapolation plus latent noise")
+# The Bonn kNN samplers: towards / away from a same-class neighbour, each also with latent noise on top.
+for _name, _fn, _alpha, _noise, _formula, _description in (
+        ("vae-interp", generative.vae_interp, 1.0, 0.0, INTERP_FORMULA,
+         "towards a same-class k-nearest neighbour in latent space"),
+        ("vae-extrap", generative.vae_extrap, 0.5, 0.0, EXTRAP_FORMULA,
+         "away from a same-class k-nearest neighbour in latent space"),
+        ("vae-interp-noise", generative.vae_interp, 1.0, 0.3, INTERP_FORMULA, "kNN interpolation plus latent noise"),
+        ("vae-extrap-noise", generative.vae_extrap, 0.5, 0.3, EXTRAP_FORMULA, "kNN extrapolation plus latent noise")):
+    register_augmentation(_name, _fn, "expand", needs="vae", n_per=10, alpha=_alpha, k=5, noise=_noise,
+                          random_alpha=True, formula=_formula, limits=KNN_LIMITS, description=_description)
 register_augmentation("vae-prior-gc", generative.vae_prior_gc, "expand", needs=("vae", "gc"), n_per=10, alpha=1.0,
                       threshold=0.8, oversample=10, inputs={"model": "vae", "gc": "gc"},
                       description="prior samples labelled by a generative classifier; unsure ones dropped")

@@ -68,10 +68,8 @@ def render_samplers(table: dict, root: Path) -> str:
         raise ValueError(f"no record files match {table['records']} under {root}")
     records = [r for f in files for r in read_records(f)]
     seeds = sorted({int(r["seed"]) for r in records})
-    head = (f"{table.get('caption', '')}{' ' if table.get('caption') else ''}"
-            f"Records: {', '.join('`docs/records/' + p + '`' for p in table['records'])}; "
-            f"{len(records)} rows, sampling seeds {seeds[0]}-{seeds[-1]}.")
-    return head + "\n\n" + format_table(summarise(records))
+    return (_head(table, f"{len(records)} rows, sampling seeds {seeds[0]}-{seeds[-1]}")
+            + "\n\n" + format_table(summarise(records)))
 
 
 def render(table: dict, root: Path) -> str:
@@ -97,10 +95,14 @@ def render(table: dict, root: Path) -> str:
     records = _unique(records, table.get("metric", "f1_weighted"))
     rows = summarize(records, table.get("metric", "f1_weighted"), table.get("baseline", "none"), row=row)
     seeds = sorted({r["seed"] for r in records})
-    head = (f"{table.get('caption', '')}{' ' if table.get('caption') else ''}"
-            f"Records: {', '.join('`docs/records/' + p + '`' for p in table['records'])}; "
-            f"{len(records)} cells, seeds {seeds[0]}-{seeds[-1]}, {table.get('metric', 'f1_weighted')}.")
+    head = _head(table, f"{len(records)} cells, seeds {seeds[0]}-{seeds[-1]}, {table.get('metric', 'f1_weighted')}")
     return head + "\n\n" + markdown_table(rows, baseline=table.get("baseline", "none"), row=row)
+
+
+def _head(table: dict, what: str) -> str:
+    """A table's caption line: its caption, its record files and `what` they hold."""
+    return (f"{table.get('caption', '')}{' ' if table.get('caption') else ''}"
+            f"Records: {', '.join('`docs/records/' + p + '`' for p in table['records'])}; {what}.")
 
 
 def regenerate(doc: Path, tables_file: Path, root: Path) -> str:
