@@ -1,6 +1,5 @@
-"""AppTest: the Interpolation page — renders with defaults; the slider changes the decoded image fast."""
-
-import time
+"""AppTest: the Interpolation page — renders with defaults; the slider changes the decoded image.
+(How fast a frame decodes is measured by bench/app_latency.py, not asserted here.)"""
 
 from app_support import app_env, app_checkpoints, assert_clean, new_app  # noqa: F401
 
@@ -25,17 +24,12 @@ def test_slider_changes_decoded_image_and_url(app_env):
     before = _lsi_image(at).value
     slider = next(s for s in at.slider if s.key == "w_lam")
     assert slider.value == 0.5
-    t0 = time.perf_counter()
     slider.set_value(0.9).run()
-    rerun_ms = (time.perf_counter() - t0) * 1e3
     assert_clean(at)
     after = _lsi_image(at)
     assert after.captions[0] == "λ = 0.90"
     assert after.value != before, "moving lambda must change the decoded image"
     assert at.session_state["ll_lam"] == 0.9
-    server_ms = at.session_state["_ll_last_frame_ms"]
-    assert server_ms < 150, f"decoding one lambda took {server_ms:.0f} ms"
-    assert rerun_ms < 5000
 
 
 def test_url_parameters_restore_the_pair(app_env):

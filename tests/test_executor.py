@@ -74,7 +74,12 @@ def test_progress_reports_reach_the_handle(local2):
     assert h.status == "done" and h.worker.startswith("pid ")
 
 
-def test_stop_ends_running_tasks_within_two_seconds(local2):
+# The tasks below would run 60 s: ending within STOPPED_S can only be the stop. (The ~1 s it takes on an idle
+# machine is a latency figure for bench/, not something to assert on a loaded CI box.)
+STOPPED_S = 10.0
+
+
+def test_stop_ends_running_tasks_well_before_they_would_finish(local2):
     stop = threading.Event()
     tasks = [{"seconds": 60, "value": i} for i in range(5)]
     threading.Timer(1.0, stop.set).start()
@@ -82,27 +87,27 @@ def test_stop_ends_running_tasks_within_two_seconds(local2):
     results = run_map(local2, probe.sleep_uninterruptible, tasks, stop=stop)
     elapsed = time.monotonic() - t0 - 1.0
     assert results == {}
-    assert elapsed < 2.0, f"map returned {elapsed:.2f} s after stop"
+    assert elapsed < STOPPED_S, f"map returned {elapsed:.2f} s after stop"
     assert local2.submit(probe.whoami).result(60)["threads"] == 1  # replaced workers serve the next job
 
 
-def test_cancel_running_job_within_two_seconds_and_cooperative_stop_keeps_result(local2):
+def test_cancel_ends_a_running_job_and_cooperative_stop_keeps_result(local2):
     h = local2.submit(probe.sleep_uninterruptible, {"seconds": 60})
     while h.status != "running":
         time.sleep(0.05)
     time.sleep(0.3)
     t0 = time.monotonic()
     h.cancel()
-    assert h.wait(2.0), "not ended within 2 s"
-    assert h.status == "cancelled" and time.monotonic() - t0 < 2.0
+    assert h.wait(STOPPED_S), "not ended after cancel"
+    assert h.status == "cancelled" and time.monotonic() - t0 < STOPPED_S
     # A job that takes stop= returns what it has instead of being killed.
     h = local2.submit(probe.sleep, {"seconds": 60, "value": "partial"})
     while h.status != "running":
         time.sleep(0.05)
     t0 = time.monotonic()
     h.cancel()
-    assert h.result(2.0) == {"stopped": True, "value": "partial"}
-    assert time.monotonic() - t0 < 2.0 and h.cancel_requested
+    assert h.result(STOPPED_S) == {"stopped": True, "value": "partial"}
+    assert time.monotonic() - t0 < STOPPED_S and h.cancel_requested
 
 
 def test_task_that_raises_gives_jobfailed_after_earlier_results(local1):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -34,11 +33,9 @@ def test_importing_projection_leaves_umap_and_numba_unimported_and_sets_numba_en
     assert layer == ("omp" if P._omp_layer_available() else "None")
 
 
-def test_pca_is_fast_deterministic_and_matches_the_top_components():
+def test_pca_is_deterministic_and_matches_the_top_components():
     z, _ = _blobs(10_000)
-    t0 = time.perf_counter()
     xy = project(z, "pca")
-    assert time.perf_counter() - t0 < 0.1  # ~1 ms; generous for a shared CPU
     assert xy.shape == (10_000, 2) and xy.dtype == np.float32
     assert np.array_equal(xy, project(torch.from_numpy(z), "pca"))
     zc = z - z.mean(0)
@@ -144,7 +141,7 @@ def test_numba_caching_is_switched_on_only_for_umap_and_pynndescent_functions():
 
 
 @pytest.mark.slow
-def test_umap_map_separates_clusters_and_is_cached(tmp_path):
+def test_umap_map_separates_clusters_and_is_cached(tmp_path, monkeypatch):
     """One small UMAP fit (pays umap's JIT, ~45 s the first time in a process)."""
     z, y = _blobs(400)
     xy = project_cached(z, "blobs", "umap", tmp_path, n_epochs=60)
@@ -152,8 +149,8 @@ def test_umap_map_separates_clusters_and_is_cached(tmp_path):
     d = np.linalg.norm(xy[:, None] - xy[None], axis=-1)
     np.fill_diagonal(d, np.inf)
     assert (y[d.argmin(1)] == y).mean() > 0.95  # each point's nearest map neighbour is of its cluster
-    t0 = time.perf_counter()
-    assert np.array_equal(project_cached(z, "blobs", "umap", tmp_path, n_epochs=60), xy)
-    assert time.perf_counter() - t0 < 0.5
+    with monkeypatch.context() as m:  # the second call must read the file, not fit again
+        m.setattr(P, "project", lambda *a, **k: pytest.fail("project_cached refitted a cached map"))
+        assert np.array_equal(project_cached(z, "blobs", "umap", tmp_path, n_epochs=60), xy)
     assert project(z[:5], "umap").shape == (5, 2)  # too few points for UMAP: PCA
     assert isinstance(P.umap_is_warm(), bool)
