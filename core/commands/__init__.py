@@ -1,3 +1,3 @@
 """CLI subcommands: each module here has add_parser(subparsers) and run(args) -> exit status."""
 
-COMMANDS = ["train", "info", "embed", "fewshot", "augment", "report", "samplers"]
+COMMANDS = ["train", "info", "embed", "fewshot", "augment", "report", "samplers", "tune"]

@@ -47,6 +47,10 @@ def add_parser(sub) -> None:
                    help="generator setting, e.g. vae.latent_dim=50, multi-vae.mix_in=0.2, vae.beta_norm=true")
     p.add_argument("--param", action="append", default=[], metavar="METHOD.NAME=VALUE",
                    help="augmentation parameter, e.g. mixup.alpha=0.4 or isda.lambda_0=0.25 (repeatable)")
+    p.add_argument("--tuned", default=None, metavar="FILE",
+                   help="tuned settings per method (docs/tuning/tuned.json, from `python -m core tune`): each method "
+                        "with an entry runs its tuned parameters and gen_ratio; the others run their defaults, and "
+                        "records and tables say which")
     p.add_argument("--device", default="auto")
     p.add_argument("--workers", type=int, default=None,
                    help="worker processes running cells side by side, one torch thread each (default: one per "
@@ -72,11 +76,16 @@ def spec_from_args(args):
         if getattr(args, key) is not None:
             recipe[key] = getattr(args, key)
     n_generated = [parse_value(n) for n in args.n_generated]          # numbers, or "shots"
+    tuned = {}
+    if getattr(args, "tuned", None):
+        from core.fewshot.tuning import load_tuned
+
+        tuned = load_tuned(args.tuned)
     return ExperimentSpec(dataset=args.dataset, test=args.test, evaluate_on=args.evaluate_on, shots=args.shots,
                           methods=args.methods, seeds=args.seeds, n_generated=n_generated,
                           generated_only=args.generated_only, gen_data=args.gen_data, validation=args.validation,
                           recipe=recipe, generators=dotted(args.gen, "--gen", "vae.latent_dim=50"),
-                          params=dotted(args.param, "--param", "mixup.alpha=0.4"), device=args.device)
+                          params=dotted(args.param, "--param", "mixup.alpha=0.4"), device=args.device, tuned=tuned)
 
 
 def run(args) -> int:

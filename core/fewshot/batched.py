@@ -151,7 +151,7 @@ def run_batch(spec, cells: Sequence, run_dir, device="cpu", stop: threading.Even
 
     t0 = time.perf_counter()
     prepared = [prepare_cell(spec, c, run_dir, device, stop) for c in cells]
-    recipe = spec.classifier_recipe
+    recipe = spec.recipe_for(prepared[0].cell.method) if prepared else spec.classifier_recipe   # one method a batch
     items = [training_inputs(p) for p in prepared]
     groups: dict[tuple, list[int]] = defaultdict(list)
     for i, (data, run) in enumerate(items):

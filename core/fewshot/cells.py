@@ -120,9 +120,11 @@ def prepare_cell(spec: ExperimentSpec, cell: Cell, run_dir, device="cpu",
 
 
 def cell_params(spec: ExperimentSpec, cell: Cell) -> dict:
-    """{augmentation: {param: value}}: the spec's parameters, with n_per of every expander set to the cell's
-    n_generated."""
-    params = {name: dict(p) for name, p in spec.params.items()}
+    """{augmentation: {param: value}}: the method's tuned parameters (spec.tuned), the spec's parameters on top,
+    with n_per of every expander set to the cell's n_generated."""
+    params = {name: dict(p) for name, p in spec.tuned_params(cell.method).items()}
+    for name, p in spec.params.items():
+        params[name] = {**params.get(name, {}), **p}
     if cell.n_generated is not None:
         for a in parse_method(cell.method):
             if a.stage == "expand":
@@ -154,7 +156,7 @@ def run_cell(spec: ExperimentSpec, cell: Cell, run_dir, device="cpu", stop: thre
              worker: str = "") -> dict:
     t0 = time.perf_counter()
     inputs = prepare_cell(spec, cell, run_dir, device, stop)
-    recipe = spec.classifier_recipe
+    recipe = spec.recipe_for(cell.method)
     gen = inputs.generated
     only = inputs.only_generated
     model = train_classifier(None if only else inputs.x_lab, None if only else inputs.y_soft, recipe,
@@ -177,7 +179,7 @@ def cell_record(spec: ExperimentSpec, inputs: CellInputs, proba: Tensor) -> dict
               "data": data_mark(cell.method, spec.gen_data), "shots": cell.shots, "n_generated": cell.n_generated,
               "seed": cell.seed, "n_labelled": n_lab, "n_added": 0 if gen is None else len(gen),
               "trained_on": "generated" if only else "real" if gen is None else "real+generated",
-              **budget(spec.classifier_recipe, 0 if only else n_lab), "n_eval": len(inputs.y_eval),
+              **budget(spec.recipe_for(cell.method), 0 if only else n_lab), "n_eval": len(inputs.y_eval),
               **scores(inputs.y_eval, proba.argmax(1).cpu())}
     if gen is not None and gen.origin == "pool":
         # distill, label-spread: a diagnostic only, the pool's labels trained nothing (not scored when another
@@ -185,6 +187,8 @@ def cell_record(spec: ExperimentSpec, inputs: CellInputs, proba: Tensor) -> dict
         truth = env.train.y[env.pool_idx]
         record["pseudo_label_accuracy"] = float((gen.y_soft.argmax(1).cpu() == truth[gen.source]).float().mean())
     record.update(env.generator_health())
+    if spec.setting_of(cell.method) is not None:         # a run with tuned settings: which one this cell ran
+        record["setting"] = spec.setting_of(cell.method)
     return record
 
 

@@ -71,7 +71,8 @@ def summarize(records: list[dict], metric: str = "f1_weighted", baseline: str = 
         if r["method"] == baseline:
             base[(r["shots"], r["seed"])] = r[metric]
         col = column_label(r, multi_n)
-        marks[col] = r.get("data", "")
+        # "defaults": a run with tuned settings (core.fewshot.tuning) in which this method had no entry
+        marks[col] = r.get("data", "") + (", defaults" if r.get("setting") == "default" else "")
         if r["method"] == baseline and row != "shots":
             continue                                    # constant baseline: shown beside every row below
         groups.setdefault((col, r[row]), {})[r["seed"]] = (r[metric], r["shots"])

@@ -169,7 +169,8 @@ def cell_key(r: dict) -> tuple:
 
 
 def _comparable(d: dict) -> dict:
-    return {k: v for k, v in d.items() if k not in RESUMABLE}
+    # an empty "tuned" equals its absence: a run folder written before tuned settings existed resumes
+    return {k: v for k, v in d.items() if k not in RESUMABLE and not (k == "tuned" and not v)}
 
 
 def run_experiment(spec: ExperimentSpec, out_dir, on_progress: Callable[[dict], None] | None = None,

@@ -35,6 +35,33 @@ class Recipe:
         check_dataclass(self)       # types and the bounds above (core.settings), one message format
 
 
+TUNED_KEYS = ("params", "recipe")
+TUNABLE_RECIPE = ("gen_ratio", "lr", "weight_decay")   # the recipe settings a method's tuned entry may set
+
+
+def check_tuned(tuned: dict) -> None:
+    """SettingError for a tuned-settings mapping that names an unknown method, a key other than params / recipe,
+    a parameter its method does not have or a value out of range (the same checks as --param and --recipe)."""
+    from core.augment import AUGMENTATIONS
+    from core.augment.params import check_method_params
+
+    if not isinstance(tuned, dict):
+        raise SettingError(f"tuned settings must be {{method: {{'params': ..., 'recipe': ...}}}}, got {tuned!r}")
+    for method, entry in tuned.items():
+        parts = {a.name for a in parse_method(method)}
+        if not isinstance(entry, dict) or set(entry) - set(TUNED_KEYS):
+            raise SettingError(f"tuned setting of {method!r} must have only the keys {list(TUNED_KEYS)}, got {entry!r}")
+        for name, p in entry.get("params", {}).items():
+            if name not in AUGMENTATIONS or name not in parts:
+                raise SettingError(f"tuned setting of {method!r} names {name!r}, which is not a part of it")
+            check_method_params(name, p)
+        recipe = entry.get("recipe", {})
+        if set(recipe) - set(TUNABLE_RECIPE):
+            raise SettingError(f"tuned setting of {method!r}: only {list(TUNABLE_RECIPE)} of the recipe may be tuned "
+                               f"per method, got {sorted(recipe)}")
+        check_values(field_allowed(Recipe), recipe, "tuned recipe setting")
+
+
 class Cell(NamedTuple):
     """One cell of an experiment: a frozen, hashable (seed, shots, n_generated, method); it unpacks like the
     tuples it replaced."""
@@ -69,6 +96,10 @@ class ExperimentSpec:
     generators: dict = field(default_factory=dict)   # {generator name: {setting: value}}
     params: dict = field(default_factory=dict)       # {augmentation name: {param: value}}
     device: str = "auto"
+    # per method its tuned setting, {method: {"params": {augmentation: {param: value}}, "recipe": {"gen_ratio": r}}}
+    # (the "methods" of docs/tuning/tuned.json, core.fewshot.tuning); a method without an entry runs its defaults.
+    # Empty (the default): no record says "setting", as before tuning existed.
+    tuned: dict = field(default_factory=dict)
 
     def __post_init__(self):
         from core.augment import AUGMENTATIONS
@@ -103,10 +134,27 @@ class ExperimentSpec:
             if name not in AUGMENTATIONS:
                 raise SettingError(f"--param names an unknown method {name!r}")
             check_method_params(name, p)
+        check_tuned(self.tuned)
 
     @property
     def classifier_recipe(self) -> Recipe:
         return Recipe(**self.recipe)
+
+    def recipe_for(self, method: str) -> Recipe:
+        """The recipe a method's cells train with: the spec's, with the method's tuned recipe settings (gen_ratio)
+        on top."""
+        over = self.tuned.get(method, {}).get("recipe", {})
+        return Recipe(**{**self.recipe, **over}) if over else self.classifier_recipe
+
+    def tuned_params(self, method: str) -> dict:
+        """{augmentation: {param: value}} of the method's tuned setting ({} without one)."""
+        return self.tuned.get(method, {}).get("params", {})
+
+    def setting_of(self, method: str) -> str | None:
+        """"tuned" / "default" when the spec carries tuned settings (the record and the table say which), else None."""
+        if not self.tuned:
+            return None
+        return "tuned" if method in self.tuned else "default"
 
     def to_dict(self) -> dict:
         return asdict(self)
