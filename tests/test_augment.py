@@ -1,4 +1,6 @@
 """Every registered augmentation: shapes kept, soft labels sum to 1, lambda endpoints, LSI two-hot."""
+import inspect
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -41,6 +43,8 @@ def test_shapes_and_soft_labels(name, data, shots, tiny_model):
     ctx = _context(tiny_model, tuple(x.shape[1:]), y.shape[1])
     rng = torch.Generator().manual_seed(0)
     aug = AUGMENTATIONS[name]
+    if "classifier" in inspect.signature(aug.fn).parameters:    # fixmatch: made while a classifier trains
+        pytest.skip("needs the classifier being trained (its own tests: tests/test_fixmatch.py)")
     x2, y2 = augment(name, x, y, rng, params={name: {"n_per": 4}} if aug.stage == "expand" else {}, context=ctx)
     if aug.stage == "represent":                                # latent-probe: the codes, one row per input
         assert x2.shape == (len(x), 2) and torch.equal(y2, y)

@@ -5,7 +5,9 @@ Stages say when the runner applies a method:
   "expand" — once, before training: adds n_per generated examples per class from a generator
              trained on the unlabelled pool (lsi, vae-*, multi-vae); x' = labelled + generated;
   "online" — generates new examples from each mini-batch while training (lsi-online: fresh pairs and lambdas
-             every batch, seed 000); returns only the new rows, which join the batch at the recipe's ratio;
+             every batch, seed 000; fixmatch: pseudo-labelled strong views of pool images); returns only the new
+             rows, which join the batch at the recipe's ratio; a function with a `classifier` keyword gets the
+             classifier being trained;
   "represent" — replaces the inputs by features before training and evaluation (latent-probe: the codes);
   "loss"   — a flag the trainer reads (isda); the function is the identity;
   "eval"   — a flag for test time (tta); the function is the identity.
@@ -29,7 +31,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from core.augment import generative, pixel, saliency_mix, spread
+from core.augment import fixmatch, generative, pixel, saliency_mix, spread
 from core.augment.generated import Generated, concat
 from core.settings import SettingError
 
@@ -90,6 +92,10 @@ def _identity(x, y, rng, **params):
 
 def _pool(env) -> dict:
     return {"pool_x": env.pool_x()}
+
+
+def _pool_and_log(env) -> dict:
+    return {"pool_x": env.pool_x(), "pseudo_log": fixmatch.PseudoLabels()}    # a fresh log per cell
 
 
 def _teacher_and_pool(env) -> dict:
@@ -162,6 +168,13 @@ register_augmentation("label-spread", spread.label_spread, "expand", needs="vae"
                       description="label spreading (kNN graph) from the shots over the unlabelled pool in a UMAP "
                                   "of the pool-trained VAE's codes (embedding=codes: the codes); the n_per most "
                                   "confident spread labels above the threshold per class join")
+register_augmentation("fixmatch", fixmatch.fixmatch, "online", uses_pool=True, threshold=0.95, n_ops=2, group=8,
+                      cutout_area=0.25, inputs={"pool_x": "pool", "pseudo_log": "pseudo_log"}, prepare=_pool_and_log,
+                      limits={"n_ops": {"min": 0, "max": len(fixmatch.OPS)}, "group": {"min": 1},
+                              "cutout_area": {"min": 0, "max": 1}, "threshold": {"above": 0, "max": 1}},
+                      description="FixMatch-style consistency (no generator): each step, round(gen_ratio x real) pool "
+                                  "images pseudo-labelled by the classifier on a weak view where its confidence is "
+                                  ">= threshold, trained on strong (RandAugment + cutout) views")
 register_augmentation("latent-probe", generative.latent_probe, "represent", needs="vae",
                       description="the classifier trained on the frozen codes of the pool-trained VAE")
 

@@ -44,7 +44,7 @@ COMMON: dict[str, dict] = {
     "umap_neighbors": {"min": 2},
     "max_iter": {"min": 1},
 }
-RUNNER_SUPPLIED = {"online": ("n",)}         # keywords the recipe passes an online method at every batch
+RUNNER_SUPPLIED = {"online": ("n", "classifier")}   # keywords the recipe passes an online method at every batch
 
 
 def method_parameters(aug) -> dict[str, Allowed]:

@@ -186,6 +186,10 @@ def cell_record(spec: ExperimentSpec, inputs: CellInputs, proba: Tensor) -> dict
         # expand method's generated rows are mixed in: they are not pool rows)
         truth = env.train.y[env.pool_idx]
         record["pseudo_label_accuracy"] = float((gen.y_soft.argmax(1).cpu() == truth[gen.source]).float().mean())
+    for own in inputs.context.values():           # an online method's pseudo-labels (fixmatch): rate, and accuracy
+        log = own.get("pseudo_log") if isinstance(own, dict) else None   # against the pool's truth (diagnostic only)
+        if log is not None:
+            record.update(log.summary(env.train.y[env.pool_idx]))
     record.update(env.generator_health())
     if spec.setting_of(cell.method) is not None:         # a run with tuned settings: which one this cell ran
         record["setting"] = spec.setting_of(cell.method)

@@ -14,6 +14,7 @@ same pieces, so a batch of cells sees exactly the inputs the single cells see.
 """
 from __future__ import annotations
 
+import inspect
 import threading
 from dataclasses import dataclass, field
 
@@ -93,6 +94,8 @@ class BatchStream:
     def __init__(self, data: TrainingData, recipe: Recipe, run: MethodRun, device="cpu"):
         self.data, self.run = data, run
         self.online = [a for a in parse_method(run.method) if a.stage == "online"]
+        # online functions that read the classifier being trained (fixmatch's pseudo-labels): passed at each step
+        self.wants_classifier = ["classifier" in inspect.signature(a.fn).parameters for a in self.online]
         if self.online and data.x is None:
             raise ValueError(f"{run.method} makes its examples from the real batch: it cannot run on generated "
                              "data only")
@@ -105,8 +108,9 @@ class BatchStream:
         self.bs_gen = (max(1, round(recipe.gen_ratio * self.bs_real)) if x is not None
                        else min(recipe.batch_size, len(x_gen)))
 
-    def next(self) -> tuple[Tensor, Tensor]:
-        """The next batch: (B, *shape) inputs, (B, C) soft labels."""
+    def next(self, classifier=None) -> tuple[Tensor, Tensor]:
+        """The next batch: (B, *shape) inputs, (B, C) soft labels. classifier: the model being trained, for online
+        methods that read it (fixmatch)."""
         d, run = self.data, self.run
         xs, ys = [], []
         if self.real is not None:
@@ -117,8 +121,9 @@ class BatchStream:
             idx = self.gen.take(self.bs_gen)
             xs.append(d.x_gen[idx])
             ys.append(d.y_gen[idx])
-        for a in self.online:                                 # e.g. lsi-online: new rows from this batch's real rows
-            xo, yo = a(xs[0], ys[0], self.rng, n=self.bs_gen, **context_for(a, run.context),
+        for a, wants in zip(self.online, self.wants_classifier):   # e.g. lsi-online: new rows from the real rows
+            own = {"classifier": classifier} if wants else {}
+            xo, yo = a(xs[0], ys[0], self.rng, n=self.bs_gen, **context_for(a, run.context), **own,
                        **run.params.get(a.name, {}))
             xs.append(xo)
             ys.append(yo)
@@ -190,7 +195,7 @@ def fit_classifier(data: TrainingData, recipe: Recipe, run: MethodRun, *, device
     try:
         for t in range(recipe.steps):
             check_stop(stop)
-            xb, yb = batches.next()
+            xb, yb = batches.next(model)
             loss = objective(model.features(xb), yb, model.head.weight, model.head.bias, t)     # features (B, D)
             opt.zero_grad(set_to_none=True)
             loss.backward()

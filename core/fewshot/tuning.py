@@ -44,6 +44,7 @@ NOT_TUNED = {"n_per": "the cell's n_generated (the experiment's sweep)",
              "batch_size": "a memory / speed setting (tta's prediction batches)",
              "value": "cutout's fill value (the background)",
              "saliency": "the saliency map kind of saliencymix (an ablation, not a setting)",
+             "group": "fixmatch's images per torchvision call (a speed setting)",
              "embedding": "label-spread's representation (the ablation table gives each its own column)"}
 # parameter -> how it is drawn: ("uniform", lo, hi), ("log", lo, hi), ("int", lo, hi) inclusive, ("choice", values)
 SPACE: dict[str, tuple] = {
@@ -67,8 +68,8 @@ SPACE: dict[str, tuple] = {
     "scale": ("uniform", 0.0, 0.3),
     "area": ("uniform", 0.05, 0.5),
     "p": ("uniform", 0.1, 1.0),
-    "mu": ("int", 1, 7),
-    "pool_steps": ("int", 100, 600),
+    "n_ops": ("int", 1, 4),
+    "cutout_area": ("uniform", 0.0, 0.5),
 }
 RECIPE_KEYS = ("lr", "weight_decay")          # tuned for every method
 GEN_RECIPE_KEYS = ("gen_ratio",)              # tuned where the method adds rows to the batch
