@@ -45,7 +45,8 @@ NOT_TUNED = {"n_per": "the cell's n_generated (the experiment's sweep)",
              "value": "cutout's fill value (the background)",
              "saliency": "the saliency map kind of saliencymix (an ablation, not a setting)",
              "group": "fixmatch's images per torchvision call (a speed setting)",
-             "embedding": "label-spread's representation (the ablation table gives each its own column)"}
+             "embedding": "label-spread's representation (the ablation table gives each its own column)",
+             "pca_dim": "the PCA ablation's dimension (used only with embedding=pca)"}
 # parameter -> how it is drawn: ("uniform", lo, hi), ("log", lo, hi), ("int", lo, hi) inclusive, ("choice", values)
 SPACE: dict[str, tuple] = {
     "lr": ("log", 5e-4, 8e-3),
