@@ -6,6 +6,7 @@ An interrupted run resumes: run the same command again and finished cells are sk
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 import uuid
@@ -65,6 +66,10 @@ def add_parser(sub) -> None:
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads with --workers 0 (default 1, as every worker runs: a result's last bits "
                         "depend on the thread count; 0: leave torch's default)")
+    p.add_argument("--deterministic", action="store_true",
+                   help="pin torch's CPU kernel path (ATEN_CPU_CAPABILITY=avx2, also for the workers) and its "
+                        "deterministic algorithms, so machines with AVX2 or AVX-512 give the same records where torch "
+                        "allows (or set LATENT_LAB_DETERMINISTIC=1); every record names its kernel path")
     p.add_argument("--out", default=None, help="run folder (default runs/fewshot-<time>-<random>)")
 
 
@@ -94,6 +99,11 @@ def run(args) -> int:
 
     from core.executor import JobFailed, executor_from_args
     from core.fewshot import pivot, run_experiment, summarize
+    from core.fewshot.kernels import FLAG, pin
+
+    if args.deterministic or os.environ.get(FLAG) == "1":
+        kernels = pin()     # before this process's first kernel and before any worker starts
+        print(f"kernels pinned: {kernels['cpu_capability']}, deterministic algorithms", file=sys.stderr)
 
     if args.threads:
         torch.set_num_threads(args.threads)

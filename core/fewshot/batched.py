@@ -34,6 +34,7 @@ from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from core.fewshot.generators import check_stop
+from core.fewshot.kernels import apply as apply_kernel_pin, machine
 from core.fewshot.recipe import (BatchStream, MethodRun, Objective, TrainingData, build_model, input_stats,
                                  optimizer)
 from core.fewshot.spec import Recipe
@@ -150,6 +151,7 @@ def run_batch(spec, cells: Sequence, run_dir, device="cpu", stop: threading.Even
     from core.fewshot.cells import cell_record, prepare_cell
 
     t0 = time.perf_counter()
+    apply_kernel_pin()
     prepared = [prepare_cell(spec, c, run_dir, device, stop) for c in cells]
     recipe = spec.recipe_for(prepared[0].cell.method) if prepared else spec.classifier_recipe   # one method a batch
     items = [training_inputs(p) for p in prepared]
@@ -166,7 +168,7 @@ def run_batch(spec, cells: Sequence, run_dir, device="cpu", stop: threading.Even
         check_stop(stop)
         t1 = time.perf_counter()
         record = cell_record(spec, inputs, inputs.predict(models[i], inputs.x_eval))
-        record.update({"seconds": shared + time.perf_counter() - t1, "device": str(device), "worker": worker,
+        record.update({"seconds": shared + time.perf_counter() - t1, "device": str(device), "worker": worker, **machine(),
                        "batch": len(next(g for g in groups.values() if i in g))})
         records.append(record)
         if on_record is not None:

@@ -22,13 +22,16 @@ from core.augment.generated import Generated
 from core.data import Dataset, fewshot_split, load_dataset
 from core.fewshot.context import CellEnv, eval_inputs
 from core.fewshot.generators import GENERATORS, soft_targets
+from core.fewshot.kernels import MACHINE_KEYS, apply as apply_kernel_pin, machine
 from core.fewshot.methods import data_mark
 from core.fewshot.recipe import budget, input_stats, predict_proba, scores, train_classifier
 from core.fewshot.spec import Cell, ExperimentSpec
 from core.fewshot.streams import stream
 
 VALIDATION_SEED, HELD_OUT_SEED = 54321, 12345
-TIMING_KEYS = ("seconds", "device", "worker")   # the only record keys that may differ between two runs of a cell
+# the only record keys that may differ between two runs of a cell: the timing, where it ran and on which CPU kernel
+# path (core.fewshot.kernels: two paths round differently, so the other keys agree only where these do)
+TIMING_KEYS = ("seconds", "device", "worker", *MACHINE_KEYS)
 
 
 @dataclass
@@ -155,6 +158,7 @@ def _predictor(parts, spec: ExperimentSpec) -> Callable:
 def run_cell(spec: ExperimentSpec, cell: Cell, run_dir, device="cpu", stop: threading.Event | None = None,
              worker: str = "") -> dict:
     t0 = time.perf_counter()
+    apply_kernel_pin()                                  # --deterministic: this worker too
     inputs = prepare_cell(spec, cell, run_dir, device, stop)
     recipe = spec.recipe_for(cell.method)
     gen = inputs.generated
@@ -166,7 +170,7 @@ def run_cell(spec: ExperimentSpec, cell: Cell, run_dir, device="cpu", stop: thre
                              device=device, stop=stop)
     proba = inputs.predict(model, inputs.x_eval)
     record = cell_record(spec, inputs, proba)
-    record.update({"seconds": time.perf_counter() - t0, "device": str(device), "worker": worker})
+    record.update({"seconds": time.perf_counter() - t0, "device": str(device), "worker": worker, **machine()})
     return record
 
 

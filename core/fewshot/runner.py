@@ -77,6 +77,9 @@ def train_generator_task(spec: dict, run_dir: str, seed: int, name: str, shots: 
 
     from core.fewshot.generators import generator_complete
 
+    from core.fewshot.kernels import apply as apply_kernel_pin
+
+    apply_kernel_pin()                                  # --deterministic: the generators' workers too
     spec_obj = ExperimentSpec.from_dict(spec)
     gens = Path(run_dir) / "generators"
     folder = gens / key
