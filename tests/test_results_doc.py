@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from core.__main__ import main
 from core.fewshot.tables import regenerate, render
 
 REPO = Path(__file__).resolve().parent.parent
@@ -83,3 +84,59 @@ def test_runs_with_n_generated_equal_to_shots_get_one_column_per_method(tmp_path
     assert lines[4].startswith("| 5 | 0.551 | 0.571 <sub>+0.020") and lines[5].startswith("| 10 | 0.601 | 0.621")
     split = render({"name": "p", "records": ["p.csv"]}, tmp_path).splitlines()[2]
     assert "multi-vae n=5" in split and "multi-vae n=10" in split       # without the option: a column per n
+
+
+def _demo(tmp_path, prose: str):
+    records = tmp_path / "records"
+    records.mkdir(exist_ok=True)
+    rows = ["method,shots,seed,data,f1_weighted"] + [f"{m},5,{s},shots,{0.5 + 0.1 * (m == 'lsi') + 0.01 * s + 0.002 * s * (m == 'mix')}"
+                                                   for m in ("none", "lsi", "mix") for s in range(3)]
+    (records / "demo.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "tables.json").write_text(json.dumps([{"name": "demo", "records": ["demo.csv"]}]))
+    doc = tmp_path / "results.md"
+    doc.write_text(f"{prose}\n<!-- BEGIN:demo -->\nold\n<!-- END:demo -->\n")
+    args = ["report", "--doc", str(doc), "--tables", str(tmp_path / "tables.json"), "--records", str(records)]
+    assert main(args) == 0                                               # the table block written
+    return doc, args
+
+
+def test_report_check_fails_when_a_cited_prose_number_disagrees_with_its_table(tmp_path, capsys):
+    prose = ("lsi reaches 0.610<!-- cite demo | lsi | 5 -->, +0.100<!-- cite demo | lsi | 5 | diff --> over none; "
+             "mix is +0.002<!-- cite demo | mix | 5 | diff --> and -0.098<!-- cite demo | mix | 5 | vs lsi --> against lsi, "
+             "whose interval is [0.585<!-- cite demo | lsi | 5 | lo -->, 0.635<!-- cite demo | lsi | 5 | hi -->].")
+    doc, args = _demo(tmp_path, prose)
+    capsys.readouterr()
+    assert main(args + ["--check"]) == 0 and "6 prose numbers cited" in capsys.readouterr().out
+    doc.write_text(doc.read_text().replace("0.610<!--", "0.640<!--"))     # a doctored prose number
+    assert main(args + ["--check"]) == 1
+    assert "line 1: 0.640 cites demo | lsi | 5 = 0.610" in capsys.readouterr().err
+    doc.write_text(doc.read_text().replace("+0.100<!--", "+0.101<!--").replace("0.640<!--", "0.610<!--"))
+    assert main(args + ["--check"]) == 1                                  # the third decimal counts
+    assert main(args) == 0                                                # report rewrites the snippet
+    assert "+0.100<!-- cite demo | lsi | 5 | diff -->" in doc.read_text()
+    assert main(args + ["--check"]) == 0
+
+
+def test_a_citation_of_a_missing_column_or_field_is_an_error_and_uncited_numbers_are_listed(tmp_path):
+    from core.fewshot.claims import uncited
+    from core.fewshot.tables import regenerate
+
+    doc, _ = _demo(tmp_path, "nothing")
+    doc.write_text(doc.read_text().replace("nothing", "nothing 0.500<!-- cite demo | bogus | 5 -->"))
+    with pytest.raises(ValueError, match="no column 'bogus'"):
+        regenerate(doc, tmp_path / "tables.json", tmp_path / "records")
+    doc.write_text(doc.read_text().replace("| bogus | 5 -->", "| lsi | 5 | median -->"))
+    with pytest.raises(ValueError, match="unknown citation field"):
+        regenerate(doc, tmp_path / "tables.json", tmp_path / "records")
+    text = "a 0.5 b 0.610<!-- cite demo | lsi | 5 --> `0.7`\n| 1 | 0.9 |\n<!-- BEGIN:x -->\n0.3\n<!-- END:x -->\nc -0.25"
+    assert uncited(text) == [(1, "0.5"), (6, "-0.25")]
+
+
+def test_the_overstated_sentences_are_now_cited_against_their_tables():
+    text = (REPO / "docs" / "results.md").read_text()
+    # the Bonn comparison: our interval at 2 shots, which contains the slides' best (0.678)
+    assert "<!-- cite headline | classic | 2 | lo -->" in text and "one run (seed 002)" in text
+    # label-spread+classic paired against label-spread, and "above none with 100" only from 10 shots
+    assert "<!-- cite pool | label-spread+classic | 100 | vs label-spread -->" in text
+    assert "from 5 labelled shots per class it is above" not in text and "within ±0.01 of the baseline" not in text
+    assert "<!-- cite headline | lsi | 5 | diff -->" in text

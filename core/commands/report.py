@@ -1,7 +1,8 @@
 """`python -m core report`: rewrite the tables of docs/results.md from the records under docs/records/.
 
-    python -m core report            # rewrite the blocks in place
-    python -m core report --check    # exit 1 if the doc does not match its records
+    python -m core report            # rewrite the blocks and the cited prose numbers in place
+    python -m core report --check    # exit 1 if the doc does not match its records (a table, or a prose number
+                                     # with a citation: core/fewshot/claims.py)
 """
 from __future__ import annotations
 
@@ -19,16 +20,20 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from core.fewshot.tables import regenerate
+    from core.fewshot.claims import CITE, uncited
+    from core.fewshot.tables import regenerate_checked
 
     doc = Path(args.doc)
-    new = regenerate(doc, Path(args.tables), Path(args.records))
+    new, prose = regenerate_checked(doc, Path(args.tables), Path(args.records))
+    n_cited, n_uncited = len(CITE.findall(new)), len(uncited(new))
     if args.check:
         if new != doc.read_text():
+            for problem in prose:               # a prose number that disagrees with its table, by line
+                print(f"{doc} {problem}", file=sys.stderr)
             print(f"{doc} does not match its records; run `python -m core report`", file=sys.stderr)
             return 1
-        print(f"{doc} matches its records")
+        print(f"{doc} matches its records ({n_cited} prose numbers cited and checked, {n_uncited} not cited)")
         return 0
     doc.write_text(new)
-    print(f"rewrote the tables of {doc}")
+    print(f"rewrote the tables and {n_cited} cited prose numbers of {doc} ({len(prose)} changed)")
     return 0

@@ -75,6 +75,17 @@ def render_samplers(table: dict, root: Path) -> str:
 def render(table: dict, root: Path) -> str:
     if table.get("kind") == "samplers":
         return render_samplers(table, root)
+    records = table_records(table, root)
+    row = table.get("row", "shots")
+    rows = summarize(records, table.get("metric", "f1_weighted"), table.get("baseline", "none"), row=row)
+    seeds = sorted({r["seed"] for r in records})
+    head = _head(table, f"{len(records)} cells, seeds {seeds[0]}-{seeds[-1]}, {table.get('metric', 'f1_weighted')}")
+    return head + "\n\n" + markdown_table(rows, baseline=table.get("baseline", "none"), row=row)
+
+
+def table_records(table: dict, root: Path) -> list[dict]:
+    """A table's records as its columns see them: filtered by `where`, each "method" set to its column's name
+    (label / rename / n_follows_shots), one record per cell."""
     records = [r for pattern in table["records"] for r in load_records(pattern, root)]
     records = [r for r in records if _keep(r, table.get("where", {}))]
     prefix = table.get("strip", "")
@@ -91,12 +102,7 @@ def render(table: dict, root: Path) -> str:
     if table.get("rename"):
         for r in records:
             r["method"] = table["rename"].get(r["method"], r["method"])
-    row = table.get("row", "shots")
-    records = _unique(records, table.get("metric", "f1_weighted"))
-    rows = summarize(records, table.get("metric", "f1_weighted"), table.get("baseline", "none"), row=row)
-    seeds = sorted({r["seed"] for r in records})
-    head = _head(table, f"{len(records)} cells, seeds {seeds[0]}-{seeds[-1]}, {table.get('metric', 'f1_weighted')}")
-    return head + "\n\n" + markdown_table(rows, baseline=table.get("baseline", "none"), row=row)
+    return _unique(records, table.get("metric", "f1_weighted"))
 
 
 def _head(table: dict, what: str) -> str:
@@ -106,7 +112,15 @@ def _head(table: dict, what: str) -> str:
 
 
 def regenerate(doc: Path, tables_file: Path, root: Path) -> str:
-    """The doc's text with every table block rewritten from its records."""
+    """The doc's text with every table block and every cited prose number (core.fewshot.claims) rewritten from
+    the records."""
+    return regenerate_checked(doc, tables_file, root)[0]
+
+
+def regenerate_checked(doc: Path, tables_file: Path, root: Path) -> tuple[str, list[str]]:
+    """(regenerate's text, the prose numbers that differed from their tables: "line N: ... = ...")."""
+    from core.fewshot.claims import rewrite
+
     text = doc.read_text()
     tables = json.loads(tables_file.read_text())
     for table in tables:
@@ -116,4 +130,4 @@ def regenerate(doc: Path, tables_file: Path, root: Path) -> str:
             raise ValueError(f"{doc} has no block <!-- BEGIN:{name} --> ... <!-- END:{name} -->")
         body = render(table, root)
         text = pattern.sub(lambda m: m.group(1) + body + "\n" + m.group(2), text)
-    return text
+    return rewrite(text, tables, root)
