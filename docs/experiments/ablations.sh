@@ -16,6 +16,8 @@
 # Afterwards add to docs/tables.json (then `python -m core report`):
 #   {"name": "ablations", "records": ["ablation-*.csv"], "label": "method+run", "strip": "ablation-",
 #    "caption": "Official test set; label spreading on five representations, 10 seeds, paired against none."}
+#   {"name": "spread-classic", "records": ["ablation-umap.csv", "ablation-classic.csv"], "baseline": "label-spread",
+#    "caption": "label-spread+classic paired against label-spread on the same seeds."}
 #   {"name": "pool-10", "records": ["mnist-pool-10seeds.csv"], "caption": "The pool table at 10 seeds."}
 set -euo pipefail
 cd "$(dirname "$0")/../.."
