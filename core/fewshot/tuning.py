@@ -89,8 +89,9 @@ def search_space(method: str) -> dict:
 
 def draw(name: str, allowed, default, rnd: random.Random):
     """One value of parameter `name` (bounds `allowed`, default `default`) from its SPACE entry; without one: a
-    bool or a choice uniformly, a number log-uniformly within 4x of its default (ints: 2x), clipped into its
-    bounds; a parameter with neither a range nor a numeric default keeps its default."""
+    bool or a choice uniformly, a number log-uniformly within 4x of its default (ints: 2x; up to its upper bound
+    where that is nearer), clipped into its bounds; a parameter with neither a range nor a numeric default keeps
+    its default."""
     kind = SPACE.get(name)
     if kind is None:
         if allowed.choices is not None:
@@ -98,8 +99,9 @@ def draw(name: str, allowed, default, rnd: random.Random):
         elif allowed.type is bool:
             kind = ("choice", (False, True))
         elif isinstance(default, (int, float)) and not isinstance(default, bool) and default > 0:
+            top = allowed.max if allowed.max is not None else allowed.below     # a bound inside 4x: drawn up to it
             kind = ("int", max(1, default // 2), default * 2) if allowed.type is int else \
-                ("log", default / 4, default * 4)
+                ("log", default / 4, default * 4 if top is None else min(default * 4, top))
         else:
             return default
     if kind[0] == "choice":
