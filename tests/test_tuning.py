@@ -54,6 +54,8 @@ def test_a_tuned_entry_changes_the_methods_parameters_and_gen_ratio_and_records_
     assert cell_params(explicit, Cell(0, 2, None, "mixup")) == {"mixup": {"alpha": 0.9}}   # --param wins
     untuned = ExperimentSpec(**FAST, shots=[2], methods=["none", "mixup"])
     assert untuned.setting_of("mixup") is None and cell_params(untuned, Cell(0, 2, None, "mixup")) == {}
+    empty_file = ExperimentSpec(**FAST, shots=[2], methods=["none", "mixup"], tuned={})   # a tuned file, no entries
+    assert empty_file.setting_of("mixup") == "default" and empty_file.recipe_for("mixup") == untuned.recipe_for("mixup")
     with pytest.raises(ValueError, match="not a part of it"):
         ExperimentSpec(tuned={"mixup": {"params": {"cutmix": {"alpha": 1.0}}}})
     with pytest.raises(ValueError, match="only"):
@@ -109,4 +111,6 @@ def test_the_committed_tuned_file_is_valid_and_its_rule_is_the_code_s():
     from core.fewshot.tuning import RULE
 
     assert doc["rule"] == RULE
-    load_tuned(path)
+    spec = ExperimentSpec(methods=["none", "fixmatch"], tuned=load_tuned(path))
+    for method in ("none", "fixmatch"):          # read by the runner: an entry is tuned, no entry says defaults
+        assert spec.setting_of(method) == ("tuned" if method in doc["methods"] else "default")

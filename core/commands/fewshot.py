@@ -81,7 +81,7 @@ def spec_from_args(args):
         if getattr(args, key) is not None:
             recipe[key] = getattr(args, key)
     n_generated = [parse_value(n) for n in args.n_generated]          # numbers, or "shots"
-    tuned = {}
+    tuned = None
     if getattr(args, "tuned", None):
         from core.fewshot.tuning import load_tuned
 

@@ -172,8 +172,8 @@ def cell_key(r: dict) -> tuple:
 
 
 def _comparable(d: dict) -> dict:
-    # an empty "tuned" equals its absence: a run folder written before tuned settings existed resumes
-    return {k: v for k, v in d.items() if k not in RESUMABLE and not (k == "tuned" and not v)}
+    # no "tuned" (None) equals its absence: a run folder written before tuned settings existed resumes
+    return {k: v for k, v in d.items() if k not in RESUMABLE and not (k == "tuned" and v is None)}
 
 
 def run_experiment(spec: ExperimentSpec, out_dir, on_progress: Callable[[dict], None] | None = None,

@@ -97,9 +97,9 @@ class ExperimentSpec:
     params: dict = field(default_factory=dict)       # {augmentation name: {param: value}}
     device: str = "auto"
     # per method its tuned setting, {method: {"params": {augmentation: {param: value}}, "recipe": {"gen_ratio": r}}}
-    # (the "methods" of docs/tuning/tuned.json, core.fewshot.tuning); a method without an entry runs its defaults.
-    # Empty (the default): no record says "setting", as before tuning existed.
-    tuned: dict = field(default_factory=dict)
+    # (the "methods" of docs/tuning/tuned.json, core.fewshot.tuning); a method without an entry runs its defaults
+    # and its records say "setting": "default". None (no tuned file): no record says "setting", as before tuning.
+    tuned: dict | None = None
 
     def __post_init__(self):
         from core.augment import AUGMENTATIONS
@@ -134,7 +134,8 @@ class ExperimentSpec:
             if name not in AUGMENTATIONS:
                 raise SettingError(f"--param names an unknown method {name!r}")
             check_method_params(name, p)
-        check_tuned(self.tuned)
+        if self.tuned is not None:
+            check_tuned(self.tuned)
 
     @property
     def classifier_recipe(self) -> Recipe:
@@ -143,16 +144,16 @@ class ExperimentSpec:
     def recipe_for(self, method: str) -> Recipe:
         """The recipe a method's cells train with: the spec's, with the method's tuned recipe settings (gen_ratio)
         on top."""
-        over = self.tuned.get(method, {}).get("recipe", {})
+        over = (self.tuned or {}).get(method, {}).get("recipe", {})
         return Recipe(**{**self.recipe, **over}) if over else self.classifier_recipe
 
     def tuned_params(self, method: str) -> dict:
         """{augmentation: {param: value}} of the method's tuned setting ({} without one)."""
-        return self.tuned.get(method, {}).get("params", {})
+        return (self.tuned or {}).get(method, {}).get("params", {})
 
     def setting_of(self, method: str) -> str | None:
         """"tuned" / "default" when the spec carries tuned settings (the record and the table say which), else None."""
-        if not self.tuned:
+        if self.tuned is None:
             return None
         return "tuned" if method in self.tuned else "default"
 
