@@ -57,10 +57,19 @@ def test_views_draw_from_the_generator_only():
     assert a.min() >= 0 and a.max() <= 1 and not torch.equal(a, x)
 
 
-def test_registered_as_a_pool_using_online_method():
+def test_registered_as_a_pool_using_online_method_that_trains_alone_when_others_are_batched(tmp_path):
     aug = AUGMENTATIONS["fixmatch"]
     assert aug.stage == "online" and aug.uses_pool and aug.defaults["threshold"] == 0.95
     assert data_mark("fixmatch") == "pool" and data_mark("classic+fixmatch") == "pool"
+    from core.fewshot.methods import trains_alone
+    from core.fewshot.runner import plan_cells
+
+    assert trains_alone("fixmatch") and trains_alone("classic+fixmatch") and not trains_alone("lsi-online")
+    cells = [(s, 2, 5, m) for m in ("none", "fixmatch") for s in range(3)]
+    assert sorted(map(len, plan_cells(cells, 3))) == [1, 1, 1, 3]     # none's 3 seeds batched, fixmatch's alone
+    spec = ExperimentSpec(**{**FAST, "seeds": 2, "recipe": {"steps": 5}}, methods=["none", "fixmatch"])
+    records = run_experiment(spec, tmp_path / "batched", batch=2)     # what a CUDA run does by default
+    assert {r["method"]: "batch" in r for r in records} == {"none": True, "fixmatch": False}
 
 
 def _strip(records, also=()):

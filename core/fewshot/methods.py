@@ -25,5 +25,15 @@ def uses_pool(method: str, gen_data: str = "pool") -> bool:
     return False
 
 
+def trains_alone(method: str) -> bool:
+    """True when the method's batches read the classifier being trained (an online part with a `classifier`
+    keyword: fixmatch's pseudo-labels), so its cells cannot be trained as one stacked model (core.fewshot.batched):
+    the runner gives them single-cell tasks even when it batches the others."""
+    import inspect
+
+    return any(a.stage == "online" and "classifier" in inspect.signature(a.fn).parameters
+               for a in parse_method(method))
+
+
 def data_mark(method: str, gen_data: str = "pool") -> str:
     return "pool" if uses_pool(method, gen_data) else "shots"

@@ -148,9 +148,11 @@ def plan_cells(todo: list, batch: int) -> list[list]:
     `batch` at a time. Cells keep their order within a batch; batches come in the order of their first cell."""
     if batch <= 1:
         return [[c] for c in todo]
+    from core.fewshot.methods import trains_alone
+
     groups: dict[tuple, list] = {}
-    for c in todo:
-        groups.setdefault((c[1], c[2], c[3]), []).append(c)
+    for c in todo:          # a method that reads its classifier while training (fixmatch): one cell per task
+        groups.setdefault(tuple(c) if trains_alone(c[3]) else (c[1], c[2], c[3]), []).append(c)
     return [g[i:i + batch] for g in groups.values() for i in range(0, len(g), batch)]
 
 
@@ -270,7 +272,9 @@ def _run_locked(spec: ExperimentSpec, out: Path, on_progress, stop, executor, ba
 def _cell_task(group: list, batch: int) -> dict:
     """A cell task without batching; with it, a batch task even for a lone cell (the batched arithmetic for every
     cell of the run). "seed": the last seed (whose generators it waits for)."""
-    if batch <= 1:
+    from core.fewshot.methods import trains_alone
+
+    if batch <= 1 or trains_alone(group[0][3]):
         s, k, n, m = group[0]
         return {"kind": "cell", "seed": s, "shots": k, "n_generated": n, "method": m}
     return {"kind": "batch", "seed": max(c[0] for c in group), "cells": [list(c) for c in group]}
