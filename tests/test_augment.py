@@ -306,7 +306,7 @@ def test_label_spread_keeps_at_most_n_per_confident_pool_rows_per_class():
     x_all, y_all = aug(x, y, torch.Generator().manual_seed(0), n_per=100, threshold=0.6, **kw)
     rows = torch.cdist(x_all[2:], pool).argmin(1)
     assert sorted(rows.tolist()) == list(range(60))              # all of both clusters, never the unsure midpoint
-    for bad in ({"threshold": 0.0}, {"alpha": 1.0}, {"embedding": "pca"}, {"n_per": 0}):
+    for bad in ({"threshold": 0.0}, {"alpha": 1.0}, {"embedding": "tsne"}, {"n_per": 0}):
         with pytest.raises(ValueError, match="label-spread|n_per"):
             aug(x, y, torch.Generator().manual_seed(0), **{**kw, **bad})
 

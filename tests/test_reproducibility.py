@@ -43,14 +43,17 @@ def test_pin_asks_for_avx2_and_deterministic_algorithms_in_a_fresh_process():
 
 
 def test_pin_refuses_when_this_process_already_runs_avx512_kernels(monkeypatch):
-    monkeypatch.delenv("ATEN_CPU_CAPABILITY", raising=False)
-    monkeypatch.delenv(FLAG, raising=False)
+    # setenv (not delenv) so that monkeypatch restores both afterwards: pin() writes them
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", os.environ.get("ATEN_CPU_CAPABILITY", "default"))
+    monkeypatch.setenv(FLAG, "0")
     monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
     try:
         with pytest.raises(ValueError, match="ATEN_CPU_CAPABILITY=avx2"):
             pin()
     finally:
         torch.use_deterministic_algorithms(False)
+    monkeypatch.undo()
+    assert FLAG not in os.environ or os.environ[FLAG] != "1"          # nothing leaks into later tests
 
 
 @pytest.mark.slow       # two CLI runs in fresh interpreters
