@@ -13,6 +13,7 @@ vector v = mean(z_A) - mean(z_B) (d,). With it:
   replacement and recomputes v on each draw, so it includes the uncertainty of v itself;
 - bootstrap_attribute also gives the stability of v's direction: the cosine between each
   bootstrap v and v (1 = the direction does not depend on which codes were drawn);
+- bootstrap_vectors: the v of the first bootstrap draws (to decode the uncertainty of an analogy);
 - apply_vector: z + t * v, the analogy slider;
 - AttributeVector: a named vector with its provenance, kept as a small JSON (vectors_to_json /
   vectors_from_json round-trip exactly: floats are written with repr).
@@ -28,8 +29,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-__all__ = ["attribute_vector", "custom_projection", "separation_auc", "bootstrap_attribute", "apply_vector",
-           "AttributeVector", "vectors_to_json", "vectors_from_json", "JSON_FORMAT"]
+__all__ = ["attribute_vector", "custom_projection", "separation_auc", "bootstrap_attribute", "bootstrap_vectors",
+           "apply_vector", "AttributeVector", "vectors_to_json", "vectors_from_json", "JSON_FORMAT"]
 
 JSON_FORMAT = 1
 
@@ -155,6 +156,23 @@ def bootstrap_attribute(z, a, b, n_boot: int = 200, seed: int = 0, level: float 
             "cosine_mean": float(cosines.mean()), "cosine_low": float(cos_low), "cosine_high": float(cos_high),
             "norm": float(np.linalg.norm(v)), "n_a": int(len(a)), "n_b": int(len(b)), "n_boot": int(n_boot),
             "seed": int(seed), "level": float(level)}
+
+
+def bootstrap_vectors(z, a, b, n: int, seed: int = 0) -> np.ndarray:
+    """The attribute vectors of the first n bootstrap draws -> (n, d) float64: row i is the v that
+    bootstrap_attribute(z, a, b, n_boot, seed) computes on its draw i (same seed, same resampling order),
+    so decoding z + t * row shows what the interval's uncertainty looks like in pixels."""
+    if int(n) < 1:
+        raise ValueError(f"n must be >= 1 bootstrap vectors, got {n}")
+    z = _codes(z)
+    a, b = _groups(z, a, b)
+    za, zb = z[a], z[b]  # (Na, d), (Nb, d)
+    rng = np.random.default_rng(int(seed))
+    out = np.empty((int(n), z.shape[1]))
+    for i in range(int(n)):  # the draws in bootstrap_attribute's order: A's rows, then B's
+        da, db = za[rng.integers(len(za), size=len(za))], zb[rng.integers(len(zb), size=len(zb))]
+        out[i] = da.mean(0) - db.mean(0)
+    return out
 
 
 def apply_vector(z, v, t) -> np.ndarray:

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from core.attributes import (AttributeVector, apply_vector, attribute_vector, bootstrap_attribute, custom_projection,
-                             separation_auc, vectors_from_json, vectors_to_json)
+from core.attributes import (AttributeVector, apply_vector, attribute_vector, bootstrap_attribute, bootstrap_vectors,
+                             custom_projection, separation_auc, vectors_from_json, vectors_to_json)
 
 
 def _two_classes(gap: float, n: int = 200, d: int = 8, seed: int = 0):
@@ -148,3 +148,16 @@ def test_shipped_checkpoint_separates_two_digits_along_their_attribute_vector():
     print(folder.name, stats)
     assert stats["auc"] > 0.98 and stats["auc_low"] > 0.97
     assert stats["cosine_mean"] > 0.95
+
+
+def test_bootstrap_vectors_are_the_draws_behind_the_interval():
+    """Row i is the v of bootstrap_attribute's draw i: its cosine to v is among the draws' cosines."""
+    z, a, b = _two_classes(gap=1.0, n=50)
+    v = attribute_vector(z, a, b)
+    vs = bootstrap_vectors(z, a, b, 5, seed=3)
+    assert vs.shape == (5, z.shape[1])
+    np.testing.assert_array_equal(vs, bootstrap_vectors(z, a, b, 5, seed=3))
+    cos = vs @ (v / np.linalg.norm(v)) / np.linalg.norm(vs, axis=1)
+    stats = bootstrap_attribute(z, a, b, n_boot=5, seed=3, level=0.5)
+    assert cos.mean() == pytest.approx(stats["cosine_mean"], abs=1e-12)
+    assert not np.allclose(vs[0], v)  # a redraw, not v itself
