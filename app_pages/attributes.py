@@ -19,7 +19,8 @@ st.markdown(
     "An **attribute vector** is the difference between the mean codes of two groups: v = mean(z_A) − mean(z_B) "
     "(Latent Space Cartography, Liu, Jun, Li & Heer 2019). If the model has organised its space well, v points "
     "from 'B-like' to 'A-like', and adding t·v to any code moves its image towards A — an **analogy** "
-    "(sample + (A − B)). Try first: keep classes 7 and 1, then drag t in section 3 on a few samples."
+    "(sample + (A − B)). Try first: keep classes 7 and 1, take a 1 in section 3 and drag t to 1 — does it become a 7? "
+    "Then try a sample of another class."
 )
 
 ckpt, ds, z = page_inputs(sel)
@@ -171,9 +172,9 @@ else:
 
 with friendly("The custom projection"):
     xy = ops.projection(ref, sel.dataset, current.vector)
-    fig = latent_scatter(xy, ds.y.numpy(), names, marker_size=3)
-    fig.update_layout(title=f"Every code along v ({current.name}) against the rest's widest direction", height=460,
-                      dragmode="zoom", xaxis_title="z · v / |v|   (along the attribute)",
+    fig = latent_scatter(xy, ds.y.numpy(), names, marker_size=3,
+                         title=f"Every code along v ({current.name}) against the rest's widest direction")
+    fig.update_layout(height=480, margin={"t": 70}, dragmode="zoom", xaxis_title="z · v / |v|   (along the attribute)",
                       yaxis_title="first principal direction of the residual")
     if summary is not None:
         for x, label in ((summary["x_a"], "mean of A"), (summary["x_b"], "mean of B")):
@@ -203,9 +204,10 @@ def move_panel() -> None:
     with friendly("Moving the sample"):
         st.subheader("3 · Add t·v to a sample")
         c1, c2, c3 = st.columns([2, 3, 1.5], vertical_alignment="bottom")
+        first_b = int(ops.group_rows(sel.dataset, groups)[1][0]) if groups is not None else 0  # B + (A − B) -> A?
         idx = int(c1.number_input(f"Sample index (0–{n - 1})", 0, n - 1, step=1,
                                   **state.bind_widget("i0", "w_attr_index", lambda i: isinstance(i, int) and 0 <= i < n,
-                                                      0)))
+                                                      first_b)))
         state.put("i0", idx)
         c2.caption(f"#{idx} is a {names[int(ds.y[idx])]}. The same sample is A on the Interpolation page.")
         on_server = latent_decoder.server_decode_toggle(c3)
@@ -292,5 +294,47 @@ if upload is not None:
         st.error(done["error"])
     else:
         st.success(done["ok"])
+
+# ----------------------------------------------------------------------------- 5 · samplers for this checkpoint
+st.subheader("5 · Samplers against the holes, for this checkpoint")
+with st.expander("How well do prior, ex-post and kNN samples of this model avoid its holes?"):
+    from ui.maps import sampler_table
+
+    shipped = sel.ckpt.startswith("shipped/") and sel.dataset == ops.SAMPLER_DATASET
+    committed = sampler_table((sel.ckpt.split("/", 1)[1],)) if shipped else None
+    if committed:
+        st.markdown("Measured offline for this shipped checkpoint (`docs/records/samplers.csv`, "
+                    "`python -m core samplers`; the Latent map page shows several models side by side):")
+        st.markdown(committed)
+    elif ckpt.meta.get("dataset") != ops.SAMPLER_DATASET or sel.dataset != ops.SAMPLER_DATASET:
+        st.caption(f"The figures compare samples with held-out MNIST test images, so they are measured for checkpoints "
+                   f"trained on {ops.SAMPLER_DATASET} only; this one was trained on {ckpt.meta.get('dataset')}.")
+    else:
+        st.markdown(
+            "Each sampler draws codes, which are decoded and scored like the shipped models in `docs/results.md`: "
+            "**hole share** (codes farther from every training code than 95 % of training codes are from their "
+            "nearest neighbour), a real-image classifier's **confidence**, a **Fréchet distance in the features of a "
+            "small CNN trained on mnist5k** (not Inception-FID, not comparable to published FIDs), and "
+            "**precision / recall** in the same features; mean [95 % interval over the sampling seeds].")
+        c1, c2, c3 = st.columns([1, 1, 2], vertical_alignment="bottom")
+        seeds = c1.select_slider("Sampling seeds", [2, 3, 5], value=3, key="w_attr_s_seeds")
+        count = c2.select_slider("Samples per seed", [500, 1000, 2000], value=2000, key="w_attr_s_n")
+        job = ops.sampler_job(ref, sel.dataset, seeds, count)
+        if c3.button("Measure in a worker process", key="w_attr_s_run", disabled=job is not None and not job.done,
+                     help="About 25 s per seed at 2,000 samples on a 2-core CPU; the page stays usable."):
+            job = ops.sampler_job(ref, sel.dataset, seeds, count, start=True)
+        if job is not None and job.status == "done":
+            st.markdown(ops.sampler_markdown(job.result()))
+        elif job is not None and job.error_class:
+            st.error(f"The measurement failed: {job.error_text.splitlines()[0]}")
+        elif job is not None:
+            def _poll_samplers() -> None:
+                if job.done:
+                    st.rerun(scope="app")
+                place = job.queue_position
+                st.info(f"Measuring in a worker process ({f'place {place} in the queue' if place else 'running'})…",
+                        icon=":material/hourglass_top:")
+
+            st.fragment(_poll_samplers, run_every=2.0)()
 
 state.sync_url()

@@ -170,3 +170,43 @@ def test_a_bad_file_gives_a_message_and_keeps_the_vectors(app_env, text, message
     assert not at.exception
     assert any(message in e.value for e in at.error), [e.value for e in at.error]
     assert at.session_state["_ll_attr_vectors"] == kept
+
+
+def _sampler_table(at) -> str | None:
+    return next((md.value for md in at.markdown if md.value.startswith("| model | sampler")), None)
+
+
+def test_a_shipped_checkpoint_shows_its_committed_sampler_figures(app_env):
+    from ui.maps import SAMPLER_RECORDS
+
+    if not SAMPLER_RECORDS.is_file():
+        pytest.skip("no committed sampler records")
+    at = new_app(PAGE, query={"ckpt": "shipped/mnist5k-ae-z2"})
+    assert_clean(at)
+    table = _sampler_table(at)
+    assert table and "| mnist5k-ae-z2 | ex-post" in table and "| mnist5k-ae-z2 | prior" in table
+    assert not [b for b in at.button if b.key == "w_attr_s_run"]  # nothing to measure
+
+
+@pytest.mark.slow
+def test_an_uploaded_checkpoint_is_measured_in_a_worker(app_env):
+    """A model that is not shipped (here: a shipped one uploaded as a zip, so its key is upload/…): one press
+    measures prior, ex-post and kNN samples against the holes in a worker process; the table follows."""
+    from core.checkpoints import zip_checkpoint
+
+    at = new_app("app_pages/train_load.py")
+    at.file_uploader(key="w_upload").set_value(("mine.zip", zip_checkpoint(app_env / "mnist5k-ae-z2"),
+                                                "application/zip")).run()
+    assert at.session_state["ll_ckpt"].startswith("upload/")
+    at.switch_page(PAGE).run()
+    assert_clean(at)
+    assert _sampler_table(at) is None
+    at.select_slider(key="w_attr_s_seeds").set_value(2).run()
+    at.select_slider(key="w_attr_s_n").set_value(500).run()
+    at.button(key="w_attr_s_run").click().run()
+    _wait_for(at, lambda: _sampler_table(at) is not None, seconds=400)
+    assert_clean(at)
+    table = _sampler_table(at)
+    for sampler in ("held-out-real", "prior", "ex-post", "knn-interpolate"):
+        assert f"| {sampler}" in table, table
+    assert "hole share" in table

@@ -24,7 +24,7 @@ import numpy as np
 import streamlit as st
 
 from ui import background
-from ui.resources import ModelRef, check_compatible, checkpoint, dataset, latents
+from ui.resources import ModelRef, checkpoint, dataset, latents
 
 N_BOOT = 200  # bootstrap redraws behind every interval
 SEED = 0
@@ -135,8 +135,30 @@ def moved(ref: ModelRef, spec: str, index: int, vectors: tuple[tuple[float, ...]
             "spread_max": None if diff is None else float(diff.max())}
 
 
-def check_inputs(ref: ModelRef, spec: str) -> None:
-    check_compatible(ref.key, spec)
+# ----------------------------------------------------------------------------- samplers against the holes
+
+SAMPLER_DATASET = "mnist5k"  # the sampler table's setting: held-out images are the official MNIST test set
+
+
+def sampler_job(ref: ModelRef, spec: str, seeds: int, n: int, start: bool = False):
+    """The shared job measuring core.sampler_table's samplers (prior, ex-post, kNN) for one checkpoint in a
+    worker process (~25 s per seed for n = 2,000 on the 2-core box) -> its handle, or None when it was never
+    started and start is False (the page starts it only on a button press)."""
+    from core.sampler_table import sampler_records_job
+    from ui.resources import model_source
+
+    key = (ref.sha256, spec, int(seeds), int(n))
+    if not start:
+        return background.peek("samplers", key)
+    return background.submit("samplers", key, sampler_records_job,
+                             {"checkpoint": model_source(ref), "seeds": int(seeds), "n": int(n)})
+
+
+def sampler_markdown(records: list[dict]) -> str:
+    """Records -> the same markdown table as docs/results.md (mean [95 % t-interval over the seeds])."""
+    from core.sampler_table import format_table, summarise
+
+    return format_table(summarise(records))
 
 
 # ----------------------------------------------------------------------------- session store
