@@ -2,7 +2,6 @@
 projection along it, how well it separates A from B (with a bootstrap), t·v applied to a sample and decoded
 in the browser, and named vectors kept, exported and loaded as JSON."""
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -122,7 +121,6 @@ if current is None:
     ops.write_url()
     stop_page()
 st.session_state["_ll_attr_current"] = current
-v = np.asarray(current.vector)
 
 # ----------------------------------------------------------------------------- 2 · separation + projection
 st.subheader("2 · How well v separates A from B")
@@ -237,7 +235,7 @@ def move_panel() -> None:
                                 on_change=_server_moved))
         res = ops.moved(ref, sel.dataset, idx, tuple(vectors), t)
         if not live:
-            show.samples(np.concatenate([ds.x[idx].numpy()[None], res["x"]]),
+            show.samples([ds.x[idx].numpy(), *res["x"]],
                          [f"Original #{idx}"] + [f"{title} · t = {t:.2f}" for title in titles],
                          width=112, is_image=ds.is_image)
         else:
@@ -264,7 +262,7 @@ if groups is not None:
 kept = ops.saved_vectors()
 if kept:
     st.dataframe(pd.DataFrame([{"name": v.name, "A": v.a_label, "B": v.b_label, "d": v.dim,
-                                "|v|": float(np.linalg.norm(v.vector)), "AUC": v.stats.get("auc"),
+                                "|v|": v.norm, "AUC": v.stats.get("auc"),
                                 "AUC low": v.stats.get("auc_low"), "AUC high": v.stats.get("auc_high"),
                                 "cosine": v.stats.get("cosine_mean"), "model": v.model} for v in kept]),
                  hide_index=True, width="stretch", key="w_attr_table")

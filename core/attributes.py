@@ -221,6 +221,11 @@ class AttributeVector:
     def dim(self) -> int:
         return len(self.vector)
 
+    @property
+    def norm(self) -> float:
+        """|v|: how far apart the means of A and B lie."""
+        return float(np.linalg.norm(self.vector))
+
     @classmethod
     def from_groups(cls, name: str, z, a, b, a_label: str = "A", b_label: str = "B", model: str = "",
                     n_boot: int = 200, seed: int = 0) -> "AttributeVector":

@@ -268,7 +268,7 @@ def read_url(n_classes: int, d: int) -> tuple[dict, list[str]]:
             t = float(raw)
             if not (math.isfinite(t) and T_RANGE[0] <= t <= T_RANGE[1]):
                 raise ValueError
-            out["t"] = t
+            out["t"] = round(t * 20) / 20  # the sliders' 0.05 grid
         except ValueError:
             bad.append(f"{URL_T} (a number from {T_RANGE[0]:g} to {T_RANGE[1]:g})")
     return out, bad
