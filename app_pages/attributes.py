@@ -10,7 +10,6 @@ from ui import show, state
 from ui.components import latent_decoder
 from ui.resources import ModelRef, friendly, page_inputs
 from ui.sidebar import shared_sidebar
-from ui.state import stop_page
 
 sel = shared_sidebar("attributes")
 st.title("Attribute vectors")
@@ -48,6 +47,108 @@ if "t" in seed:
 if bad:
     st.warning("Ignored link parameter(s): " + "; ".join(bad) + ".")
 
+# ----------------------------------------------------------------------------- 4 · keep, export, load
+
+def kept_section() -> None:
+    """Keep the current vector; list, forget, download and load kept ones (drawn without a current vector too:
+    loading a file is one way to get one)."""
+    st.subheader("4 · Kept vectors")
+    if groups is not None and current is not None:
+        c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+        keep_name = c1.text_input("Name", value=current.name, key="w_attr_keep_name")
+        if c2.button("Keep this vector", key="w_attr_keep", disabled=not keep_name.strip()):
+            replaced = ops.keep_vector(AttributeVector(keep_name.strip(), current.vector, current.a_label,
+                                                       current.b_label, current.model, current.stats))
+            st.toast(f"{'Replaced' if replaced else 'Kept'} “{keep_name.strip()}”.")
+    kept = ops.saved_vectors()
+    if kept:
+        st.dataframe(pd.DataFrame([{"name": v.name, "A": v.a_label, "B": v.b_label, "d": v.dim,
+                                    "|v|": v.norm, "AUC": v.stats.get("auc"),
+                                    "AUC low": v.stats.get("auc_low"), "AUC high": v.stats.get("auc_high"),
+                                    "cosine": v.stats.get("cosine_mean"), "model": v.model} for v in kept]),
+                     hide_index=True, width="stretch", key="w_attr_table")
+        c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
+        c1.download_button("Download all as JSON", vectors_to_json(kept), "attribute-vectors.json", "application/json",
+                           key="w_attr_download")
+        gone = c2.selectbox("Forget", [v.name for v in kept], key="w_attr_forget_name")
+        if c3.button("Forget", key="w_attr_forget"):
+            ops.forget_vector(gone)
+            st.rerun()
+    else:
+        st.caption("None kept yet in this session.")
+
+    upload = st.file_uploader("Load vectors (a JSON file downloaded here)", type=["json"], key="w_attr_upload")
+    if upload is not None:
+        done = st.session_state.get("_ll_attr_loaded") or {}
+        if done.get("file_id") != upload.file_id:  # a rerun with the same file in the box loads nothing again
+            try:
+                added = ops.load_vectors(upload.getvalue(), d)
+                done = {"file_id": upload.file_id, "ok": f"Loaded {len(added)} vector(s): {', '.join(added)}."}
+            except ValueError as e:
+                done = {"file_id": upload.file_id, "error": f"Could not load {upload.name!r}: {e}"}
+            st.session_state["_ll_attr_loaded"] = done
+            if "ok" in done:
+                st.rerun()
+        if "error" in done:
+            st.error(done["error"])
+        else:
+            st.success(done["ok"])
+
+
+# ----------------------------------------------------------------------------- 5 · samplers for this checkpoint
+
+def samplers_section() -> None:
+    """The samplers-against-the-holes figures of this checkpoint: committed (shipped) or measured here in a worker."""
+    st.subheader("5 · Samplers against the holes, for this checkpoint")
+    with st.expander("How well do prior, ex-post and kNN samples of this model avoid its holes?"):
+        from ui.maps import sampler_table
+
+        shipped = sel.ckpt.startswith("shipped/") and sel.dataset == ops.SAMPLER_DATASET
+        committed = sampler_table((sel.ckpt.split("/", 1)[1],)) if shipped else None
+        if committed:
+            st.markdown("Measured offline for this shipped checkpoint (`docs/records/samplers.csv`, "
+                        "`python -m core samplers`; the Latent map page shows several models side by side):")
+            st.markdown(committed)
+        elif ckpt.meta.get("dataset") != ops.SAMPLER_DATASET or sel.dataset != ops.SAMPLER_DATASET:
+            st.caption(f"The figures compare samples with held-out MNIST test images, so they are measured for checkpoints "
+                       f"trained on {ops.SAMPLER_DATASET} only; this one was trained on {ckpt.meta.get('dataset')}.")
+        else:
+            st.markdown(
+                "Each sampler draws codes, which are decoded and scored like the shipped models in `docs/results.md`: "
+                "**hole share** (codes farther from every training code than 95 % of training codes are from their "
+                "nearest neighbour), a real-image classifier's **confidence**, a **Fréchet distance in the features of a "
+                "small CNN trained on mnist5k** (not Inception-FID, not comparable to published FIDs), and "
+                "**precision / recall** in the same features; mean [95 % interval over the sampling seeds].")
+            c1, c2, c3 = st.columns([1, 1, 2], vertical_alignment="bottom")
+            seeds = c1.select_slider("Sampling seeds", [2, 3, 5], value=3, key="w_attr_s_seeds")
+            count = c2.select_slider("Samples per seed", [500, 1000, 2000], value=2000, key="w_attr_s_n")
+            job = ops.sampler_job(ref, sel.dataset, seeds, count)
+            if c3.button("Measure in a worker process", key="w_attr_s_run", disabled=job is not None and not job.done,
+                         help="About 25 s per seed at 2,000 samples on a 2-core CPU; the page stays usable."):
+                job = ops.sampler_job(ref, sel.dataset, seeds, count, start=True)
+            if job is not None and job.status == "done":
+                st.markdown(ops.sampler_markdown(job.result()))
+            elif job is not None and job.error_class:
+                st.error(f"The measurement failed: {job.error_text.splitlines()[0]}")
+            elif job is not None:
+                def _poll_samplers() -> None:
+                    if job.done:
+                        st.rerun(scope="app")
+                    place = job.queue_position
+                    st.info(f"Measuring in a worker process ({f'place {place} in the queue' if place else 'running'})…",
+                            icon=":material/hourglass_top:")
+
+                st.fragment(_poll_samplers, run_every=2.0)()
+
+
+def finish() -> None:
+    """Draw sections 4 and 5, write the URL and end the run (also where no vector can be explored yet)."""
+    kept_section()
+    samplers_section()
+    state.sync_url()
+    st.stop()
+
+
 # ----------------------------------------------------------------------------- 1 · define A and B
 st.subheader("1 · Define A and B")
 source = st.radio("Groups from", SOURCES, horizontal=True, key="w_attr_source", label_visibility="collapsed")
@@ -64,7 +165,7 @@ if source == "Two classes":
     cb = c2.selectbox("Class B", names, key="w_attr_b")
     if ca == cb:
         st.error("A and B are the same class: pick two different classes.")
-        stop_page()
+        finish()
     url_classes = (names.index(ca), names.index(cb))
     groups = ops.class_groups(sel.dataset, *url_classes)
 elif source == "Map selections":
@@ -81,7 +182,7 @@ elif source == "Map selections":
     if len(saved) < 2:
         st.info(f"{len(saved)} group(s) saved: select points on **Latent map & holes**, come back and save them; "
                 "two groups are needed.")
-        stop_page()
+        finish()
     c1, c2 = st.columns(2)
     ga = c1.selectbox("Group A", list(saved), index=0, key="w_attr_ga",
                       format_func=lambda g: f"{g} ({len(saved[g])} points)")
@@ -90,7 +191,7 @@ elif source == "Map selections":
     both = set(saved[ga]) & set(saved[gb])
     if ga == gb or both:
         st.error(f"A and B share {len(both) or len(saved[ga])} point(s): pick two groups that do not overlap.")
-        stop_page()
+        finish()
     groups = ops.Groups("indices", tuple(saved[ga]), tuple(saved[gb]), ga, gb)
 else:
     usable = [v for v in ops.saved_vectors() if v.dim == d]
@@ -114,12 +215,12 @@ if groups is not None:
         summary = ops.summary(ref, sel.dataset, groups)
         job = ops.bootstrap_job(ref, sel.dataset, groups)
     if summary is None or job is None:
-        stop_page()
+        finish()
     current = AttributeVector(groups.name, tuple(summary["v"]), groups.a_label, groups.b_label, model_label,
                               job.result() if job.status == "done" else {"auc": summary["auc"]})
 if current is None:
     ops.write_url()
-    stop_page()
+    finish()
 st.session_state["_ll_attr_current"] = current
 
 # ----------------------------------------------------------------------------- 2 · separation + projection
@@ -250,89 +351,4 @@ def move_panel() -> None:
 
 move_panel()
 
-# ----------------------------------------------------------------------------- 4 · keep, export, load
-st.subheader("4 · Kept vectors")
-if groups is not None:
-    c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
-    keep_name = c1.text_input("Name", value=current.name, key="w_attr_keep_name")
-    if c2.button("Keep this vector", key="w_attr_keep", disabled=not keep_name.strip()):
-        replaced = ops.keep_vector(AttributeVector(keep_name.strip(), current.vector, current.a_label,
-                                                   current.b_label, current.model, current.stats))
-        st.toast(f"{'Replaced' if replaced else 'Kept'} “{keep_name.strip()}”.")
-kept = ops.saved_vectors()
-if kept:
-    st.dataframe(pd.DataFrame([{"name": v.name, "A": v.a_label, "B": v.b_label, "d": v.dim,
-                                "|v|": v.norm, "AUC": v.stats.get("auc"),
-                                "AUC low": v.stats.get("auc_low"), "AUC high": v.stats.get("auc_high"),
-                                "cosine": v.stats.get("cosine_mean"), "model": v.model} for v in kept]),
-                 hide_index=True, width="stretch", key="w_attr_table")
-    c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
-    c1.download_button("Download all as JSON", vectors_to_json(kept), "attribute-vectors.json", "application/json",
-                       key="w_attr_download")
-    gone = c2.selectbox("Forget", [v.name for v in kept], key="w_attr_forget_name")
-    if c3.button("Forget", key="w_attr_forget"):
-        ops.forget_vector(gone)
-        st.rerun()
-else:
-    st.caption("None kept yet in this session.")
-
-upload = st.file_uploader("Load vectors (a JSON file downloaded here)", type=["json"], key="w_attr_upload")
-if upload is not None:
-    done = st.session_state.get("_ll_attr_loaded") or {}
-    if done.get("file_id") != upload.file_id:  # a rerun with the same file in the box loads nothing again
-        try:
-            added = ops.load_vectors(upload.getvalue(), d)
-            done = {"file_id": upload.file_id, "ok": f"Loaded {len(added)} vector(s): {', '.join(added)}."}
-        except ValueError as e:
-            done = {"file_id": upload.file_id, "error": f"Could not load {upload.name!r}: {e}"}
-        st.session_state["_ll_attr_loaded"] = done
-        if "ok" in done:
-            st.rerun()
-    if "error" in done:
-        st.error(done["error"])
-    else:
-        st.success(done["ok"])
-
-# ----------------------------------------------------------------------------- 5 · samplers for this checkpoint
-st.subheader("5 · Samplers against the holes, for this checkpoint")
-with st.expander("How well do prior, ex-post and kNN samples of this model avoid its holes?"):
-    from ui.maps import sampler_table
-
-    shipped = sel.ckpt.startswith("shipped/") and sel.dataset == ops.SAMPLER_DATASET
-    committed = sampler_table((sel.ckpt.split("/", 1)[1],)) if shipped else None
-    if committed:
-        st.markdown("Measured offline for this shipped checkpoint (`docs/records/samplers.csv`, "
-                    "`python -m core samplers`; the Latent map page shows several models side by side):")
-        st.markdown(committed)
-    elif ckpt.meta.get("dataset") != ops.SAMPLER_DATASET or sel.dataset != ops.SAMPLER_DATASET:
-        st.caption(f"The figures compare samples with held-out MNIST test images, so they are measured for checkpoints "
-                   f"trained on {ops.SAMPLER_DATASET} only; this one was trained on {ckpt.meta.get('dataset')}.")
-    else:
-        st.markdown(
-            "Each sampler draws codes, which are decoded and scored like the shipped models in `docs/results.md`: "
-            "**hole share** (codes farther from every training code than 95 % of training codes are from their "
-            "nearest neighbour), a real-image classifier's **confidence**, a **Fréchet distance in the features of a "
-            "small CNN trained on mnist5k** (not Inception-FID, not comparable to published FIDs), and "
-            "**precision / recall** in the same features; mean [95 % interval over the sampling seeds].")
-        c1, c2, c3 = st.columns([1, 1, 2], vertical_alignment="bottom")
-        seeds = c1.select_slider("Sampling seeds", [2, 3, 5], value=3, key="w_attr_s_seeds")
-        count = c2.select_slider("Samples per seed", [500, 1000, 2000], value=2000, key="w_attr_s_n")
-        job = ops.sampler_job(ref, sel.dataset, seeds, count)
-        if c3.button("Measure in a worker process", key="w_attr_s_run", disabled=job is not None and not job.done,
-                     help="About 25 s per seed at 2,000 samples on a 2-core CPU; the page stays usable."):
-            job = ops.sampler_job(ref, sel.dataset, seeds, count, start=True)
-        if job is not None and job.status == "done":
-            st.markdown(ops.sampler_markdown(job.result()))
-        elif job is not None and job.error_class:
-            st.error(f"The measurement failed: {job.error_text.splitlines()[0]}")
-        elif job is not None:
-            def _poll_samplers() -> None:
-                if job.done:
-                    st.rerun(scope="app")
-                place = job.queue_position
-                st.info(f"Measuring in a worker process ({f'place {place} in the queue' if place else 'running'})…",
-                        icon=":material/hourglass_top:")
-
-            st.fragment(_poll_samplers, run_every=2.0)()
-
-state.sync_url()
+finish()

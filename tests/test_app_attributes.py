@@ -145,12 +145,13 @@ def test_json_export_then_import_round_trips_through_the_page(app_env, downloads
     data = downloads[url]
     assert vectors_from_json(data) == kept
 
-    fresh = new_app(PAGE)  # another session: nothing kept, then the file is loaded
+    fresh = new_app(PAGE)  # another session: nothing kept, so nothing to explore until the file is loaded
+    fresh.radio(key="w_attr_source").set_value("A saved vector").run()
+    assert any("No vector of this latent size is kept yet" in i.value for i in fresh.info)
     fresh.file_uploader(key="w_attr_upload").set_value(("attribute-vectors.json", data, "application/json")).run()
     assert_clean(fresh)
     assert fresh.session_state["_ll_attr_vectors"] == kept
     assert any("Loaded 2 vector(s)" in s.value for s in fresh.success)
-    fresh.radio(key="w_attr_source").set_value("A saved vector").run()
     fresh.selectbox(key="w_attr_saved").set_value("seven minus four").run()
     assert_clean(fresh)
     assert _current(fresh) == kept[1]
