@@ -125,7 +125,10 @@ def samplers_section() -> None:
             job = ops.sampler_job(ref, sel.dataset, seeds, count)
             if c3.button("Measure in a worker process", key="w_attr_s_run", disabled=job is not None and not job.done,
                          help="About 25 s per seed at 2,000 samples on a 2-core CPU; the page stays usable."):
-                job = ops.sampler_job(ref, sel.dataset, seeds, count, start=True)
+                try:
+                    job = ops.sampler_job(ref, sel.dataset, seeds, count, start=True)
+                except ValueError as e:  # QueueFull: the message says when to try again
+                    st.error(f"Could not start the measurement: {e}")
             if job is not None and job.status == "done":
                 st.markdown(ops.sampler_markdown(job.result()))
             elif job is not None and job.error_class:
@@ -210,14 +213,18 @@ else:
                        "something only in the latent space it was made in.")
 
 summary = job = None
+job_refused = None  # why the bootstrap could not be queued (QueueFull: every worker slot taken)
 if groups is not None:
     with friendly("The attribute vector"):
         summary = ops.summary(ref, sel.dataset, groups)
-        job = ops.bootstrap_job(ref, sel.dataset, groups)
-    if summary is None or job is None:
+    if summary is None:
         finish()
+    try:
+        job = ops.bootstrap_job(ref, sel.dataset, groups)
+    except ValueError as e:
+        job_refused = str(e)
     current = AttributeVector(groups.name, tuple(summary["v"]), groups.a_label, groups.b_label, model_label,
-                              job.result() if job.status == "done" else {"auc": summary["auc"]})
+                              job.result() if job is not None and job.status == "done" else {"auc": summary["auc"]})
 if current is None:
     ops.write_url()
     finish()
@@ -226,7 +233,10 @@ st.session_state["_ll_attr_current"] = current
 # ----------------------------------------------------------------------------- 2 · separation + projection
 st.subheader("2 · How well v separates A from B")
 if summary is not None:
-    if job.status == "done":
+    if job is None:
+        stats = None
+        st.warning(f"The bootstrap intervals could not start ({job_refused}); the page asks again on its next run.")
+    elif job.status == "done":
         stats = job.result()
     elif job.error_class:
         stats = None

@@ -211,3 +211,18 @@ def test_an_uploaded_checkpoint_is_measured_in_a_worker(app_env):
     for sampler in ("held-out-real", "prior", "ex-post", "knn-interpolate"):
         assert f"| {sampler}" in table, table
     assert "hole share" in table
+
+
+def test_a_full_job_queue_still_shows_the_vector_and_its_point_auc(app_env, monkeypatch):
+    from core.executor.base import QueueFull
+    from ui import attribute_ops
+
+    def refuse(*args, **kwargs):
+        raise QueueFull("the job queue is full (32 jobs waiting); try again when some have finished")
+
+    monkeypatch.setattr(attribute_ops, "bootstrap_job", refuse)
+    at = new_app(PAGE)
+    assert not at.exception and not at.error
+    assert float(_metric(at, "Separation along v (AUC)")) > 0.95 and _metric(at, INTERVAL) == "…"
+    assert any("queue is full" in w.value for w in at.warning)
+    assert any(img.captions and img.captions[0].startswith("Original #") for img in at.image)  # the slider is there
