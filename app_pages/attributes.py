@@ -279,17 +279,32 @@ else:
         st.markdown("This vector came without its groups, so its separation cannot be measured here; "
                     "the projection below still shows where every code lies along it.")
 
-with friendly("The custom projection"):
-    xy = ops.projection(ref, sel.dataset, current.vector)
-    fig = latent_scatter(xy, ds.y.numpy(), names, marker_size=3,
-                         title=f"Every code along v ({current.name}) against the rest's widest direction")
-    fig.update_layout(height=480, margin={"t": 70}, dragmode="zoom", xaxis_title="z · v / |v|   (along the attribute)",
-                      yaxis_title="first principal direction of the residual")
-    if summary is not None:
-        for x, label in ((summary["x_a"], "mean of A"), (summary["x_b"], "mean of B")):
-            fig.add_vline(x=x, line_dash="dash", line_color="#444", annotation_text=label)
-    st.plotly_chart(fig, key=f"w_attr_projection_{ref.sha256[:8]}", width="stretch")
-    st.caption("Moving a code by t·v moves its dot t·|v| to the right and leaves its height unchanged.")
+projection_box = st.container()  # drawn once the sample of section 3 is known (it is marked on the map)
+
+
+def projection_figure(idx: int) -> None:
+    """Every code along v against the residual's widest direction; the sample and where t = 1 takes it."""
+    with friendly("The custom projection"):
+        xy = ops.projection(ref, sel.dataset, current.vector)
+        fig = latent_scatter(xy, ds.y.numpy(), names, marker_size=3,
+                             title=f"Every code along v ({current.name}) against the rest's widest direction")
+        fig.update_layout(height=480, margin={"t": 70}, dragmode="zoom",
+                          xaxis_title="z · v / |v|   (along the attribute)",
+                          yaxis_title="first principal direction of the residual")
+        if summary is not None:
+            for x, label in ((summary["x_a"], "mean of A"), (summary["x_b"], "mean of B")):
+                fig.add_vline(x=x, line_dash="dash", line_color="#444", annotation_text=label)
+        x0, y0 = (float(c) for c in xy[idx])
+        fig.add_annotation(x=x0 + current.norm, y=y0, ax=x0, ay=y0, axref="x", ayref="y", showarrow=True,
+                           arrowhead=2, arrowwidth=2, arrowcolor="#000", text="")
+        fig.add_annotation(x=x0, y=y0, text=f"#{idx}", showarrow=False, xanchor="right", xshift=-4,
+                           font={"color": "#000"})
+        fig.add_annotation(x=x0 + current.norm, y=y0, text="t = 1", showarrow=False, xanchor="left", xshift=6,
+                           font={"color": "#000"})
+        st.plotly_chart(fig, key=f"w_attr_projection_{ref.sha256[:8]}", width="stretch")
+        st.caption(f"Moving a code by t·v moves its dot t·|v| = t × {current.norm:.2f} to the right and leaves its "
+                   f"height unchanged; the arrow shows where t = 1 takes sample #{idx} (section 3).")
+
 
 # ----------------------------------------------------------------------------- 3 · t·v on a sample
 T_LABEL = "t   (z + t·v; t = 1 is the analogy sample + (A − B))"
@@ -309,17 +324,9 @@ def _server_moved() -> None:
 
 
 @st.fragment
-def move_panel() -> None:
+def move_panel(idx: int, on_server: bool) -> None:
+    """The t slider and its decodes; a fragment, so a server-slider move reruns only this part."""
     with friendly("Moving the sample"):
-        st.subheader("3 · Add t·v to a sample")
-        c1, c2, c3 = st.columns([2, 3, 1.5], vertical_alignment="bottom")
-        first_b = int(ops.group_rows(sel.dataset, groups)[1][0]) if groups is not None else 0  # B + (A − B) -> A?
-        idx = int(c1.number_input(f"Sample index (0–{n - 1})", 0, n - 1, step=1,
-                                  **state.bind_widget("i0", "w_attr_index", lambda i: isinstance(i, int) and 0 <= i < n,
-                                                      first_b)))
-        state.put("i0", idx)
-        c2.caption(f"#{idx} is a {names[int(ds.y[idx])]}. The same sample is A on the Interpolation page.")
-        on_server = latent_decoder.server_decode_toggle(c3)
         vectors = [current.vector]
         if groups is not None:
             vectors += [tuple(r) for r in ops.draws(ref, sel.dataset, groups)]
@@ -359,6 +366,16 @@ def move_panel() -> None:
                       None if source == "Two classes" else current.vector, current.name, t)
 
 
-move_panel()
+st.subheader("3 · Add t·v to a sample")
+c1, c2, c3 = st.columns([2, 3, 1.5], vertical_alignment="bottom")
+first_b = int(ops.group_rows(sel.dataset, groups)[1][0]) if groups is not None else 0  # B + (A − B) -> A?
+index = int(c1.number_input(f"Sample index (0–{n - 1})", 0, n - 1, step=1,
+                            **state.bind_widget("i0", "w_attr_index", lambda i: isinstance(i, int) and 0 <= i < n,
+                                                first_b)))
+state.put("i0", index)
+c2.caption(f"#{index} is a {names[int(ds.y[index])]}. The same sample is A on the Interpolation page.")
+move_panel(index, latent_decoder.server_decode_toggle(c3))
+with projection_box:
+    projection_figure(index)
 
 finish()
