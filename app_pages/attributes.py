@@ -378,4 +378,35 @@ move_panel(index, latent_decoder.server_decode_toggle(c3))
 with projection_box:
     projection_figure(index)
 
+
+def analogy_check() -> None:
+    """How often B + (A − B) is called A by a classifier trained on the real images (a worker job, two classes)."""
+    try:
+        check = ops.analogy_job(ref, sel.dataset, groups)
+    except ValueError as e:  # QueueFull
+        st.caption(f"The analogy check could not start ({e}).")
+        return
+    if check is None:
+        return
+    if check.status == "done":
+        r = check.result()
+        st.markdown(f"**Does the analogy work?** Adding v to each of the {r['n']} codes of {groups.b_label} (t = 1): "
+                    f"a CNN trained on the real images calls **{r['to_a']:.0%}** of the decodes "
+                    f"{groups.a_label.removeprefix('class ')} ({r['still_b']:.0%} still "
+                    f"{groups.b_label.removeprefix('class ')}). For reference, it calls {r['recon_b']:.0%} of their "
+                    f"plain reconstructions {groups.b_label.removeprefix('class ')}.")
+    elif check.error_class:
+        st.caption(f"The analogy check failed: {check.error_text.splitlines()[0]}")
+    else:
+        def _poll_check() -> None:
+            if check.done:
+                st.rerun(scope="app")
+            st.caption("Checking the analogy on every B sample with a real-image classifier (a worker process)…")
+
+        st.fragment(_poll_check, run_every=1.0)()
+
+
+if groups is not None:
+    analogy_check()
+
 finish()

@@ -108,6 +108,19 @@ def bootstrap_job(ref: ModelRef, spec: str, groups: Groups):
                                                    "n_boot": N_BOOT, "seed": SEED}, urgent=True)
 
 
+def analogy_job(ref: ModelRef, spec: str, groups: Groups):
+    """The shared job running core.attributes.analogy_job (class B + (A − B), decoded and classified) in a worker;
+    None for groups that are not two classes (a classifier names classes, not selections)."""
+    from core.attributes import analogy_job as job_fn
+    from ui.resources import model_source
+
+    if groups.kind != "classes":
+        return None
+    a, b = groups.a[0], groups.b[0]
+    return background.submit("analogy", (ref.sha256, spec, a, b, 1.0), job_fn,
+                             {"checkpoint": model_source(ref), "dataset": spec, "a": a, "b": b, "t": 1.0})
+
+
 @st.cache_data(max_entries=16, show_spinner=False)
 def draws(ref: ModelRef, spec: str, groups: Groups, n: int = N_DRAWS) -> np.ndarray:
     """The vectors of the first n bootstrap draws (the same draws as the interval's) -> (n, d)."""
