@@ -95,59 +95,10 @@ def kept_section() -> None:
             st.success(done["ok"])
 
 
-# ----------------------------------------------------------------------------- 5 · samplers for this checkpoint
-
-def samplers_section() -> None:
-    """The samplers-against-the-holes figures of this checkpoint: committed (shipped) or measured here in a worker."""
-    st.subheader("5 · Samplers against the holes, for this checkpoint")
-    with st.expander("How well do prior, ex-post and kNN samples of this model avoid its holes?"):
-        from ui.maps import sampler_table
-
-        shipped = sel.ckpt.startswith("shipped/") and sel.dataset == ops.SAMPLER_DATASET
-        committed = sampler_table((sel.ckpt.split("/", 1)[1],)) if shipped else None
-        if committed:
-            st.markdown("Measured offline for this shipped checkpoint (`docs/records/samplers.csv`, "
-                        "`python -m core samplers`; the Latent map page shows several models side by side):")
-            st.markdown(committed)
-        elif ckpt.meta.get("dataset") != ops.SAMPLER_DATASET or sel.dataset != ops.SAMPLER_DATASET:
-            st.caption(f"The figures compare samples with held-out MNIST test images, so they are measured for checkpoints "
-                       f"trained on {ops.SAMPLER_DATASET} only; this one was trained on {ckpt.meta.get('dataset')}.")
-        else:
-            st.markdown(
-                "Each sampler draws codes, which are decoded and scored like the shipped models in `docs/results.md`: "
-                "**hole share** (codes farther from every training code than 95 % of training codes are from their "
-                "nearest neighbour), a real-image classifier's **confidence**, a **Fréchet distance in the features of a "
-                "small CNN trained on mnist5k** (not Inception-FID, not comparable to published FIDs), and "
-                "**precision / recall** in the same features; mean [95 % interval over the sampling seeds].")
-            c1, c2, c3 = st.columns([1, 1, 2], vertical_alignment="bottom")
-            seeds = c1.select_slider("Sampling seeds", [2, 3, 5], value=3, key="w_attr_s_seeds")
-            count = c2.select_slider("Samples per seed", [500, 1000, 2000], value=2000, key="w_attr_s_n")
-            job = ops.sampler_job(ref, sel.dataset, seeds, count)
-            if c3.button("Measure in a worker process", key="w_attr_s_run", disabled=job is not None and not job.done,
-                         help="About 25 s per seed at 2,000 samples on a 2-core CPU; the page stays usable."):
-                try:
-                    job = ops.sampler_job(ref, sel.dataset, seeds, count, start=True)
-                except ValueError as e:  # QueueFull: the message says when to try again
-                    st.error(f"Could not start the measurement: {e}")
-            if job is not None and job.status == "done":
-                st.markdown(ops.sampler_markdown(job.result()))
-            elif job is not None and job.error_class:
-                st.error(f"The measurement failed: {job.error_text.splitlines()[0]}")
-            elif job is not None:
-                def _poll_samplers() -> None:
-                    if job.done:
-                        st.rerun(scope="app")
-                    place = job.queue_position
-                    st.info(f"Measuring in a worker process ({f'place {place} in the queue' if place else 'running'})…",
-                            icon=":material/hourglass_top:")
-
-                st.fragment(_poll_samplers, run_every=2.0)()
-
-
 def finish() -> None:
     """Draw sections 4 and 5, write the URL and end the run (also where no vector can be explored yet)."""
     kept_section()
-    samplers_section()
+    ops.samplers_panel(ref, sel.dataset, ckpt.meta.get("dataset"))
     state.sync_url()
     st.stop()
 

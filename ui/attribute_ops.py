@@ -4,7 +4,9 @@ named groups and vectors kept in the session, and the current vector in the URL.
 Groups A and B are two classes or two saved map selections (a frozen, hashable `Groups`). The vector,
 its in-sample AUC and the custom projection are computed inline (milliseconds for 5k codes). The
 bootstrap (200 redraws, measured 0.6-0.85 s for 5k codes on the 2-core box) runs as a shared job in a worker
-process (ui.background), so the page draws at once and the interval follows.
+process (ui.background), so the page draws at once and the interval follows; so does the analogy check
+(every B code + v, decoded and classified). The page's section 5, samplers against the holes for the sidebar's
+checkpoint (issue 14, item 4, for a checkpoint that is not shipped), is drawn here too (samplers_panel).
 
 URL keys (validated; bad values are ignored with a message, once per session):
   attr=A,B     the current vector is mean(class A) - mean(class B), class indices (e.g. attr=7,1)
@@ -172,6 +174,56 @@ def sampler_markdown(records: list[dict]) -> str:
     from core.sampler_table import format_table, summarise
 
     return format_table(summarise(records))
+
+
+# ----------------------------------------------------------------------------- the samplers panel (drawn on the page)
+
+def samplers_panel(ref: ModelRef, spec: str, trained_on: str | None) -> None:
+    """Section 5 of the Attribute vectors page: the samplers-against-the-holes figures of the sidebar's checkpoint,
+    committed (shipped) or measured on request in a worker process (a non-shipped mnist5k checkpoint)."""
+    st.subheader("5 · Samplers against the holes, for this checkpoint")
+    with st.expander("How well do prior, ex-post and kNN samples of this model avoid its holes?"):
+        from ui.maps import sampler_table
+
+        shipped = ref.key.startswith("shipped/") and spec == SAMPLER_DATASET
+        committed = sampler_table((ref.key.split("/", 1)[1],)) if shipped else None
+        if committed:
+            st.markdown("Measured offline for this shipped checkpoint (`docs/records/samplers.csv`, "
+                        "`python -m core samplers`; the Latent map page shows several models side by side):")
+            st.markdown(committed)
+        elif trained_on != SAMPLER_DATASET or spec != SAMPLER_DATASET:
+            st.caption(f"The figures compare samples with held-out MNIST test images, so they are measured for checkpoints "
+                       f"trained on {SAMPLER_DATASET} only; this one was trained on {trained_on}.")
+        else:
+            st.markdown(
+                "Each sampler draws codes, which are decoded and scored like the shipped models in `docs/results.md`: "
+                "**hole share** (codes farther from every training code than 95 % of training codes are from their "
+                "nearest neighbour), a real-image classifier's **confidence**, a **Fréchet distance in the features of a "
+                "small CNN trained on mnist5k** (not Inception-FID, not comparable to published FIDs), and "
+                "**precision / recall** in the same features; mean [95 % interval over the sampling seeds].")
+            c1, c2, c3 = st.columns([1, 1, 2], vertical_alignment="bottom")
+            seeds = c1.select_slider("Sampling seeds", [2, 3, 5], value=3, key="w_attr_s_seeds")
+            count = c2.select_slider("Samples per seed", [500, 1000, 2000], value=2000, key="w_attr_s_n")
+            job = sampler_job(ref, spec, seeds, count)
+            if c3.button("Measure in a worker process", key="w_attr_s_run", disabled=job is not None and not job.done,
+                         help="About 25 s per seed at 2,000 samples on a 2-core CPU; the page stays usable."):
+                try:
+                    job = sampler_job(ref, spec, seeds, count, start=True)
+                except ValueError as e:  # QueueFull: the message says when to try again
+                    st.error(f"Could not start the measurement: {e}")
+            if job is not None and job.status == "done":
+                st.markdown(sampler_markdown(job.result()))
+            elif job is not None and job.error_class:
+                st.error(f"The measurement failed: {job.error_text.splitlines()[0]}")
+            elif job is not None:
+                def _poll_samplers() -> None:
+                    if job.done:
+                        st.rerun(scope="app")
+                    place = job.queue_position
+                    st.info(f"Measuring in a worker process ({f'place {place} in the queue' if place else 'running'})…",
+                            icon=":material/hourglass_top:")
+
+                st.fragment(_poll_samplers, run_every=2.0)()
 
 
 # ----------------------------------------------------------------------------- session store
