@@ -342,7 +342,7 @@ def analogy_check() -> None:
     if check.status == "done":
         r = check.result()
         st.markdown(f"**Does the analogy work?** Adding v to each of the {r['n']} codes of {groups.b_label} (t = 1): "
-                    f"a CNN trained on the real images calls **{r['to_a']:.0%}** of the decodes "
+                    f"a classifier trained on the real data calls **{r['to_a']:.0%}** of the decodes "
                     f"{groups.a_label.removeprefix('class ')} ({r['still_b']:.0%} still "
                     f"{groups.b_label.removeprefix('class ')}). For reference, it calls {r['recon_b']:.0%} of their "
                     f"plain reconstructions {groups.b_label.removeprefix('class ')}.")
@@ -352,7 +352,7 @@ def analogy_check() -> None:
         def _poll_check() -> None:
             if check.done:
                 st.rerun(scope="app")
-            st.caption("Checking the analogy on every B sample with a real-image classifier (a worker process)…")
+            st.caption("Checking the analogy on every B sample with a classifier trained on the real data (a worker process)…")
 
         st.fragment(_poll_check, run_every=1.0)()
 
