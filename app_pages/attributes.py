@@ -352,7 +352,8 @@ def analogy_check() -> None:
         def _poll_check() -> None:
             if check.done:
                 st.rerun(scope="app")
-            st.caption("Checking the analogy on every B sample with a classifier trained on the real data (a worker process)…")
+            st.caption("Checking the analogy on every B sample with a classifier trained on the real data "
+                       "(a worker process)…")
 
         st.fragment(_poll_check, run_every=1.0)()
 

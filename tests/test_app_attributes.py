@@ -236,8 +236,10 @@ def test_a_full_job_queue_still_shows_the_vector_and_its_point_auc(app_env, monk
 def test_the_analogy_check_says_how_often_b_plus_v_is_called_a(app_env):
     at = new_app(PAGE, query={"ckpt": "shipped/mnist5k-aae-uniform-z16", "attr": "7,1"})
     assert_clean(at)
-    sentence = lambda: next((md.value for md in at.markdown if md.value.startswith("**Does the analogy work?**")),  # noqa: E731
-                            None)
+
+    def sentence():
+        return next((md.value for md in at.markdown if md.value.startswith("**Does the analogy work?**")), None)
+
     _wait_for(at, lambda: sentence() is not None)
     text = sentence()
     assert "Adding v to each of the 500 codes of class 1" in text
