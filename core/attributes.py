@@ -104,10 +104,14 @@ def custom_projection(z, v) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _auc(scores_a: np.ndarray, scores_b: np.ndarray) -> float:
-    from sklearn.metrics import roc_auc_score
+    """ROC AUC of A against B as the Mann-Whitney U statistic over na * nb (average ranks: ties count half) --
+    the value sklearn's roc_auc_score gives (tests/test_attributes.py), without its per-call checks, which made
+    a 200-draw bootstrap over 5k codes ~0.6-0.9 s."""
+    from scipy.stats import rankdata
 
-    y = np.r_[np.ones(len(scores_a)), np.zeros(len(scores_b))]
-    return float(roc_auc_score(y, np.r_[scores_a, scores_b]))
+    na, nb = len(scores_a), len(scores_b)
+    ranks_a = rankdata(np.r_[scores_a, scores_b])[:na]
+    return float((ranks_a.sum() - na * (na + 1) / 2) / (na * nb))
 
 
 def separation_auc(z, a, b, v=None) -> float:

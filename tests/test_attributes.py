@@ -177,3 +177,15 @@ def test_analogy_job_on_a_shipped_checkpoint_turns_ones_into_sevens():
     assert moved["to_a"] > 0.8 and moved["still_b"] < 0.1 and moved["recon_b"] > 0.9
     still = analogy_job(str(folder), "mnist5k", 7, 1, t=0.0)
     assert still["still_b"] == still["recon_b"] and still["to_a"] < 0.05
+
+
+def test_rank_auc_equals_sklearn_with_ties():
+    from sklearn.metrics import roc_auc_score
+
+    from core.attributes import _auc
+
+    rng = np.random.default_rng(4)
+    for _ in range(5):
+        a, b = rng.integers(0, 6, 40).astype(float), rng.integers(1, 8, 55).astype(float)  # many ties
+        y = np.r_[np.ones(len(a)), np.zeros(len(b))]
+        assert abs(_auc(a, b) - roc_auc_score(y, np.r_[a, b])) < 1e-12
