@@ -114,7 +114,9 @@ st.markdown(
     "weights; beyond the data's outline there is no triangle, and the probe says *outside the data* instead of "
     "guessing. Wheel: zoom, drag: pan, click: pin the probe. The **decoded manifold** tiles the window with "
     "decoded images; each tile's border is its hole depth (distance to the nearest training code over the "
-    "typical neighbour distance: green ≈ 1 filled, red ≥ 3 a deep hole).")
+    "typical neighbour distance): green up to 1 (as close as a typical code to its neighbour), orange sparser, "
+    "**red: a hole** (farther than 95 % of the codes are from their nearest neighbour, the hole fraction's "
+    "threshold).")
 
 
 def _grid_choice(label: str, name: str, wkey: str) -> int | None:
@@ -239,13 +241,13 @@ def compared_manifolds() -> None:
     with friendly("The decoded manifolds"):
         st.markdown("**Decoded manifolds, one pointer** — each model's map tiled with decoded images over the "
                     "same *relative* window (wheel and drag move all of them); the pointer over any map probes "
-                    "every model at the same relative position. Tile border = hole depth (green ≈ 1 filled, "
-                    "red ≥ 3 deep hole).")
+                    "every model at the same relative position. Tile border = hole depth (green: filled, red: "
+                    "a hole, as above).")
         grid = _grid_choice("Tiles per side", "hgrid", "w_holes_grid")
         shown_models = drawn[:4]
         if len(drawn) > 4:
             st.caption(f"The first four of the {len(drawn)} models are drawn.")
-        size = {2: 360, 3: 300}.get(len(shown_models), 240)
+        size = {2: 380, 3: 260}.get(len(shown_models), 195)
         why = latent_probe.probe_maps(
             "w_holes_probe",
             [{"title": name, "ckpt_key": r.key, "sha": r.sha256,

@@ -46,15 +46,9 @@ def _torch_decode(ckpt, codes) -> np.ndarray:
             len(codes), -1)
 
 
-class _FramesSent:
-    def __init__(self, page):
-        self.n = 0
-        page.on("websocket", lambda ws: ws.on("framesent", lambda _: setattr(self, "n", self.n + 1)))
-
-
-@pytest.fixture(scope="module")
-def frames(page):  # noqa: F811 - registered before the first navigation so the socket is seen
-    return _FramesSent(page)
+def _reports(root) -> int:
+    """Messages the probe element sent to the server so far (each would be a rerun)."""
+    return int(root.get_attribute("data-reports") or 0)
 
 
 def _wait_probe(page, count: int = 1):
@@ -81,7 +75,7 @@ POSITIONS = [(0.5, 0.5), (0.2, 0.3), (0.8, 0.75), (0.05, 0.95), (0.62, 0.1)]
 
 
 @pytest.mark.parametrize("name,kind", [("mnist5k-aae-uniform-z2", "raw"), ("mnist5k-aae-uniform-z16", "pca")])
-def test_hover_decodes_the_inverse_like_torch(page, server, frames, name, kind):  # noqa: F811
+def test_hover_decodes_the_inverse_like_torch(page, server, name, kind):  # noqa: F811
     from core.cartography import PcaInverse, RawInverse
 
     ckpt, z = _model(name)
@@ -91,7 +85,7 @@ def test_hover_decodes_the_inverse_like_torch(page, server, frames, name, kind):
     panel = root.locator("figure.lp-panel").first
     panel.scroll_into_view_if_needed()
     inverse = RawInverse() if kind == "raw" else PcaInverse(z)
-    sent = frames.n
+    sent = _reports(root)
     for u, v in POSITIONS:
         got = _hover(page, root, panel, u, v)
         assert got["inside"], "raw axes and the PCA plane cover the whole map"
@@ -100,12 +94,12 @@ def test_hover_decodes_the_inverse_like_torch(page, server, frames, name, kind):
         diff = float(np.abs(np.asarray(got["decoded"]) - _torch_decode(ckpt, [got["code"]])[0]).max())
         assert diff <= TOL, f"{name} at {u, v}: browser vs torch max |diff| = {diff:.2e}"
     page.wait_for_timeout(300)
-    assert frames.n == sent, "hovering must not talk to the server (no rerun)"
+    assert _reports(root) == sent, "hovering must not talk to the server (no rerun)"
     assert page.locator(IDLE).count() == 1
     _no_exception(page, name)
 
 
-def test_delaunay_inverse_in_browser_equals_python_and_reports_outside(page, server, frames):  # noqa: F811
+def test_delaunay_inverse_in_browser_equals_python_and_reports_outside(page, server):  # noqa: F811
     """A fixed 2-D embedding (the codes' PCA plus a fixed wobble) stands in for a UMAP: same inverse class."""
     from core.cartography import DelaunayInverse, codes_from_spec
     from core.projection import project
@@ -136,7 +130,7 @@ def test_delaunay_inverse_in_browser_equals_python_and_reports_outside(page, ser
     assert diff <= TOL, f"browser vs torch max |diff| = {diff:.2e}"
 
 
-def test_grid_tiles_and_hole_depth_equal_core(page, server, frames):  # noqa: F811
+def test_grid_tiles_and_hole_depth_equal_core(page, server):  # noqa: F811
     from core.cartography import grid_points
     from core.holes import hole_depth_of
 
@@ -144,7 +138,8 @@ def test_grid_tiles_and_hole_depth_equal_core(page, server, frames):  # noqa: F8
     ckpt, z = _model(name)
     _open(page, f"{server}/latent_map?ckpt=shipped/{name}&grid=8")
     _wait_probe(page, 2)  # the map's probe and the hole comparison's
-    page.wait_for_function("() => window.latentLabProbe.grids().some((g) => g.n === 8)", timeout=60_000)
+    page.wait_for_function("() => { const g = window.latentLabProbe.grids(); "
+                           "return g.length >= 3 && g[0].n === 8 && g.every((x) => x.done); }", timeout=120_000)
     grids = page.evaluate("() => window.latentLabProbe.grids()")
     main = grids[0]
     assert main["n"] == 8 and len(main["codes"]) == 64
@@ -160,7 +155,7 @@ def test_grid_tiles_and_hole_depth_equal_core(page, server, frames):  # noqa: F8
     _no_exception(page, "grid")
 
 
-def test_one_pointer_probes_every_compared_model(page, server, frames):  # noqa: F811
+def test_one_pointer_probes_every_compared_model(page, server):  # noqa: F811
     _open(page, f"{server}/latent_map?ckpt=shipped/mnist5k-aae-uniform-z2&hgrid=0")
     _wait_probe(page, 2)
     compare = page.locator(".lp-root").nth(1)
@@ -176,7 +171,7 @@ def test_one_pointer_probes_every_compared_model(page, server, frames):  # noqa:
     _no_exception(page, "comparison pointer")
 
 
-def test_click_pins_and_sends_the_code_to_interpolation(page, server, frames):  # noqa: F811
+def test_click_pins_and_sends_the_code_to_interpolation(page, server):  # noqa: F811
     name = "mnist5k-aae-uniform-z2"
     _open(page, f"{server}/latent_map?ckpt=shipped/{name}")
     _wait_probe(page)
@@ -185,9 +180,11 @@ def test_click_pins_and_sends_the_code_to_interpolation(page, server, frames):  
     panel.scroll_into_view_if_needed()
     got = _hover(page, root, panel, 0.4, 0.55)
     box = panel.locator("canvas.lp-map").bounding_box()
+    sent = _reports(root)
     page.mouse.click(box["x"] + 0.4 * box["width"], box["y"] + 0.45 * box["height"])
     page.wait_for_function("() => location.search.includes('pins=raw')", timeout=60_000)
     _settle(page)
+    assert _reports(root) > sent, "a click (unlike hovering) reports to the server"
     assert page.get_by_text("Use as interpolation endpoint A").count() == 1
     page.get_by_text("Use as interpolation endpoint A").click()
     page.wait_for_function("() => location.pathname.endsWith('/interpolation') && location.search.includes('za=')",

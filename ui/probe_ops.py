@@ -30,15 +30,15 @@ def map_payload(ref: ModelRef, spec: str, method: str, xy: np.ndarray) -> dict:
     the training codes (N, d) and their typical neighbour distance (core.holes: a tile's hole depth is its
     code's distance to the nearest training code over that). Read-only: shared by every session."""
     from core.cartography import map_inverse
-    from core.holes import typical_nn_distance
     from core.webdecoder import encode_floats
 
     z = latents(ref, spec)  # (N, d) float32
     xy = np.asarray(xy, np.float32)
     inverse = map_inverse(method, z, xy)
+    typical, threshold = _depth_scale(ref, spec)
     return {"inverse": inverse.to_browser(), "xy": encode_floats(xy.reshape(-1)), "n": int(len(xy)),
             "labels": dataset(spec).y.numpy().astype(int).tolist(), "train": encode_floats(z.reshape(-1)),
-            "dim": int(z.shape[1]), "typical": typical_nn_distance(z), "kind": inverse.kind}
+            "dim": int(z.shape[1]), "typical": typical, "hole_depth": threshold, "kind": inverse.kind}
 
 
 def map_codes(ref: ModelRef, spec: str, method: str, xy: np.ndarray, points) -> tuple[np.ndarray, np.ndarray]:
@@ -67,10 +67,19 @@ def pin_rows(ref: ModelRef, spec: str, pins: list[dict]) -> list[dict]:
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def _typical(ref: ModelRef, spec: str) -> float:
-    from core.holes import typical_nn_distance
+def _depth_scale(ref: ModelRef, spec: str) -> tuple[float, float]:
+    """(typical neighbour distance, the depth beyond which a code lies in a hole) of these training codes: as
+    core.holes defines them (typical_nn_distance; hole_threshold at its default 95th percentile, in units of
+    the typical distance), from one N x N pass."""
+    from core.holes import hole_threshold, typical_nn_distance
 
-    return typical_nn_distance(latents(ref, spec))
+    z = latents(ref, spec)
+    typical = typical_nn_distance(z)
+    return typical, hole_threshold(z) / typical if typical > 0 else float("inf")
+
+
+def _typical(ref: ModelRef, spec: str) -> float:
+    return _depth_scale(ref, spec)[0]
 
 
 def valid_pins(pins, dim: int) -> tuple[list[dict], str | None]:

@@ -94,12 +94,13 @@ function nearest(train, d, typical, z) {
 const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
   "#bcbd22", "#17becf"];
 
-function depthColour(depth) {
-  // hole depth ~1: the codes fill this spot (green); 3 and more: a deep hole (red); outside: grey
+function depthColour(depth, hole) {
+  // hole depth <= 1 (as close to the data as a typical code to its neighbour): green; up to `hole` (core.holes'
+  // threshold: the 95th percentile of the codes' own neighbour distances): green to orange; beyond: red, a hole
   if (!Number.isFinite(depth)) return "rgba(128,128,128,0.9)";
-  const t = Math.min(1, Math.max(0, (depth - 1) / 2));
-  const r = Math.round(40 + 200 * t), g = Math.round(170 - 130 * t), b = 60;
-  return `rgb(${r},${g},${b})`;
+  if (depth > hole) return "rgb(220,30,30)";
+  const t = Math.min(1, Math.max(0, (depth - 1) / Math.max(hole - 1, 1e-9)));
+  return `rgb(${Math.round(40 + 200 * t)},${Math.round(170 - 20 * t)},${Math.round(60 - 30 * t)})`;
 }
 
 // ----------------------------------------------------------------------------- one panel
@@ -116,12 +117,14 @@ function makePanel(host, spec) {
 }
 
 function baseWindow(xy, n) {
-  let x0 = Infinity, x1 = -Infinity, y0 = Infinity, y1 = -Infinity;
-  for (let i = 0; i < n; i++) {
-    const x = xy[2 * i], y = xy[2 * i + 1];
-    if (x < x0) x0 = x; if (x > x1) x1 = x; if (y < y0) y0 = y; if (y > y1) y1 = y;
-  }
-  const px = 0.05 * (x1 - x0 || 1), py = 0.05 * (y1 - y0 || 1);
+  // the 1st to 99th percentile of the positions, padded by 10 %: a few far-out codes do not shrink the cloud
+  // to a corner, and every model of the comparison gets the same kind of window
+  const q = (vals, f) => vals[Math.min(vals.length - 1, Math.max(0, Math.round(f * (vals.length - 1))))];
+  const xs = new Float64Array(n), ys = new Float64Array(n);
+  for (let i = 0; i < n; i++) { xs[i] = xy[2 * i]; ys[i] = xy[2 * i + 1]; }
+  xs.sort(); ys.sort();
+  const x0 = q(xs, 0.01), x1 = q(xs, 0.99), y0 = q(ys, 0.01), y1 = q(ys, 0.99);
+  const px = 0.1 * (x1 - x0 || 1), py = 0.1 * (y1 - y0 || 1);
   return [x0 - px, x1 + px, y0 - py, y1 + py];
 }
 
@@ -153,24 +156,56 @@ function gridPoints(win, n) {
   return out;
 }
 
-function computeGrid(panel, rel, n) {
-  const t0 = performance.now();
+// the grid's tiles, decoded a slice at a time (the page stays responsive); grid.done once all are in
+function startGrid(panel, rel, n) {
   const win = windowOf(panel, rel);
-  const pts = gridPoints(win, n);
-  const { inverse, train, dim, typical } = panel.map;
-  const codes = [], depth = [], inside = [], images = [];
-  let hint = 0;
-  for (const [x, y] of pts) {
-    const r = codeAtPoint(inverse, x, y, hint);
-    hint = r.triangle >= 0 ? r.triangle : hint;
-    if (!r.code) { codes.push(null); depth.push(NaN); inside.push(false); images.push(null); continue; }
-    codes.push(r.code);
-    depth.push(nearest(train, dim, typical, r.code).depth);
-    inside.push(true);
-    images.push(panel.dec.decode(r.code));
+  const points = gridPoints(win, n);
+  const layer = document.createElement("canvas");
+  layer.width = panel.canvas.width; layer.height = panel.canvas.height;
+  panel.grid = { n, win, points, codes: [], depth: [], inside: [], images: [], next: 0, hint: 0, done: false,
+    t0: performance.now(), ms: null, layer, tile: document.createElement("canvas") };
+}
+
+function drawTile(panel, g, k) {
+  // tile k (row by row from the top): its decode, bordered by its hole depth; outside the data: hatched
+  const ctx = g.layer.getContext("2d");
+  const tw = g.layer.width / g.n, th = g.layer.height / g.n;
+  const x = (k % g.n) * tw, y = Math.floor(k / g.n) * th;
+  const img = g.images[k];
+  if (!img) {
+    ctx.fillStyle = "#e6e6e6"; ctx.fillRect(x, y, tw, th);
+    ctx.strokeStyle = "#bbb"; ctx.lineWidth = 1;
+    ctx.beginPath(); ctx.moveTo(x, y + th); ctx.lineTo(x + tw, y); ctx.stroke();
+    return;
   }
-  const ms = performance.now() - t0;
-  panel.grid = { n, win, points: pts, codes, depth, inside, images, ms };
+  paint(g.tile, panel.shape, img);
+  ctx.imageSmoothingEnabled = true;
+  ctx.drawImage(g.tile, x + 1, y + 1, tw - 2, th - 2);
+  ctx.strokeStyle = depthColour(g.depth[k], panel.map.hole_depth);
+  ctx.lineWidth = Math.max(1.5, Math.min(4, tw / 10));
+  ctx.strokeRect(x + ctx.lineWidth / 2, y + ctx.lineWidth / 2, tw - ctx.lineWidth, th - ctx.lineWidth);
+}
+
+function gridStep(panel, budgetMs) {
+  const g = panel.grid;
+  if (!g || g.done) return true;
+  const { inverse, train, dim, typical } = panel.map;
+  const t0 = performance.now();
+  while (g.next < g.points.length && performance.now() - t0 < budgetMs) {
+    const [x, y] = g.points[g.next++];
+    const r = codeAtPoint(inverse, x, y, g.hint);
+    if (r.triangle >= 0) g.hint = r.triangle;
+    if (!r.code) { g.codes.push(null); g.depth.push(NaN); g.inside.push(false); g.images.push(null); }
+    else {
+      g.codes.push(r.code);
+      g.depth.push(nearest(train, dim, typical, r.code).depth);
+      g.inside.push(true);
+      g.images.push(panel.dec.decode(r.code));
+    }
+    drawTile(panel, g, g.next - 1);
+  }
+  if (g.next >= g.points.length) { g.done = true; g.ms = performance.now() - g.t0; }
+  return g.done;
 }
 
 function drawBase(panel, rel, data) {
@@ -182,25 +217,7 @@ function drawBase(panel, rel, data) {
   ctx.fillStyle = "#fff";
   ctx.fillRect(0, 0, W, H);
   const g = panel.grid;
-  if (g) {
-    const tw = W / g.n, th = H / g.n;
-    const tile = document.createElement("canvas");
-    g.images.forEach((img, k) => {
-      const r = Math.floor(k / g.n), c = k % g.n;
-      const x = c * tw, y = r * th;
-      if (!img) { // outside the data: hatched, nothing decoded
-        ctx.fillStyle = "#e6e6e6"; ctx.fillRect(x, y, tw, th);
-        ctx.strokeStyle = "#bbb"; ctx.beginPath(); ctx.moveTo(x, y + th); ctx.lineTo(x + tw, y); ctx.stroke();
-        return;
-      }
-      paint(tile, panel.shape, img);
-      ctx.imageSmoothingEnabled = true;
-      ctx.drawImage(tile, x + 1, y + 1, tw - 2, th - 2);
-      ctx.strokeStyle = depthColour(g.depth[k]);
-      ctx.lineWidth = Math.max(1.5, Math.min(4, tw / 10));
-      ctx.strokeRect(x + ctx.lineWidth / 2, y + ctx.lineWidth / 2, tw - ctx.lineWidth, th - ctx.lineWidth);
-    });
-  }
+  if (g) ctx.drawImage(g.layer, 0, 0);
   const { xy, labels, n } = panel.map;
   const dot = g ? 1.2 : 1.8;
   ctx.globalAlpha = g ? 0.45 : 0.7;
@@ -286,7 +303,7 @@ window.latentLabProbe = {
     PROBE_LAB.roots = PROBE_LAB.roots.filter((r) => r.isConnected);
     const roots = PROBE_LAB.roots.slice().sort((a, b) => a.getBoundingClientRect().top - b.getBoundingClientRect().top);
     return roots.flatMap((root) => (root.__lpView?.panels || []).map((p) => ({
-      title: p.title, n: p.grid?.n ?? 0, win: p.grid?.win ?? null, ms: p.grid?.ms ?? null, points: p.grid?.points ?? [],
+      title: p.title, n: p.grid?.n ?? 0, win: p.grid?.win ?? null, done: !!p.grid?.done, ms: p.grid?.ms ?? null, points: p.grid?.points ?? [],
       codes: (p.grid?.codes ?? []).map((z) => (z ? Array.from(z) : null)),
       depth: (p.grid?.depth ?? []).map((v) => (Number.isFinite(v) ? v : null)),
     })));
@@ -309,7 +326,11 @@ export default function (component) {
     PROBE_LAB.roots.push(root);
   }
   const view = (root.__lpView = root.__lpView || { have: null, rel: [0, 1, 0, 1], held: new Map() });
-  view.setStateValue = setStateValue;
+  // every message to the server goes through here, counted (data-reports): hovering must send none
+  view.setStateValue = (name, value) => {
+    root.setAttribute("data-reports", String(+(root.getAttribute("data-reports") || 0) + 1));
+    setStateValue(name, value);
+  };
 
   // 1. the blobs: decoders and map data, from this message or from this tab
   const errors = [];
@@ -336,7 +357,7 @@ export default function (component) {
   const haveText = JSON.stringify(have) + (errors.length ? JSON.stringify(errors) : "");
   if (view.have !== haveText) {
     view.have = haveText;
-    setStateValue("have", errors.length ? { keys: have, errors } : { keys: have });
+    view.setStateValue("have", errors.length ? { keys: have, errors } : { keys: have });
   }
   if (have.length < Object.keys(data.blobs).length) {
     root.setAttribute("data-ready", errors.length ? "error" : "missing");
@@ -348,7 +369,7 @@ export default function (component) {
   const layout = JSON.stringify([data.panels.map((p) => [p.title, p.map, p.decoder]), data.size, data.probe_size]);
   if (view.layout !== layout) {
     root.replaceChildren();
-    const host = el("div", { class: "lp-panels" }, root);
+    const host = el("div", { class: `lp-panels${data.panels.length > 1 ? " lp-compact" : ""}` }, root);
     view.panels = data.panels.map((p) => {
       const panel = makePanel(host, p);
       panel.title = p.title;
@@ -370,7 +391,7 @@ export default function (component) {
     panel.dec = view.held.get(`dec:${p.decoder}`);
     panel.shape = data.shape;
     panel.pins = p.pins || [];
-    panel.baseWin = baseWindow(panel.map.xy, panel.map.n);
+    if (panel.baseKey !== p.map) { panel.baseWin = baseWindow(panel.map.xy, panel.map.n); panel.baseKey = p.map; }
   });
   view.data = data;
 
@@ -380,14 +401,24 @@ export default function (component) {
     const key = JSON.stringify([n, view.rel, layout]);
     if (key === view.gridKey) return;
     view.gridKey = key;
+    const token = (view.gridToken = (view.gridToken || 0) + 1);
     const t0 = performance.now();
-    view.panels.forEach((p) => { if (n) computeGrid(p, view.rel, n); else p.grid = null; });
-    redrawBase();
-    const ms = performance.now() - t0;
-    root.setAttribute("data-grid-ms", String(ms));
-    root.setAttribute("data-grids", String(+(root.getAttribute("data-grids") || 0) + 1));
-    view.status.textContent = n ? `${view.panels.length} × ${n}×${n} decoded manifold drawn in this browser in ` +
-      `${ms.toFixed(0)} ms; tile border = hole depth (green ≈ 1: filled, red ≥ 3: deep hole, grey: outside the data)` : "";
+    view.panels.forEach((p) => { if (n) startGrid(p, view.rel, n); else p.grid = null; });
+    const step = () => {
+      if (token !== view.gridToken) return; // a newer window or size: this grid is dropped
+      const done = view.panels.map((p) => gridStep(p, 40 / view.panels.length)).every(Boolean);
+      redrawBase();
+      view.schedule();
+      if (!done) { view.status.textContent = `decoding the manifold… ${view.panels[0].grid.next} / ${n * n}`; requestAnimationFrame(step); return; }
+      const ms = performance.now() - t0;
+      root.setAttribute("data-grid-ms", String(ms));
+      root.setAttribute("data-grids", String(+(root.getAttribute("data-grids") || 0) + 1));
+      view.status.textContent = `${view.panels.length > 1 ? view.panels.length + " × " : ""}${n}×${n} decoded manifold ` +
+        `drawn in this browser in ${ms.toFixed(0)} ms; tile border = hole depth (green ≤ 1: as filled as the data, ` +
+        `orange: sparse, red: a hole as core.holes counts it, grey: outside the data)`;
+    };
+    if (n) step();
+    else { redrawBase(); view.status.textContent = ""; }
   };
   const frame = () => {
     view.frame = 0;
