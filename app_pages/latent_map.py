@@ -167,9 +167,8 @@ def probe_panel() -> None:
                     state.put(end, tuple(pins[k - 1]["z"]))
                     state.sync_url()
                     st.switch_page("app_pages/interpolation.py")
-            if c4.button("Remove pin", key="w_probe_remove", width="stretch"):
-                state.put("pins", [p for i, p in enumerate(pins) if i != k - 1] or None)
-                st.rerun(scope="fragment")
+            c4.button("Remove pin", key="w_probe_remove", width="stretch", on_click=lambda: state.put(
+                "pins", [p for i, p in enumerate(pins) if i != k - 1] or None))
         else:
             st.caption("Click the map to pin a probe: pinned probes are listed here, kept in the link, and can be "
                        "sent to the Interpolation page as an endpoint.")
