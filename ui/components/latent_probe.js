@@ -309,6 +309,13 @@ window.latentLabProbe = {
     })));
   },
   paints: () => PROBE_LAB.paints.slice(),
+  // draw the grids of every element again (bench/probe_browser.py: a grid timed on a page that has settled)
+  regrid() {
+    PROBE_LAB.roots.filter((r) => r.isConnected && r.__lpView?.gridNow).forEach((r) => {
+      r.__lpView.gridKey = null;
+      r.__lpView.gridNow();
+    });
+  },
 };
 
 // ----------------------------------------------------------------------------- the component
