@@ -149,9 +149,13 @@ def test_grid_tiles_and_hole_depth_equal_core(page, server):  # noqa: F811
     want = hole_depth_of(codes, torch.from_numpy(z))
     np.testing.assert_allclose(main["depth"], want, rtol=1e-4)
     assert np.ptp(want) > 0.5, "a window over the whole map holds both filled tiles and holes"
-    # the hole comparison: one grid per compared model (12 x 12 by default)
+    # the hole comparison: one grid per compared model (8 x 8 by default)
     compared = grids[1:]
-    assert len(compared) >= 2 and all(g["n"] == 12 and len(g["depth"]) == 144 for g in compared)
+    assert len(compared) >= 2 and all(g["n"] == 8 and len(g["depth"]) == 64 for g in compared)
+    other = compared[0]  # its own model's codes and training set (raw axes: every tile inside)
+    _, z_other = _model(other["title"])
+    np.testing.assert_allclose(other["depth"], hole_depth_of(np.asarray(other["codes"]), torch.from_numpy(z_other)),
+                               rtol=1e-4)
     _no_exception(page, "grid")
 
 

@@ -26,7 +26,7 @@ SHARED: dict[str, tuple[Callable[[str], Any], Any]] = {
     "zb": (lambda raw: parse_code(raw), None),
     "pins": (lambda raw: parse_pins(raw), None),  # the Latent map's pinned probes
     "grid": (lambda raw: parse_grid(raw), None),  # the Latent map's decoded manifold: n x n tiles (None or 0 = off)
-    "hgrid": (lambda raw: parse_grid(raw), 12),  # the hole comparison's side-by-side manifolds (0 = off)
+    "hgrid": (lambda raw: parse_grid(raw), 8),  # the hole comparison's side-by-side manifolds (0 = off)
 }
 # how a value that is not a plain number or string is written to the URL
 FORMATS: dict[str, Callable[[Any], str]] = {
