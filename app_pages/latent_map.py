@@ -155,7 +155,8 @@ def probe_panel() -> None:
             st.info(f"The probe needs the browser decoder: {why}.")
         if pins:
             rows = probe_ops.pin_rows(ref, sel.dataset, pins)
-            st.dataframe(pd.DataFrame(rows).set_index("pin").style.format({"distance": "{:.3f}", "hole depth": "{:.2f}"}),
+            table = pd.DataFrame(rows).set_index("pin")
+            st.dataframe(table.style.format({"distance": "{:.3f}", "hole depth": "{:.2f}"}),
                          width="stretch")
             other = sorted({p["m"] for p in pins} - {key})
             if other:

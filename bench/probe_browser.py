@@ -161,16 +161,17 @@ def main() -> None:
     cpu = max(0.0, web["cpu"] - web["idle"]) * 1e3
     print(f"probe: pointermove -> painted p50 {p50:.1f} ms, p90 {p90:.1f} ms ({web['moves']} moves, "
           f"{web['paints']} frames painted; decode + paint itself {web['decode_ms']:.1f} ms median)")
-    print(f"server CPU while hovering: {web['cpu'] * 1e3:.0f} ms in {web['wall']:.1f} s, idle {web['idle'] * 1e3:.0f} ms "
-          f"in the same time -> {cpu:.0f} ms for hovering")
+    print(f"server CPU while hovering: {web['cpu'] * 1e3:.0f} ms in {web['wall']:.1f} s, "
+          f"idle {web['idle'] * 1e3:.0f} ms in the same time -> {cpu:.0f} ms for hovering")
     print(f"decoded manifold in the browser, page settled: 16x16 {g16[1]:.0f} ms ({g16[1] / 256:.1f} ms a tile), "
-          f"24x24 {g24[1]:.0f} ms ({g24[1] / 576:.1f} ms a tile) (while the page loads: {g16[0]:.0f} ms, {g24[0]:.0f} ms)")
+          f"24x24 {g24[1]:.0f} ms ({g24[1] / 576:.1f} ms a tile) "
+          f"(while the page loads: {g16[0]:.0f} ms, {g24[0]:.0f} ms)")
     print(f"reference (torch on this CPU, 1 thread): one decode {ref['one_ms']:.2f} ms, 16x16 batched "
           f"{ref['grid16_ms']:.0f} ms, 24x24 batched {ref['grid24_ms']:.0f} ms")
     print(f"probe_browser moves={web['moves']} probe_p50_ms={p50:.1f} probe_p90_ms={p90:.1f} "
-          f"hover_server_cpu_ms={cpu:.0f} grid16_ms={g16[1]:.0f} grid24_ms={g24[1]:.0f} grid16_loading_ms={g16[0]:.0f} "
-          f"grid24_loading_ms={g24[0]:.0f} "
-          f"torch_one_ms={ref['one_ms']:.2f} torch_grid16_ms={ref['grid16_ms']:.0f} torch_grid24_ms={ref['grid24_ms']:.0f}")
+          f"hover_server_cpu_ms={cpu:.0f} grid16_ms={g16[1]:.0f} grid24_ms={g24[1]:.0f} "
+          f"grid16_loading_ms={g16[0]:.0f} grid24_loading_ms={g24[0]:.0f} torch_one_ms={ref['one_ms']:.2f} "
+          f"torch_grid16_ms={ref['grid16_ms']:.0f} torch_grid24_ms={ref['grid24_ms']:.0f}")
 
 
 if __name__ == "__main__":
