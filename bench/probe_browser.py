@@ -42,11 +42,9 @@ MOVES = """
 """
 
 
-def _open(page, url: str, grids: bool = False) -> None:
+def _open(page, url: str) -> None:
     page.goto(url, wait_until="domcontentloaded")
     page.locator(".lp-root[data-ready='live']").first.wait_for(timeout=180_000)
-    if grids:
-        page.wait_for_function("() => window.latentLabProbe.grids()[0]?.done", timeout=180_000)
     _settle(page)
 
 
@@ -78,14 +76,16 @@ def hover(page, url: str, n: int, pid: int) -> dict:
 def grid_ms(page, url: str, n: int) -> tuple[float, float]:
     """(ms while the page loads (its chart, tables and pollers share the browser's main thread), ms of the same
     grid drawn again once the page has settled)."""
-    _open(page, f"{url}&grid={n}", grids=True)
+    _open(page, f"{url}&grid={n}")
+    first = f"() => {{ const g = window.latentLabProbe.grids()[0]; return g && g.n === {n} && g.done; }}"
+    page.wait_for_function(first, timeout=180_000)
+    loading = float(page.evaluate("() => window.latentLabProbe.grids()[0].ms"))
     root = page.locator(".lp-root").first
-    loading = float(root.get_attribute("data-grid-ms"))
     count = int(root.get_attribute("data-grids"))
     page.evaluate("() => window.latentLabProbe.regrid()")
     page.wait_for_function("([el, n]) => +el.getAttribute('data-grids') > n", arg=[root.element_handle(), count],
                            timeout=120_000)
-    return loading, float(root.get_attribute("data-grid-ms"))
+    return loading, float(page.evaluate("() => window.latentLabProbe.grids()[0].ms"))
 
 
 def torch_reference(ckpt_key: str, n_grid: tuple[int, ...]) -> dict:

@@ -413,9 +413,10 @@ export default function (component) {
     view.panels.forEach((p) => { if (n) startGrid(p, view.rel, n); else p.grid = null; });
     const step = () => {
       if (token !== view.gridToken) return; // a newer window or size: this grid is dropped
-      const done = view.panels.map((p) => gridStep(p, 40 / view.panels.length)).every(Boolean);
+      // ~50 ms of tiles per frame, then one repaint (the probe itself is not decoded again meanwhile)
+      const done = view.panels.map((p) => gridStep(p, 50 / view.panels.length)).every(Boolean);
       redrawBase();
-      view.schedule();
+      view.panels.forEach((p) => drawFrame(p, view.uv));
       if (!done) { view.status.textContent = `decoding the manifold… ${view.panels[0].grid.next} / ${n * n}`; requestAnimationFrame(step); return; }
       const ms = performance.now() - t0;
       root.setAttribute("data-grid-ms", String(ms));
