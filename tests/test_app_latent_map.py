@@ -105,7 +105,20 @@ def test_pins_and_grid_from_the_url_are_listed_and_kept(app_env):
     assert at.radio(key="w_probe_grid").value == "16"
     assert [p["z"] for p in at.session_state["ll_pins"]] == [(0.1, -0.2), (0.5, 0.5)]
     table = next(df.value for df in at.dataframe if "nearest" in df.value.columns)
-    assert len(table) == 2 and table["distance"].ge(0).all()
+    assert len(table) == 2
+    # each pin's nearest data point and distance: the training code nearest to its z
+    import numpy as np
+
+    from core.checkpoints import load_checkpoint
+    from core.data import load_dataset
+    from core.latent import encode_dataset
+    from ui.resources import checkpoint
+
+    z = encode_dataset(load_checkpoint(checkpoint(Z2).path, device="cpu").model, load_dataset("mnist5k").x).numpy()
+    for (_, row), pin in zip(table.iterrows(), [(0.1, -0.2), (0.5, 0.5)]):
+        dist = np.sqrt(((z - np.asarray(pin)) ** 2).sum(1))
+        assert row["nearest"].startswith(f"#{int(dist.argmin())} (")
+        assert abs(row["distance"] - dist.min()) < 1e-4
     assert at.query_params["pins"] == PINS and at.query_params["grid"] == "16"
     at.radio(key="w_probe_grid").set_value("off").run()
     assert_clean(at)
