@@ -16,6 +16,8 @@ GUIDE = [
      "train any registered kind (AE, AAE with a uniform or Gaussian prior, beta-VAE, WAE-MMD), or load/upload a checkpoint and check its reconstructions."),
     ("app_pages/latent_map.py", "Latent map & holes", ":material/scatter_plot:",
      "see the encoded dataset (PCA/UMAP), select points to view their images, and compare the 'holes' of four models."),
+    ("app_pages/attributes.py", "Attribute vectors", ":material/trending_flat:",
+     "v = mean(A) − mean(B) from two classes or map selections: how well it separates them, and sample + t·v decoded as you drag (analogies)."),
     ("app_pages/beta_dims.py", "Beta & dimensions", ":material/tune:",
      "beta-VAE maps at beta = 0.5 … 16 side by side (KL against reconstruction), and a traversal grid: what each latent dimension does."),
     ("app_pages/interpolation.py", "Interpolation", ":material/linear_scale:",

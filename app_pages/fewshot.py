@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import streamlit as st
 
-from ui import jobs, state
+from ui import jobs, session_jobs, state
 from ui.fewshot_ops import chart_rows, fewshot_dir, records_csv, run_records, start_run, summary_table
 from ui.sidebar import shared_sidebar
 
@@ -27,7 +27,7 @@ from core.fewshot import ExperimentSpec, list_runs, load_run, settings_table  # 
 from core.settings import dotted  # noqa: E402
 
 if st.session_state.get("_ll_fs_job") is None:  # after a reload: the run this browser started
-    adopted = jobs.adopt(jobs.session_owner(), "fewshot")
+    adopted = session_jobs.adopt(jobs.session_owner(), "fewshot")
     if adopted is not None:
         st.session_state["_ll_fs_job"] = adopted
 job: JobHandle | None = st.session_state.get("_ll_fs_job")

@@ -5,9 +5,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from ui import show, state
+from ui import probe_ops, show, state
 from ui.components import latent_decoder
-from ui.compute import interpolation_frame, interpolation_path, pair, sampler_batch
+from ui.compute import interpolation_frame, interpolation_path, sampler_batch
 from ui.resources import ModelRef, UiError, friendly, page_inputs
 from ui.sidebar import shared_sidebar
 
@@ -23,7 +23,7 @@ st.markdown(
 )
 
 
-ckpt, ds, _ = page_inputs(sel)  # encode once here, not inside the slider's timing
+ckpt, ds, z_all = page_inputs(sel)  # encode once here, not inside the slider's timing
 
 n, names = len(ds), list(ds.class_names)
 y = ds.y.numpy()
@@ -38,6 +38,21 @@ if not isinstance(state.get("i0"), int) or not 0 <= state.get("i0") < n:
     state.put("i0", _first_of(1 if ds.n_classes > 7 else 0))
 if not isinstance(state.get("i1"), int) or not 0 <= state.get("i1") < n:
     state.put("i1", _first_of(7 if ds.n_classes > 7 else min(1, ds.n_classes - 1)))
+
+# an endpoint may be a latent code (a probe pinned on the Latent map, `za` / `zb` in the URL) instead of a sample
+for end, label in (("za", "A"), ("zb", "B")):
+    code = state.get(end)
+    if code is not None and len(code) != z_all.shape[1]:
+        st.warning(f"Ignored the code given for endpoint {label}: it has {len(code)} numbers, this model's codes "
+                   f"have {z_all.shape[1]}. Endpoint {label} is a sample again.")
+        state.put(end, None)
+
+
+def _samples_again(*ends: str) -> None:
+    """Picking a sample for an endpoint replaces a code given for it."""
+    for end in ends:
+        state.put(end, None)
+
 
 # ----------------------------------------------------------------------------- pick the pair
 st.subheader("1 · Pick two samples")
@@ -54,6 +69,7 @@ def _from_classes() -> None:
     a, b = st.session_state["w_cls_a"], st.session_state["w_cls_b"]
     state.put("i0", int(g.choice(np.flatnonzero(y == names.index(a)))))
     state.put("i1", int(g.choice(np.flatnonzero(y == names.index(b)))))
+    _samples_again("za", "zb")
 
 
 def _random_pair() -> None:
@@ -62,6 +78,7 @@ def _random_pair() -> None:
     others = np.flatnonzero(y != y[i0])
     state.put("i0", i0)
     state.put("i1", int(g.choice(others)) if len(others) else int(g.integers(n)))
+    _samples_again("za", "zb")
 
 
 def _from_map() -> None:
@@ -69,6 +86,7 @@ def _from_map() -> None:
     if len(chosen) >= 2:
         state.put("i0", int(chosen[0]))
         state.put("i1", int(chosen[1]))
+        _samples_again("za", "zb")
 
 
 how = st.radio("How", ["By class", "Random", "By index", "From the map's selection"], horizontal=True,
@@ -85,13 +103,27 @@ elif how == "From the map's selection":
     c1.caption(f"{len(chosen)} point(s) selected on **Latent map & holes**."
                + ("" if len(chosen) >= 2 else " Select at least two there first."))
     c2.button("Use the first two selected", on_click=_from_map, disabled=len(chosen) < 2, width="stretch")
-i0 = c4.number_input(f"Index of A (0–{n - 1})", 0, n - 1, step=1,
-                     **state.bind_widget("i0", "w_i0", lambda v: 0 <= v < n))
-i1 = c5.number_input(f"Index of B (0–{n - 1})", 0, n - 1, step=1,
-                     **state.bind_widget("i1", "w_i1", lambda v: 0 <= v < n))
+
+
+def _index_widget(name: str, wkey: str, end: str) -> dict:
+    """bind_widget for an index box; typing an index makes that endpoint a sample again."""
+    kw = state.bind_widget(name, wkey, lambda v: 0 <= v < n)
+    copy = kw["on_change"]
+    kw["on_change"] = lambda: (copy(), _samples_again(end))
+    return kw
+
+
+i0 = c4.number_input(f"Index of A (0–{n - 1})", 0, n - 1, step=1, **_index_widget("i0", "w_i0", "za"))
+i1 = c5.number_input(f"Index of B (0–{n - 1})", 0, n - 1, step=1, **_index_widget("i1", "w_i1", "zb"))
 state.put("i0", int(i0))
 state.put("i1", int(i1))
-st.caption(f"A = #{i0} (class {names[y[i0]]}), B = #{i1} (class {names[y[i1]]}).")
+ref_now = ModelRef(sel.ckpt, ckpt.sha256)
+end_a = probe_ops.endpoint(ref_now, sel.dataset, int(i0), state.get("za"))
+end_b = probe_ops.endpoint(ref_now, sel.dataset, int(i1), state.get("zb"))
+codes_given = state.get("za") is not None or state.get("zb") is not None
+st.caption(f"A = {end_a['text']}, B = {end_b['text']}.")
+if codes_given:
+    st.button("Use samples for both endpoints", key="w_codes_clear", on_click=_samples_again, args=("za", "zb"))
 
 
 # ----------------------------------------------------------------------------- slider + previews
@@ -105,7 +137,7 @@ def _released(values: list[float]) -> None:
 
 def _browser_panel(mode: str, lam: float) -> tuple[bool, str | None]:
     """The in-browser decoder for the LSI slider (decoded sample + pixel mixup, painted while dragging)."""
-    z0, z1, x0, x1, _, _ = pair(ModelRef(sel.ckpt, ckpt.sha256), sel.dataset, int(i0), int(i1))
+    z0, z1, x0, x1 = end_a["z"], end_b["z"], end_a["x"], end_b["x"]
     return latent_decoder.live_slider(
         "w_lam_browser", sel.ckpt, ckpt.sha256, path={"kind": mode, "z0": z0, "z1": z1},
         sliders=[{"label": LAM_LABEL, "min": -0.5, "max": 1.5, "step": 0.05, "value": lam}],
@@ -138,7 +170,10 @@ def slider_panel() -> None:
                 c1.caption(f"Decoding on the server: {why}.")
         state.put("lam", float(lam))
         state.sync_url()
-        f = interpolation_frame(ModelRef(sel.ckpt, ckpt.sha256), sel.dataset, int(i0), int(i1), float(lam), mode)
+        if codes_given:
+            f = probe_ops.frame(ref_now, sel.dataset, end_a, end_b, float(lam), mode)
+        else:
+            f = interpolation_frame(ref_now, sel.dataset, int(i0), int(i1), float(lam), mode)
         cols = st.columns([1, 1, 2]) if not live else [None, None, label_col]
         if not live:
             with cols[0]:
@@ -155,7 +190,10 @@ def slider_panel() -> None:
         st.session_state["_ll_last_frame_ms"] = f["ms"]
 
         lambdas = tuple(float(v) for v in np.round(np.linspace(-0.5, 1.5, 9), 3))
-        path, mix = interpolation_path(ModelRef(sel.ckpt, ckpt.sha256), sel.dataset, int(i0), int(i1), mode, lambdas)
+        if codes_given:
+            path, mix = probe_ops.path(ref_now, sel.dataset, end_a, end_b, mode, lambdas)
+        else:
+            path, mix = interpolation_path(ref_now, sel.dataset, int(i0), int(i1), mode, lambdas)
         caps = [f"λ={v:g}" for v in lambdas]
         st.markdown(f"**The whole path ({mode})** — decoded, then pixel mixup")
         show.samples(path, caps, width=72, is_image=ds.is_image)

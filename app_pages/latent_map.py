@@ -5,7 +5,8 @@ import time
 import pandas as pd
 import streamlit as st
 
-from ui import catalog, show, state
+from ui import catalog, probe_ops, show, state
+from ui.components import latent_probe
 from ui.maps import hole_job, quick_projection, sampler_table, umap_job
 from ui.resources import ModelRef, UiError, check_compatible, entries, friendly, page_inputs
 from ui.sidebar import shared_sidebar
@@ -57,14 +58,19 @@ if umap is not None and umap.error_class:
     st.error(f"UMAP failed: {umap.error_text.splitlines()[0]} — showing PCA instead.")
 
 
+def shown_map():
+    """(xy (N, 2), the projection shown as a word, and as core.projection names it)."""
+    if umap_ready:
+        return umap.result()["xy"], "UMAP", "umap"
+    shown = "raw axes" if method == "raw axes" else "PCA"
+    key = "raw" if shown == "raw axes" else "pca"
+    return quick_projection(ref, sel.dataset, key), shown, key
+
+
 @st.fragment
 def map_and_gallery() -> None:
     with friendly("The map"):
-        if umap_ready:
-            xy, shown = umap.result()["xy"], "UMAP"
-        else:
-            shown = "raw axes" if method == "raw axes" else "PCA"
-            xy = quick_projection(ref, sel.dataset, "raw" if shown == "raw axes" else "pca")
+        xy, shown, _ = shown_map()
         fig = latent_scatter(xy, ds.y.numpy(), names, list(range(len(xy))))
         fig.update_layout(title=f"{sel.entry.name if sel.entry else sel.ckpt} · {shown} · {len(xy):,} points", height=520,
                           margin={"t": 60})
@@ -97,6 +103,80 @@ def map_and_gallery() -> None:
 
 
 map_and_gallery()
+
+# ----------------------------------------------------------------------------- probe anywhere
+st.subheader("Probe the space between the codes")
+st.markdown(
+    "Move the pointer over this map: your browser turns the point into a latent code and decodes it at once "
+    "(no server round trip). **Raw axes**: the point *is* the code. **PCA**: the code on the plane through the "
+    "codes' mean spanned by the two components (exact on that plane; the other directions stay at the mean). "
+    "**UMAP**: the codes of the three data points of the triangle around the pointer, mixed by its barycentric "
+    "weights; beyond the data's outline there is no triangle, and the probe says *outside the data* instead of "
+    "guessing. Wheel: zoom, drag: pan, click: pin the probe. The **decoded manifold** tiles the window with "
+    "decoded images; each tile's border is its hole depth (distance to the nearest training code over the "
+    "typical neighbour distance): green up to 1 (as close as a typical code to its neighbour), orange sparser, "
+    "**red: a hole** (farther than 95 % of the codes are from their nearest neighbour, the hole fraction's "
+    "threshold).")
+
+
+def _grid_choice(label: str, name: str, wkey: str) -> int | None:
+    """A row of grid sizes ("off", 8 .. 24) bound to shared state `name` (in the URL) -> n or None."""
+    options = ["off", *map(str, state.GRID_SIZES)]
+    current = str(state.get(name)) if state.get(name) else "off"
+    choice = st.radio(label, options, index=options.index(current), horizontal=True, key=wkey)
+    state.put(name, int(choice) if choice != "off" else (None if state.SHARED[name][1] is None else 0))
+    return state.get(name) or None
+
+
+def _pinned(pin: dict) -> None:
+    """A click on the map: the probe joins the pinned list (the URL's `pins`), the oldest leaves beyond 8."""
+    _, _, key = shown_map()
+    pins = list(state.get("pins") or [])
+    pins.append({"m": key, "xy": tuple(float(v) for v in pin["xy"]), "z": tuple(float(v) for v in pin["z"])})
+    state.put("pins", pins[-probe_ops.MAX_PINS:])
+
+
+@st.fragment
+def probe_panel() -> None:
+    with friendly("The probe"):
+        xy, shown, key = shown_map()
+        pins, dropped = probe_ops.valid_pins(state.get("pins"), d)
+        state.put("pins", pins or None)
+        if dropped:
+            st.warning(dropped)
+        grid = _grid_choice("Decoded manifold (tiles per side)", "grid", "w_probe_grid")
+        why = latent_probe.probe_maps(
+            "w_probe", [{"title": f"{sel.entry.name if sel.entry else sel.ckpt} · {shown}", "ckpt_key": sel.ckpt,
+                         "sha": ckpt.sha256, "map_key": probe_ops.map_key(ref, sel.dataset, key, xy),
+                         "map": lambda: probe_ops.map_payload(ref, sel.dataset, key, xy),
+                         "pins": [p for p in pins if p["m"] == key]}],
+            shape=tuple(ds.x.shape[1:]), grid=state.get("grid") or 0, pinnable=True, on_pin=_pinned)
+        if why:
+            st.info(f"The probe needs the browser decoder: {why}.")
+        if pins:
+            rows = probe_ops.pin_rows(ref, sel.dataset, pins)
+            table = pd.DataFrame(rows).set_index("pin")
+            st.dataframe(table.style.format({"distance": "{:.3f}", "hole depth": "{:.2f}"}),
+                         width="stretch")
+            other = sorted({p["m"] for p in pins} - {key})
+            if other:
+                st.caption(f"Pins made on another projection ({', '.join(other)}) are listed, not drawn on this map.")
+            c1, c2, c3, c4 = st.columns([1.2, 2, 2, 1.5], vertical_alignment="bottom")
+            k = c1.selectbox("Pin", list(range(1, len(pins) + 1)), key="w_probe_pin")
+            for col, end, label in ((c2, "za", "A"), (c3, "zb", "B")):
+                if col.button(f"Use as interpolation endpoint {label}", key=f"w_probe_to_{end}", width="stretch"):
+                    state.put(end, tuple(pins[k - 1]["z"]))
+                    state.sync_url()
+                    st.switch_page("app_pages/interpolation.py")
+            c4.button("Remove pin", key="w_probe_remove", width="stretch", on_click=lambda: state.put(
+                "pins", [p for i, p in enumerate(pins) if i != k - 1] or None))
+        else:
+            st.caption("Click the map to pin a probe: pinned probes are listed here, kept in the link, and can be "
+                       "sent to the Interpolation page as an endpoint.")
+        state.sync_url()
+
+
+probe_panel()
 
 # ----------------------------------------------------------------------------- hole effect
 st.subheader("2 · The hole effect, side by side")
@@ -153,6 +233,35 @@ for col, name, key_ref in drawn:
     else:
         pending.append(name)
 st.caption(f"Density of the codes on the {'raw latent axes' if all_2d else 'first two principal components'}.")
+
+
+@st.fragment
+def compared_manifolds() -> None:
+    """Each model's decoded manifold side by side on the same relative window; one pointer probes them all."""
+    with friendly("The decoded manifolds"):
+        st.markdown("**Decoded manifolds, one pointer** — each model's map tiled with decoded images over the "
+                    "same *relative* window (wheel and drag move all of them); the pointer over any map probes "
+                    "every model at the same relative position. Tile border = hole depth (green: filled, red: "
+                    "a hole, as above).")
+        grid = _grid_choice("Tiles per side", "hgrid", "w_holes_grid")
+        shown_models = drawn[:4]
+        if len(drawn) > 4:
+            st.caption(f"The first four of the {len(drawn)} models are drawn.")
+        size = {2: 380, 3: 260}.get(len(shown_models), 195)
+        why = latent_probe.probe_maps(
+            "w_holes_probe",
+            [{"title": name, "ckpt_key": r.key, "sha": r.sha256,
+              "map_key": probe_ops.map_key(r, sel.dataset, view, quick_projection(r, sel.dataset, view)),
+              "map": lambda r=r: probe_ops.map_payload(r, sel.dataset, view, quick_projection(r, sel.dataset, view))}
+             for _, name, r in shown_models],
+            shape=tuple(ds.x.shape[1:]), grid=grid or 0, size=size, probe_size=84)
+        if why:
+            st.info(f"The side-by-side manifolds need the browser decoder: {why}.")
+        state.sync_url()
+
+
+if len(drawn) >= 2:
+    compared_manifolds()
 
 
 def _poll_holes() -> None:

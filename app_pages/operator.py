@@ -9,17 +9,17 @@ import time
 import pandas as pd
 import streamlit as st
 
-from ui import background, jobs, owners
+from ui import background, owners, session_jobs
 
 if not owners.is_operator():
     st.stop()
 
 st.title("Operator: jobs")
-st.caption(f"Session jobs of closed tabs are stopped by themselves: waiting ones {jobs.GONE_AFTER_S:.0f} s, running "
-           f"ones {jobs.RUNNING_GRACE_S:.0f} s after their browser was last seen. Stop any job here at once.")
+st.caption(f"Session jobs of closed tabs are stopped by themselves: waiting ones {session_jobs.GONE_AFTER_S:.0f} s, running "
+           f"ones {session_jobs.RUNNING_GRACE_S:.0f} s after their browser was last seen. Stop any job here at once.")
 st.button("Refresh", key="w_op_refresh")
 
-now, wall = jobs.clock(), time.time()
+now, wall = session_jobs.clock(), time.time()
 
 
 def _owner(owner: str) -> str:
@@ -27,13 +27,13 @@ def _owner(owner: str) -> str:
     return f"{kind}:{value[:8]}…" if kind == "browser" else owner  # enough to tell browsers apart
 
 
-session_jobs = list(reversed(jobs.tracked_jobs()))  # newest first
+tracked = list(reversed(session_jobs.tracked_jobs()))  # newest first
 st.subheader("Session jobs")
-if not session_jobs:
+if not tracked:
     st.caption("None yet.")
-for t in session_jobs:
+for t in tracked:
     h = t.handle
-    seen = jobs.last_seen(t.owner)
+    seen = session_jobs.last_seen(t.owner)
     cols = st.columns([1, 2, 2, 2, 2, 1])
     cols[0].markdown(f"**#{t.id}** {t.kind}")
     cols[1].markdown(f"`{_owner(t.owner)}`" + (f" from {t.address}" if t.address else ""))
@@ -43,7 +43,7 @@ for t in session_jobs:
     cols[3].markdown(f"started {now - t.submitted:.0f} s ago")
     cols[4].markdown("browser seen " + (f"{now - seen:.0f} s ago" if seen is not None else "never"))
     if not h.done and cols[5].button("Stop", key=f"w_op_stop_{t.id}"):
-        jobs.stop_job(t.id, by="operator")
+        session_jobs.stop_job(t.id, by="operator")
         st.toast(f"Stopping job #{t.id}…")
         st.rerun()
 

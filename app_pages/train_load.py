@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from core.config import TrainConfig
-from ui import catalog, jobs, show, state
+from ui import catalog, jobs, session_jobs, show, state
 from ui.config_form import config_widgets
 from ui.resources import MAX_UPLOAD_BYTES, ModelRef, UiError, check_compatible, dataset, friendly, register_upload
 from ui.sidebar import shared_sidebar
@@ -82,7 +82,7 @@ with tab_load:
 # ----------------------------------------------------------------------------- train
 with tab_train:
     if st.session_state.get("_ll_train_job") is None:  # after a reload: the training this browser started
-        st.session_state["_ll_train_job"] = jobs.adopt(jobs.session_owner(), "train")
+        st.session_state["_ll_train_job"] = session_jobs.adopt(jobs.session_owner(), "train")
     job: jobs.ExecutorJob | None = st.session_state.get("_ll_train_job")
     kinds = model_kinds()
     # Outside the form: choosing a kind redraws the form with that kind's own settings.

@@ -33,7 +33,7 @@ from core.holes import hole_depth_of
 from core.projection import MIN_UMAP_POINTS, pca_basis
 
 __all__ = ["RawInverse", "PcaInverse", "DelaunayInverse", "map_inverse", "codes_from_spec", "grid_points",
-           "grid_hole_depth", "SPEC_FORMAT"]
+           "grid_hole_depth", "nearest_code", "SPEC_FORMAT"]
 
 SPEC_FORMAT = 1  # bump when the browser spec changes shape
 # a barycentric weight >= -INSIDE_TOL counts as inside (a point on an edge): scipy's find_simplex tolerance
@@ -269,3 +269,15 @@ def grid_hole_depth(inverse, points, z_train, typical: float | None = None) -> t
     if inside.any():
         depth[inside] = hole_depth_of(codes[inside], np.asarray(z_train, np.float32), typical)
     return codes, depth
+
+
+def nearest_code(code, z_train) -> tuple[int, float]:
+    """The training code nearest to one code (d,) -> (its row in z_train (N, d), Euclidean distance): what a
+    pinned probe lists beside its code (the browser computes the same from the codes it was sent)."""
+    z = _codes(z_train, "training codes")
+    c = np.asarray(code, np.float64).reshape(-1)
+    if c.shape[0] != z.shape[1] or not np.isfinite(c).all():
+        raise ValueError(f"a probe code must be {z.shape[1]} finite numbers, got {c.shape[0]}")
+    dist = np.sqrt(((z - c) ** 2).sum(1))  # (N,)
+    i = int(np.argmin(dist))
+    return i, float(dist[i])

@@ -44,28 +44,34 @@ def _as_tensor(x) -> Tensor:
     return x if isinstance(x, Tensor) else torch.as_tensor(x)
 
 
-def _batched(model: torch.nn.Module, fn, x: Tensor, batch_size: int) -> Tensor:
+def _batched(model: torch.nn.Module, fn, x: Tensor, batch_size: int, on_device: bool = False) -> Tensor:
+    """fn over x in chunks on the model's device -> float32 on the CPU, or on the model's device with
+    on_device=True (a caller that goes on computing there: no device -> host -> device round trip)."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     device = _model_device(model)
+    out_device = device if on_device else torch.device("cpu")
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            out = [fn(chunk.to(device, torch.float32)).float().cpu() for chunk in x.split(batch_size)]
+            out = [fn(chunk.to(device, torch.float32)).float().to(out_device) for chunk in x.split(batch_size)]
     finally:
         model.train(was_training)
     return torch.cat(out) if out else torch.empty(0)
 
 
-def encode_dataset(model: torch.nn.Module, x, batch_size: int = 1024) -> Tensor:
-    """x (N, *input_shape) tensor or Dataset -> z (N, d) float32 on the CPU (VAE: the mean mu).
+def encode_dataset(model: torch.nn.Module, x, batch_size: int = 1024, on_device: bool = False) -> Tensor:
+    """x (N, *input_shape) tensor or Dataset -> z (N, d) float32 on the CPU (VAE: the mean mu); on the model's
+    device with on_device=True.
 
     Runs in eval mode without gradients, batched on the model's device; the model's train/eval
     mode is restored afterwards."""
     x = _as_tensor(x)
-    z = _batched(model, model.encode, x, batch_size)
-    return z.reshape(len(x), -1) if len(x) else torch.empty(0, model.latent_dim)
+    z = _batched(model, model.encode, x, batch_size, on_device)
+    if not len(x):
+        return torch.empty(0, model.latent_dim, device=_model_device(model) if on_device else "cpu")
+    return z.reshape(len(x), -1)
 
 
 def latents_job(checkpoint: str | bytes, dataset: str) -> np.ndarray:
@@ -79,10 +85,11 @@ def latents_job(checkpoint: str | bytes, dataset: str) -> np.ndarray:
     return encode_dataset(load(checkpoint, device="cpu").model, load_dataset(dataset)).numpy()
 
 
-def decode_latents(model: torch.nn.Module, z, batch_size: int = 1024) -> Tensor:
-    """z (N, d) -> x (N, *input_shape) float32 on the CPU (images: in [0, 1])."""
+def decode_latents(model: torch.nn.Module, z, batch_size: int = 1024, on_device: bool = False) -> Tensor:
+    """z (N, d) -> x (N, *input_shape) float32 on the CPU (images: in [0, 1]); on the model's device with
+    on_device=True."""
     z = _as_tensor(z).reshape(-1, model.latent_dim)
-    return _batched(model, model.decode, z, batch_size)
+    return _batched(model, model.decode, z, batch_size, on_device)
 
 
 # ----------------------------------------------------------------------------- interpolation

@@ -69,3 +69,35 @@ def test_switching_dataset_drops_sample_indices(app_env):
     assert at.session_state["ll_dataset"] == "digits"
     assert "ll_selection" not in at.session_state
     assert at.session_state["ll_i0"] != 7  # 7 is a valid digits index: only the switch can drop it
+
+
+def test_a_code_endpoint_from_the_url(app_env):
+    """A pinned probe's code as endpoint A (from the URL): named as such, its image is the decode of that code,
+    and the button makes both endpoints samples again."""
+    import numpy as np
+    import torch
+
+    from ui import probe_ops
+    from ui.resources import ModelRef, checkpoint
+
+    key = "shipped/mnist5k-aae-uniform-z2"
+    at = new_app(PAGE, query={"ckpt": key, "za": "0.25,-0.5", "lam": "0", "i1": "20"})
+    assert_clean(at)
+    assert any(c.value.startswith("A = a pinned code") for c in at.caption)
+    assert at.query_params["za"] == "0.25,-0.5"
+    ckpt = checkpoint(key)
+    with torch.no_grad():
+        want = ckpt.model.eval().decode(torch.tensor([[0.25, -0.5]]))[0].numpy()
+    got = probe_ops.endpoint(ModelRef(key, ckpt.sha256), "mnist5k", 0, at.session_state["ll_za"])
+    np.testing.assert_allclose(got["z"], [0.25, -0.5])
+    np.testing.assert_allclose(got["x"], want, atol=1e-6)
+    at.button(key="w_codes_clear").click().run()
+    assert_clean(at)
+    assert at.session_state["ll_za"] is None and "za" not in at.query_params
+
+
+def test_bad_code_endpoints_are_ignored(app_env):
+    for za in ("banana", "1,nan", "1,2,3", ""):
+        at = new_app(PAGE, query={"ckpt": "shipped/mnist5k-aae-uniform-z2", "za": za})
+        assert not at.exception, (za, [e.value for e in at.exception])
+        assert at.session_state["ll_za"] is None, za

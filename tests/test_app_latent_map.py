@@ -88,3 +88,71 @@ def test_hole_comparison_shows_the_committed_sampler_figures(app_env):
     rows = [line for line in expected.splitlines() if line.startswith("| mnist5k-")]
     assert rows and all(row in shown for row in rows), expected
     assert {r.split(" | ")[0][2:] for r in rows} <= set(picked)
+
+
+# ----------------------------------------------------------------------------- probes (issue 14)
+# The pointer, the in-browser decode and the click are tested in a real browser (tests/test_browser_probe.py);
+# here: what the server does with pinned probes and the grid toggle (state, URL, the way to Interpolation).
+
+Z2 = "shipped/mnist5k-aae-uniform-z2"
+PINS = "raw:0.1,-0.2:0.1,-0.2;raw:0.5,0.5:0.5,0.5"
+
+
+def test_pins_and_grid_from_the_url_are_listed_and_kept(app_env):
+    at = new_app(PAGE, query={"ckpt": Z2, "pins": PINS, "grid": "16"})
+    assert_clean(at)
+    assert at.session_state["ll_grid"] == 16
+    assert at.radio(key="w_probe_grid").value == "16"
+    assert [p["z"] for p in at.session_state["ll_pins"]] == [(0.1, -0.2), (0.5, 0.5)]
+    table = next(df.value for df in at.dataframe if "nearest" in df.value.columns)
+    assert len(table) == 2
+    # each pin's nearest data point and distance: the training code nearest to its z
+    import numpy as np
+
+    from core.checkpoints import load_checkpoint
+    from core.data import load_dataset
+    from core.latent import encode_dataset
+    from ui.resources import checkpoint
+
+    z = encode_dataset(load_checkpoint(checkpoint(Z2).path, device="cpu").model, load_dataset("mnist5k").x).numpy()
+    for (_, row), pin in zip(table.iterrows(), [(0.1, -0.2), (0.5, 0.5)]):
+        dist = np.sqrt(((z - np.asarray(pin)) ** 2).sum(1))
+        assert row["nearest"].startswith(f"#{int(dist.argmin())} (")
+        assert abs(row["distance"] - dist.min()) < 1e-4
+    assert at.query_params["pins"] == PINS and at.query_params["grid"] == "16"
+    at.radio(key="w_probe_grid").set_value("off").run()
+    assert_clean(at)
+    assert "grid" not in at.query_params and at.session_state["ll_grid"] is None
+
+
+def test_pinned_code_becomes_the_interpolation_endpoint(app_env):
+    at = new_app(PAGE, query={"ckpt": Z2, "pins": PINS})
+    at.selectbox(key="w_probe_pin").set_value(2).run()
+    at.button(key="w_probe_to_za").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.title[0].value == "Interpolation"
+    assert at.session_state["ll_za"] == (0.5, 0.5)
+    assert at.query_params["za"] == "0.5,0.5"
+    assert any(c.value.startswith("A = a pinned code") for c in at.caption)
+
+
+def test_remove_pin(app_env):
+    at = new_app(PAGE, query={"ckpt": Z2, "pins": PINS})
+    at.button(key="w_probe_remove").click().run()
+    assert_clean(at)
+    assert [p["z"] for p in at.session_state["ll_pins"]] == [(0.5, 0.5)]
+
+
+@pytest.mark.parametrize("pins,grid", [("banana", "7"), ("raw:1,2:nan,1", "-1"), ("zzz:1,2:1,2", "16.5"),
+                                       (";".join(["raw:0,0:0,0"] * 9), "1e9"), ("raw:1:1,2", "")])
+def test_bad_probe_parameters_are_ignored(app_env, pins, grid):
+    at = new_app(PAGE, query={"ckpt": Z2, "pins": pins, "grid": grid})
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.session_state["ll_pins"] is None and not at.session_state["ll_grid"]
+
+
+def test_pins_of_another_latent_size_are_dropped_with_a_message(app_env):
+    at = new_app(PAGE, query={"ckpt": "shipped/mnist5k-aae-uniform-z16", "pins": PINS})
+    assert not at.exception
+    assert any("Ignored 2 pinned probe(s)" in w.value for w in at.warning)
+    assert at.session_state["ll_pins"] is None

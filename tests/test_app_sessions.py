@@ -97,10 +97,10 @@ def busy_workers():
 @pytest.fixture()
 def stop_all_session_jobs():
     """Cancel whatever session jobs a test left (they must not hold the workers the next test needs)."""
-    from ui import jobs
+    from ui import session_jobs
 
     yield
-    for t in jobs.tracked_jobs():
+    for t in session_jobs.tracked_jobs():
         if not t.handle.done:
             t.stop()
             t.handle.wait(5)
@@ -141,11 +141,11 @@ def test_reloads_of_one_browser_cannot_exceed_its_job_cap(app_env, browser, busy
 
 
 def test_a_reload_can_stop_the_job_its_browser_started(app_env, browser, busy_workers, stop_all_session_jobs):
-    from ui import jobs
+    from ui import session_jobs
 
     first = browser(cookies={"latent_lab_browser": COOKIE_A}).open(TRAIN).click_train()
     job = _train_job(first)
-    tracked = next(t for t in jobs.tracked_jobs() if t.handle is job.handle)
+    tracked = next(t for t in session_jobs.tracked_jobs() if t.handle is job.handle)
     stranger = browser(cookies={"latent_lab_browser": COOKIE_B}).open(TRAIN)  # another browser: nothing to stop
     assert not [b for b in stranger.at.sidebar.button if str(b.key).startswith("w_my_stop_")]
     same_address = browser().open(TRAIN)  # no cookie: an address may be many people, who never see each other's jobs
@@ -194,26 +194,26 @@ def test_a_first_visit_asks_the_browser_to_keep_a_token(app_env, browser):
 
 @pytest.fixture()
 def fake_clock(monkeypatch):
-    from ui import jobs
+    from ui import session_jobs
 
     now = [time.monotonic()]
-    monkeypatch.setattr(jobs, "clock", lambda: now[0])
+    monkeypatch.setattr(session_jobs, "clock", lambda: now[0])
     return now
 
 
 def test_queued_jobs_of_a_closed_browser_are_cancelled(app_env, browser, busy_workers, stop_all_session_jobs,
                                                        fake_clock):
-    from ui import jobs
+    from ui import session_jobs
 
     gone = browser(cookies={"latent_lab_browser": COOKIE_A}).open(TRAIN).click_train()
     open_tab = browser(cookies={"latent_lab_browser": COOKIE_B}).open(TRAIN).click_train()
     gone_job, kept_job = _train_job(gone), _train_job(open_tab)
     assert gone_job.status == kept_job.status == "queued"
-    fake_clock[0] += jobs.GONE_AFTER_S / 2
+    fake_clock[0] += session_jobs.GONE_AFTER_S / 2
     open_tab.run()  # this tab is still open (a rerun, or its sidebar's heartbeat fragment)
-    assert jobs.sweep() == []  # nobody has been away long enough
-    fake_clock[0] += jobs.GONE_AFTER_S / 2 + 1
-    swept = jobs.sweep()
+    assert session_jobs.sweep() == []  # nobody has been away long enough
+    fake_clock[0] += session_jobs.GONE_AFTER_S / 2 + 1
+    swept = session_jobs.sweep()
     assert [t.handle for t in swept] == [gone_job.handle]
     assert gone_job.handle.wait(5) and gone_job.cancelled
     assert kept_job.status == "queued"
@@ -222,17 +222,17 @@ def test_queued_jobs_of_a_closed_browser_are_cancelled(app_env, browser, busy_wo
 
 def test_running_jobs_of_a_closed_browser_end_after_the_grace(app_env, fake_clock, stop_all_session_jobs):
     from core.executor import probe
-    from ui import jobs
+    from ui import jobs, session_jobs
 
     job = jobs.submit("probe", probe.sleep, {"seconds": 60}, owner="browser:" + "c" * 24)
     deadline = time.time() + 60
     while job.status != "running" and time.time() < deadline:
         time.sleep(0.1)
     assert job.status == "running"
-    fake_clock[0] += jobs.GONE_AFTER_S + 1
-    assert jobs.sweep() == [] and job.status == "running"  # a reload within the grace finds it still running
-    fake_clock[0] += jobs.RUNNING_GRACE_S
-    assert len(jobs.sweep()) == 1
+    fake_clock[0] += session_jobs.GONE_AFTER_S + 1
+    assert session_jobs.sweep() == [] and job.status == "running"  # a reload within the grace finds it still running
+    fake_clock[0] += session_jobs.RUNNING_GRACE_S
+    assert len(session_jobs.sweep()) == 1
     assert job.handle.wait(3) and job.stop.is_set()  # asked to stop: it returns what it has (a training saves)
     assert job.handle.result(0) == {"stopped": True, "value": None}
 
@@ -241,12 +241,12 @@ def test_running_jobs_of_a_closed_browser_end_after_the_grace(app_env, fake_cloc
 
 def test_the_operator_can_stop_another_sessions_job(app_env, browser, busy_workers, stop_all_session_jobs,
                                                     monkeypatch):
-    from ui import jobs
+    from ui import session_jobs
 
     monkeypatch.setenv("LATENT_LAB_OPERATOR_TOKEN", "op-" + "x" * 30)
     user = browser(cookies={"latent_lab_browser": COOKIE_A}).open(TRAIN).click_train()
     job = _train_job(user)
-    tracked = next(t for t in jobs.tracked_jobs() if t.handle is job.handle)
+    tracked = next(t for t in session_jobs.tracked_jobs() if t.handle is job.handle)
     op = browser(cookies={"latent_lab_browser": COOKIE_B}, query={"operator": "op-" + "x" * 30}).open(OPERATOR)
     assert op.at.title[0].value == "Operator: jobs"
     assert any(tracked.owner[:16] in m.value for m in op.at.markdown)  # whose job it is

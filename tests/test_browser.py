@@ -29,6 +29,7 @@ PAGES = [  # (url path, title shown, screenshot name)
     ("", "Latent Lab", "home"),
     ("train_load", "Train or load", "train_load"),
     ("latent_map", "Latent map", "latent_map"),
+    ("attributes", "Attribute vectors", "attributes"),
     ("interpolation", "Interpolation", "interpolation"),
     ("isda", "ISDA semantic directions", "isda"),
     ("fewshot", "Few-shot lab", "fewshot"),

@@ -178,3 +178,21 @@ def test_gpu_check_dry_run_works_on_the_cpu():
     assert re.fullmatch(r"gpu_check device=cpu\(dry-run\) epoch_s=[0-9.]+ cell_per_s=[0-9.]+ "
                         r"workers_cell_per_s=[0-9.]+ batched_cell_per_s=\S+ headline_min=[0-9.]+( \S+=\S+)*", last), last
     assert re.search(r"DRY RUN on (the )?CPU", out.stdout)
+
+
+@needs_cuda
+def test_lsi_online_on_cuda_stays_on_the_device_and_matches_the_cpu(tiny_model, deterministic):
+    """lsi-online blends every training batch: on a GPU its codes and decoded rows stay there (no per-step
+    image round trip through the host), and the rows equal the CPU's for the same index stream."""
+    from core.augment import AUGMENTATIONS
+
+    aae = tiny_model("aae", "uniform", latent_dim=4)
+    gen = torch.Generator().manual_seed(3)
+    x = torch.rand(16, 1, 8, 8, generator=gen)
+    y = torch.nn.functional.one_hot(torch.arange(16) % 4, 10).float()
+    aug = AUGMENTATIONS["lsi-online"]
+    x_cpu, y_cpu = aug(x, y, torch.Generator().manual_seed(0), model=aae, n=16)
+    x_gpu, y_gpu = aug(x.cuda(), y.cuda(), torch.Generator().manual_seed(0), model=copy.deepcopy(aae).cuda(), n=16)
+    assert x_gpu.is_cuda and y_gpu.is_cuda
+    torch.testing.assert_close(x_gpu.cpu(), x_cpu, atol=1e-5, rtol=1e-4)
+    assert torch.equal(y_gpu.cpu(), y_cpu)

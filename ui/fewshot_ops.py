@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from core.executor import JobHandle
-from ui import catalog, jobs
+from ui import catalog, jobs, session_jobs
 from ui.quota import check_disk_quota
 
 
@@ -48,7 +48,7 @@ def start_run(spec, owner: str) -> JobHandle:
     check_disk_quota()
     out = fewshot_dir() / run_folder_name(spec.dataset)
     executor = jobs.shared_executor()
-    with jobs.admit() as address:
+    with session_jobs.admit() as address:
         release = executor.reserve(owner)
         group = f"fewshot-{uuid.uuid4().hex}"
         try:
@@ -58,7 +58,7 @@ def start_run(spec, owner: str) -> JobHandle:
             release()
             raise
         job.add_done_callback(lambda _h: release())
-        jobs.track("fewshot", job, owner, address=address)
+        session_jobs.track("fewshot", job, owner, address=address)
     job.path = str(out)
     return job
 

@@ -12,7 +12,7 @@ server, so the browser writes it); from the next reload or tab on, the browser i
 The token is not in the URL: a link copied from the address bar (how teachers share a view) must not
 make every student count as the teacher. A token gives no access to anything: it only names whose share
 of the job queue a job counts against. A client that discards its cookie on every visit is still bounded
-by the per-address cap (ui.jobs.jobs_per_address, LATENT_LAB_JOBS_PER_ADDRESS).
+by the per-address cap (ui.session_jobs.jobs_per_address, LATENT_LAB_JOBS_PER_ADDRESS).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from ui import catalog, jobs, owners, state
+from ui import catalog, jobs, owners, session_jobs, state
 from ui.resources import entries
 
 
@@ -70,23 +70,23 @@ def _keep_alive() -> None:
     them alive (a page that starts a job reruns once, so that the fragment is there from the start). Only
     then: an auto-rerunning fragment in every idle tab would cost the server and can race full reruns."""
     owner = jobs.session_owner()
-    jobs.heartbeat(owner)
+    session_jobs.heartbeat(owner)
     owners.remember_browser(st.sidebar)
-    if jobs.owner_jobs(owner):
+    if session_jobs.owner_jobs(owner):
         with st.sidebar:
-            st.fragment(_jobs_note, run_every=jobs.HEARTBEAT_S)()
+            st.fragment(_jobs_note, run_every=session_jobs.HEARTBEAT_S)()
 
 
 def _jobs_note() -> None:
     owner = jobs.session_owner()
-    jobs.heartbeat(owner)
-    mine = jobs.owner_jobs(owner)
+    session_jobs.heartbeat(owner)
+    mine = session_jobs.owner_jobs(owner)
     if not mine:
         return
     st.caption(f"Jobs of this browser: {', '.join(f'{t.kind} ({t.handle.status})' for t in mine)} — at most "
                f"{jobs.shared_executor().per_owner} at once. Closing every tab stops them.")
-    if jobs.own_browser(owner):  # any tab of the browser (a reload too) can stop its jobs
+    if session_jobs.own_browser(owner):  # any tab of the browser (a reload too) can stop its jobs
         for t in mine:
             if st.button(f"Stop {t.kind} #{t.id}", key=f"w_my_stop_{t.id}"):
-                jobs.stop_job(t.id, by="its browser")
+                session_jobs.stop_job(t.id, by="its browser")
                 st.rerun()

@@ -1,4 +1,5 @@
-"""Shared, shareable state: dataset, checkpoint, the two chosen samples, lambda and the traversal offset.
+"""Shared, shareable state: dataset, checkpoint, the two chosen samples (or two latent codes), lambda, the
+traversal offset, and the Latent map's pinned probes and decoded-manifold grid.
 
 Session state is the source of truth; it is seeded once per session from the URL query
 parameters and written back to the URL on every run, so a teacher can copy the address bar
@@ -21,7 +22,64 @@ SHARED: dict[str, tuple[Callable[[str], Any], Any]] = {
     "i1": (int, None),
     "lam": (float, 0.5),
     "t": (float, None),  # the Beta & dimensions traversal offset, in sigma (absent from the URL until moved)
+    "za": (lambda raw: parse_code(raw), None),  # an interpolation endpoint given as a latent code (a pinned probe)
+    "zb": (lambda raw: parse_code(raw), None),
+    "pins": (lambda raw: parse_pins(raw), None),  # the Latent map's pinned probes
+    "grid": (lambda raw: parse_grid(raw), None),  # the Latent map's decoded manifold: n x n tiles (None or 0 = off)
+    "hgrid": (lambda raw: parse_grid(raw), 8),  # the hole comparison's side-by-side manifolds (0 = off)
 }
+# how a value that is not a plain number or string is written to the URL
+FORMATS: dict[str, Callable[[Any], str]] = {
+    "za": lambda z: format_code(z), "zb": lambda z: format_code(z), "pins": lambda p: format_pins(p),
+}
+GRID_SIZES = (8, 12, 16, 20, 24)
+MAX_PINS = 8
+MAX_CODE_DIM = 512
+PIN_METHODS = ("raw", "pca", "umap")
+
+
+def parse_code(raw: str) -> tuple[float, ...]:
+    """ "0.5,-1.25,..." -> a latent code (finite floats); ValueError otherwise."""
+    parts = raw.split(",")
+    if not 1 <= len(parts) <= MAX_CODE_DIM:
+        raise ValueError(f"a code has 1..{MAX_CODE_DIM} numbers")
+    code = tuple(float(p) for p in parts)
+    if not all(math.isfinite(v) for v in code):
+        raise ValueError("a code must be finite")
+    return code
+
+
+def format_code(code) -> str:
+    return ",".join(f"{float(v):.6g}" for v in code)
+
+
+def parse_pins(raw: str) -> list[dict]:
+    """ "umap:1.5,-2:0.1,0.2,...;pca:..." -> [{"m": projection, "xy": (x, y), "z": code}, ...] (at most
+    MAX_PINS, all codes of one length); ValueError otherwise."""
+    pins = []
+    for item in raw.split(";"):
+        m, xy, z = item.split(":")
+        if m not in PIN_METHODS:
+            raise ValueError(f"unknown projection {m!r}")
+        xy = parse_code(xy)
+        if len(xy) != 2:
+            raise ValueError("a pin's map position is two numbers")
+        pins.append({"m": m, "xy": xy, "z": parse_code(z)})
+    if not 1 <= len(pins) <= MAX_PINS or len({len(p["z"]) for p in pins}) != 1:
+        raise ValueError(f"1..{MAX_PINS} pins, all codes of one length")
+    return pins
+
+
+def format_pins(pins) -> str:
+    return ";".join(f"{p['m']}:{format_code(p['xy'])}:{format_code(p['z'])}" for p in pins)
+
+
+def parse_grid(raw: str) -> int:
+    """ "16" -> 16 tiles per side; "0" (or "off") -> 0, no grid."""
+    n = 0 if raw == "off" else int(raw)
+    if n not in (0, *GRID_SIZES):
+        raise ValueError(f"grid size is 0 (off) or one of {GRID_SIZES}")
+    return n
 _PREFIX = "ll_"
 _INIT = "_ll_url_seeded"
 
@@ -63,11 +121,13 @@ def sync_url() -> None:
     """Write the shared values to the address bar (call at the end of a page run)."""
     for name in SHARED:
         value = st.session_state.get(_PREFIX + name)
-        if value is None:
+        if value is None or (isinstance(value, (list, tuple)) and not value):
             if name in st.query_params:
                 del st.query_params[name]
             continue
-        text = f"{value:g}" if isinstance(value, float) else str(value)
+        if not isinstance(value, (int, float, str)) and name not in FORMATS:
+            continue  # a value only this session holds (never a Python repr in the URL)
+        text = FORMATS[name](value) if name in FORMATS else f"{value:g}" if isinstance(value, float) else str(value)
         if st.query_params.get(name) != text:
             st.query_params[name] = text
 
@@ -112,5 +172,7 @@ def forget_indices_of_other_datasets(dataset: str) -> None:
     if previous is not None and previous != dataset:
         put("i0", None)
         put("i1", None)
+        for name in ("za", "zb", "pins"):  # codes of a model of that dataset
+            put(name, None)
         st.session_state.pop("ll_selection", None)
     st.session_state[key] = dataset

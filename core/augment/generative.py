@@ -39,8 +39,8 @@ def _sources_per_class(y: Tensor, n_per: int, gen: torch.Generator, n_classes: i
     return order[starts[cls] + offset]
 
 
-def _decode(model, z: Tensor, like: Tensor) -> Tensor:
-    return decode_latents(model, z).reshape(len(z), *like.shape[1:])
+def _decode(model, z: Tensor, like: Tensor, on_device: bool = False) -> Tensor:
+    return decode_latents(model, z, on_device=on_device).reshape(len(z), *like.shape[1:])
 
 
 def _other_class_partners(labels: Tensor, src: Tensor, gen: torch.Generator, n_classes: int) -> Tensor:
@@ -63,13 +63,16 @@ def _lambdas(gen: torch.Generator, n: int, lam: float | None, alpha: float) -> T
     return torch.full((n,), float(lam))
 
 
-def _blend(model, x, labels, src, partner, lams, n_classes, mode="linear") -> Generated:
+def _blend(model, x, labels, src, partner, lams, n_classes, mode="linear", on_device=False) -> Generated:
     """Decoded (1 - lam) z_src + lam z_partner and its lambda-weighted label (two-hot at lam = 0.5); the
-    provenance's lam is the weight of the source, 1 - lam."""
-    z = encode_dataset(model, x)                                                # (N, d)
-    z_new = interpolate_latent(z[src], z[partner], lams, mode=mode)              # (S, d)
+    provenance's lam is the weight of the source, 1 - lam. The codes stay on the model's device; the images
+    too with on_device=True (lsi-online's per-step blend on a GPU: no host round trip), else on the CPU.
+    Index draws and labels are on the CPU."""
+    z = encode_dataset(model, x, on_device=True)                                # (N, d)
+    at = z.device
+    z_new = interpolate_latent(z[src.to(at)], z[partner.to(at)], lams.to(at), mode=mode)  # (S, d)
     y_new = lsi_soft_label(labels[src], labels[partner], lams, n_classes)
-    return Generated.of(_decode(model, z_new, x), y_new, src, partner, 1 - lams)
+    return Generated.of(_decode(model, z_new, x, on_device=on_device), y_new, src, partner, 1 - lams)
 
 
 def lsi(x: Tensor, y: Tensor, rng: torch.Generator, *, model=None, n_per: int = 10, lam: float | None = 0.5,
@@ -102,7 +105,7 @@ def lsi_online(x: Tensor, y: Tensor, rng: torch.Generator, *, model=None, n: int
         return x[:0], y[:0]
     src = torch.randperm(len(x), generator=gen).repeat(-(-n // len(x)))[:n]     # (n,)
     partner = _other_class_partners(labels, src, gen, y.shape[1])
-    new = _blend(model, x, labels, src, partner, _lambdas(gen, n, lam, alpha), y.shape[1], mode)
+    new = _blend(model, x, labels, src, partner, _lambdas(gen, n, lam, alpha), y.shape[1], mode, on_device=True)
     return new.x.to(x.device, x.dtype), new.y_soft.to(y.device, y.dtype)
 
 
