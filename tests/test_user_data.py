@@ -252,3 +252,32 @@ def test_vector_test_part_uses_the_train_statistics(runs):
     tx, _, _ = data_store.load_arrays(m["sha256"], train=True)
     sx, _, _ = data_store.load_arrays(m["sha256"], train=False)
     np.testing.assert_allclose(test.x.numpy(), (sx - tx.mean(0)) / tx.std(0), rtol=1e-4, atol=1e-5)
+
+
+def test_fewshot_runner_uses_the_uploads_carved_test_split(runs):
+    """Shots and pool come from the upload's train part; its test set is the stored carved part: disjoint from
+    both and the same in every run (every process reads the same stored rows)."""
+    import torch
+
+    from core.data import fewshot_split
+    from core.fewshot import cells
+    from core.fewshot.spec import ExperimentSpec
+
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, 256, (120, 1, 6, 6), dtype=np.uint8)      # distinct random images: rows are tellable apart
+    m = data_store.store(user_data.parse_npz(npz_bytes(X=x, y=np.arange(120) % 3), "f.npz"), "f", ["o"])
+    spec = ExperimentSpec(dataset=m["spec"], shots=[2], methods=["none"], seeds=1)
+    cells._splits.cache_clear()
+    splits = cells.load_splits(spec)
+
+    def key(data) -> set[bytes]:   # each row's pixels, as the uint8 bytes stored
+        return {bytes(r) for r in (data.x * 255).round().to(torch.uint8).reshape(len(data), -1).numpy()}
+
+    test_rows = key(splits.test)
+    stored_test = {bytes(r) for r in data_store.load_arrays(m["sha256"], train=False)[0].reshape(-1, 36)}
+    assert test_rows == stored_test and len(test_rows) == m["test_split"]["n_test"]
+    shots, pool = fewshot_split(splits.train.y, 2, seed=0)
+    assert not test_rows & key(splits.train.subset(shots)) and not test_rows & key(splits.train.subset(pool))
+    assert not test_rows & key(splits.validation)
+    cells._splits.cache_clear()
+    assert key(cells.load_splits(spec).test) == test_rows        # the same across runs
