@@ -52,8 +52,7 @@ if len(files) == 1:
         options["colour"] = colour
         options["size"] = int(c2.number_input("Resize to (pixels a side)", 4, 256, 28 if colour == "grey" else 32,
                                               key="w_ud_size"))
-name = st.text_input("Name", value=files[0].name.rsplit(".", 1)[0][:60] if files else "", max_chars=100,
-                     key="w_ud_name")
+name = st.text_input("Name", max_chars=100, key="w_ud_name", placeholder="the file's name")
 if st.button("Check and store", type="primary", disabled=not files, key="w_ud_store"):
     try:
         manifest = user_data_ops.store_upload([(f.name, f.getvalue()) for f in files], name, **options)

@@ -21,7 +21,7 @@ def who(monkeypatch):
     from ui import owners
 
     current = {"key": "browser:" + "A" * 24}
-    monkeypatch.setattr(owners, "owner_key", lambda: current["key"])
+    monkeypatch.setattr(owners, "_cookie_token", lambda: current["key"].split(":", 1)[1])
     return current
 
 
@@ -135,3 +135,15 @@ def test_pages_work_on_an_upload(app_env, who):
             assert at.get("plotly_chart"), "the map of the upload's codes"
         else:
             assert len(at.image) >= 3 and any(w.label.startswith("λ") for w in at.slider)
+
+
+def test_cookieless_sessions_on_one_address_do_not_share(app_env, monkeypatch):
+    """Two first visits from one address (a classroom behind one router; loopback here) are two owners."""
+    from ui import owners
+
+    monkeypatch.setattr(owners, "_cookie_token", lambda: None)
+    at = upload(new_app(PAGE), [("pets.zip", pets_zip(), "application/zip")])
+    spec = at.session_state["ll_dataset"]
+    assert spec.startswith("upload:")
+    other = new_app(PAGE)
+    assert spec not in sidebar_dataset(other).options

@@ -58,7 +58,8 @@ def shared_sidebar(page: str) -> Selection:
 
     usable = [e for e in all_entries if e.dataset == spec]
     if not usable:
-        sb.info(f"No checkpoint was trained on {spec} yet: train one on **Train or load**.")
+        sb.info(f"No checkpoint was trained on {user_data_ops.label(spec, uploads)} yet: train one on "
+                f"**Train or load**.")
         state.put("ckpt", None)
         state.sync_url()
         return Selection(spec, None, None)

@@ -1,7 +1,7 @@
 """Your data: which uploaded data sets this session may see, storing an upload, deleting one.
 
-An upload belongs to the browser that sent it (ui.owners: its cookie token, or its address before the cookie
-exists). The manifest keeps sha256 hashes of owner keys, never a token. A session sees an upload only when
+An upload belongs to the browser that sent it (ui.owners: its cookie token, or the token it was asked to keep
+before the cookie came back; never its address). The manifest keeps sha256 hashes of owner keys, never a token. A session sees an upload only when
 one of its own hashes is in the manifest, unless the operator sets LATENT_LAB_SHARE_UPLOADS=1 (a trusted
 group, or one user). A link carrying `dataset=upload:<sha>` opens it only for its owner: anyone else gets
 "not yours or not found" - the same words for both, so a guessed hash tells nothing.
@@ -26,14 +26,22 @@ def share_all() -> bool:
 
 
 def session_owner_hashes() -> frozenset[str]:
-    """Hashes of this session's owner keys: the one it has now, and the browser token it asked its browser to
-    keep (ui.owners.remember_browser), so an upload made on a first visit is still this browser's after a reload."""
+    """Hashes of this session's browser tokens: the cookie it sent, and the token it asked its browser to keep
+    (ui.owners.remember_browser), so an upload made on a first visit (no cookie yet) is still this browser's
+    after a reload. Never its address: every cookie-less client behind one router (a classroom) or on loopback
+    shares an address, and must not share uploads. A browser that refuses cookies keeps its uploads for this
+    session only."""
     from ui import owners
 
-    keys = {owners.owner_key()}
+    keys = set()
+    token = owners._cookie_token()
+    if token:
+        keys.add(f"browser:{token}")
     pending = st.session_state.get(owners._NEW_TOKEN)
     if pending:
         keys.add(f"browser:{pending}")
+    if not keys:  # outside a browser session (bare mode): the owner key names it
+        keys.add(owners.owner_key())
     return frozenset(data_store.owner_hash(k) for k in keys)
 
 
