@@ -147,3 +147,28 @@ def test_cookieless_sessions_on_one_address_do_not_share(app_env, monkeypatch):
     assert spec.startswith("upload:")
     other = new_app(PAGE)
     assert spec not in sidebar_dataset(other).options
+
+
+@pytest.mark.slow
+def test_train_page_trains_on_an_upload_in_a_worker(app_env, who):
+    """The worker process finds the upload by its hash (runs/data via LATENT_LAB_RUNS), and the checkpoint it
+    saves records the upload's spec, so the sidebar offers it with that data set."""
+    import time
+
+    at = upload(new_app(PAGE), [("pets.zip", pets_zip(10), "application/zip")], w_ud_size=8)
+    spec = at.session_state["ll_dataset"]
+    at.switch_page("app_pages/train_load.py").run()
+    at.number_input(key="w_t_epochs").set_value(1)
+    at.selectbox(key="w_t_model").set_value("ae").run()
+    at.button[0].click().run()
+    assert_clean(at)
+    job = at.session_state["_ll_train_job"]
+    deadline = time.time() + 150
+    while not job.done and time.time() < deadline:
+        time.sleep(0.5)
+        at.run()
+    assert job.done and job.error is None, job.error
+    at.run()
+    at.run()
+    assert_clean(at)
+    assert sidebar_dataset(at).value == spec and at.session_state["ll_ckpt"] == job.result
