@@ -31,6 +31,8 @@ def test_approximate_agrees_with_exact_on_20k():
     _, approx_self = neighbours.approximate(reference, reference[rows], k=1, self_rows=rows)
     assert (approx_self[:, 0] != rows).all()
     assert (exact_self[:, 0] == approx_self[:, 0]).float().mean().item() >= 0.95
+    _, graph = neighbours.self_graph(reference, k=1)                  # the whole set against itself
+    assert (graph[rows, 0] == exact_self[:, 0]).float().mean().item() >= 0.95
 
 
 def test_the_index_is_the_same_every_time():
