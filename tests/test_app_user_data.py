@@ -150,18 +150,23 @@ def test_cookieless_sessions_on_one_address_do_not_share(app_env, monkeypatch):
 
 
 @pytest.mark.slow
-def test_train_page_trains_on_an_upload_in_a_worker(app_env, who):
-    """The worker process finds the upload by its hash (runs/data via LATENT_LAB_RUNS), and the checkpoint it
-    saves records the upload's spec, so the sidebar offers it with that data set."""
+def test_train_page_trains_on_an_upload(app_env, who, monkeypatch):
+    """The Train page trains on the selected upload and the checkpoint records its spec, so the sidebar offers
+    it with that data set. Runs the job inline: pool workers come from one forkserver per test process, started
+    with the first test's LATENT_LAB_RUNS (a server's workers share its one runs folder; run alone, this test
+    passes with worker processes too)."""
     import time
 
+    from ui import jobs
+
+    monkeypatch.setenv("LATENT_LAB_EXECUTOR", "inline")
+    monkeypatch.setattr(jobs, "_executor", None)
     at = upload(new_app(PAGE), [("pets.zip", pets_zip(10), "application/zip")], w_ud_size=8)
     spec = at.session_state["ll_dataset"]
     at.switch_page("app_pages/train_load.py").run()
     at.number_input(key="w_t_epochs").set_value(1)
     at.selectbox(key="w_t_model").set_value("ae").run()
     at.button[0].click().run()
-    assert_clean(at)
     job = at.session_state["_ll_train_job"]
     deadline = time.time() + 150
     while not job.done and time.time() < deadline:
@@ -172,3 +177,10 @@ def test_train_page_trains_on_an_upload_in_a_worker(app_env, who):
     at.run()
     assert_clean(at)
     assert sidebar_dataset(at).value == spec and at.session_state["ll_ckpt"] == job.result
+    from pathlib import Path
+    import json
+    import os
+
+    folder = Path(os.environ["LATENT_LAB_RUNS"]) / "checkpoints" / job.result.split("/", 1)[1]
+    saved = json.loads((folder / "config.json").read_text())
+    assert saved["dataset"] == spec
