@@ -106,7 +106,8 @@ def store(arrays: UserArrays, name: str, owners: list[str] | tuple[str, ...] = (
             saved["test_index"] = test_index
         else:
             saved["X_test"], saved["y_test"] = arrays.x_test, arrays.y_test
-        manifest = _manifest(sha, arrays, name.strip()[:100] or Path(arrays.source).stem[:100] or "data set", test_index, list(owners))
+        title = name.strip()[:100] or Path(arrays.source).stem[:100] or "data set"
+        manifest = _manifest(sha, arrays, title, test_index, list(owners))
         tmp = Path(tempfile.mkdtemp(prefix=f".{sha[:12]}.", dir=root))
         try:
             os.chmod(tmp, folder_mode())

@@ -1,9 +1,9 @@
 """Your data: which uploaded data sets this session may see, storing an upload, deleting one.
 
 An upload belongs to the browser that sent it (ui.owners: its cookie token, or the token it was asked to keep
-before the cookie came back; never its address). The manifest keeps sha256 hashes of owner keys, never a token. A session sees an upload only when
-one of its own hashes is in the manifest, unless the operator sets LATENT_LAB_SHARE_UPLOADS=1 (a trusted
-group, or one user). A link carrying `dataset=upload:<sha>` opens it only for its owner: anyone else gets
+before the cookie came back; never its address). The manifest keeps sha256 hashes of owner keys, never a token.
+A session sees an upload only when one of its own hashes is in the manifest, unless the operator sets
+LATENT_LAB_SHARE_UPLOADS=1 (a trusted group, or one user). A link carrying `dataset=upload:<sha>` opens it only for its owner: anyone else gets
 "not yours or not found" - the same words for both, so a guessed hash tells nothing.
 
 No torch here: the sidebar calls `visible_uploads` on every page (manifests are small JSON files).
