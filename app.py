@@ -14,6 +14,7 @@ st.set_page_config(page_title="Latent Lab", page_icon=":material/explore:", layo
 GUIDE = [
     ("app_pages/train_load.py", "Train or load", ":material/model_training:",
      "train any registered kind (AE, AAE with a uniform or Gaussian prior, beta-VAE, WAE-MMD), or load/upload a checkpoint and check its reconstructions."),
+    ("app_pages/your_data.py", "Your data", ":material/upload_file:", "upload your own data set (.npz, .csv, a zip of image folders, an IDX pair); private to your browser."),
     ("app_pages/latent_map.py", "Latent map & holes", ":material/scatter_plot:",
      "see the encoded dataset (PCA/UMAP), select points to view their images, and compare the 'holes' of four models."),
     ("app_pages/attributes.py", "Attribute vectors", ":material/trending_flat:",

@@ -31,6 +31,7 @@ MAX_DATA_BYTES = 1 << 30
 NPZ_ARRAYS = ("X", "y", "class_names")  # what load_npz reads; other arrays in the file are never decompressed
 MAX_CLASSES = 1000
 MNIST_CLASSES = [str(i) for i in range(10)]
+USER_SPECS = "idx:PATH / npz:PATH / csv:PATH:LABEL_COLUMN / imagefolder:PATH / upload:SHA256"
 
 
 class DatasetError(ValueError):
@@ -97,20 +98,49 @@ def default_data_root() -> Path:
 
 def load_dataset(spec: str = DEFAULT_DATASET, root: str | Path | None = None, train: bool = True,
                  download: bool = False) -> Dataset:
-    """Load a dataset by registry id or `idx:PATH` / `npz:PATH`.
+    """Load a dataset by registry id or `idx:PATH` / `npz:PATH` / `csv:PATH:LABEL_COLUMN` / `imagefolder:PATH`
+    (a folder of class folders, or a .zip of them; 28x28 grey) / `upload:SHA256` (stored by core.data_store).
 
     `train` picks the official split where the source has one (torchvision, IDX folders);
     the embedded sets (digits, mnist5k, tabular) are returned whole.
     """
     if not spec:
-        raise DatasetError(f"no dataset given; choose one of {list_datasets()} or idx:PATH / npz:PATH")
+        raise DatasetError(f"no dataset given; choose one of {list_datasets()} or {USER_SPECS}")
     if spec.startswith("idx:"):
         return load_idx_folder(spec[4:], train=train)
     if spec.startswith("npz:"):
         return load_npz(spec[4:])
+    if spec.startswith(("upload:", "csv:", "imagefolder:")):
+        return _load_user_spec(spec, train)
     if spec not in _LOADERS:
-        raise DatasetError(f"unknown dataset {spec!r}; choose one of {list_datasets()} or idx:PATH / npz:PATH")
+        raise DatasetError(f"unknown dataset {spec!r}; choose one of {list_datasets()} or {USER_SPECS}")
     return _LOADERS[spec](Path(root) if root else default_data_root(), train, download)
+
+
+def _load_user_spec(spec: str, train: bool) -> Dataset:
+    """csv: / imagefolder: files go through core.user_data's validation (as a browser upload does); upload:
+    is a stored data set, whose train part (train=True) and carved or given test part are disjoint."""
+    from core import data_store, user_data
+
+    if spec.startswith("upload:"):
+        return data_store.load(spec, train=train)
+    if spec.startswith("csv:"):
+        path, sep, label = spec[4:].rpartition(":")
+        if not sep or not path or not label:
+            raise DatasetError(f"{spec}: write csv:PATH:LABEL_COLUMN (the column that holds the classes)")
+        file = Path(path).expanduser()
+        if not file.is_file():
+            raise DatasetError(f"{spec}: no such file {file}")
+        user_data.check_file_size(spec, file.stat().st_size)
+        arrays = user_data.parse_csv(file.read_bytes(), label, source=spec)
+        return Dataset(spec, _standardise(arrays.x), _labels(arrays.y), arrays.class_names)
+    arrays = user_data.parse_image_folder(spec[len("imagefolder:"):])
+    return Dataset(spec, _images(arrays.x, 255.0), _labels(arrays.y), arrays.class_names)
+
+
+def _labels(y: np.ndarray) -> torch.Tensor:
+    import torch
+    return torch.as_tensor(y.astype(np.int64))
 
 
 def _images(x: np.ndarray, scale: float) -> torch.Tensor:
@@ -236,23 +266,31 @@ def _read_idx(path: Path) -> np.ndarray:
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as f:
-            head = f.read(4)
-            if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] != 0x08:
-                raise DatasetError(f"{path}: not an unsigned-byte IDX file (bad magic number); "
-                                   "expected MNIST-format files")
-            ndim = head[3]
-            raw_dims = f.read(4 * ndim)
-            if len(raw_dims) < 4 * ndim:
-                raise DatasetError(f"{path}: IDX header is truncated")
-            dims = struct.unpack(f">{ndim}I", raw_dims)
-            n = math.prod(dims)
-            check_data_size(str(path), n, n)
-            raw = f.read(n + 1)  # a bounded read: a gzip stream inflates only this far
-    except (OSError, EOFError, zlib.error) as exc:
+            return _read_idx_stream(f, str(path))
+    except OSError as exc:
         raise DatasetError(f"{path}: cannot read this IDX file ({exc}); is it a complete MNIST-format file?") from exc
+
+
+def _read_idx_stream(f, name: str) -> np.ndarray:
+    """_read_idx on an open binary stream (a file, a GzipFile over uploaded bytes); `name` is for messages."""
+    try:
+        head = f.read(4)
+        if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] != 0x08:
+            raise DatasetError(f"{name}: not an unsigned-byte IDX file (bad magic number); "
+                               "expected MNIST-format files")
+        ndim = head[3]
+        raw_dims = f.read(4 * ndim)
+        if len(raw_dims) < 4 * ndim:
+            raise DatasetError(f"{name}: IDX header is truncated")
+        dims = struct.unpack(f">{ndim}I", raw_dims)
+        n = math.prod(dims)
+        check_data_size(name, n, n)
+        raw = f.read(n + 1)  # a bounded read: a gzip stream inflates only this far
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DatasetError(f"{name}: cannot read this IDX file ({exc}); is it a complete MNIST-format file?") from exc
     if len(raw) != n:
         held = f"{len(raw)} bytes" if len(raw) < n else "more bytes than that"
-        raise DatasetError(f"{path}: IDX says {dims} but holds {held}; the file is truncated or corrupt")
+        raise DatasetError(f"{name}: IDX says {dims} but holds {held}; the file is truncated or corrupt")
     return np.frombuffer(raw, dtype=np.uint8).reshape(dims)
 
 

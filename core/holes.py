@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from core import neighbours
 from core.latent import decode_latents, encode_dataset, interpolate_latent, sample_prior
 
 __all__ = [
@@ -58,8 +59,12 @@ def _f32(z) -> Tensor:
 def nn_distances(a: Tensor, b: Tensor, exclude_self: bool = False, chunk_elems: int = 1 << 24) -> Tensor:
     """Distance from every row of a (M, d) to its nearest row of b (N, d) -> (M,).
 
-    exclude_self: a is b, and a row's distance to itself does not count."""
+    exclude_self: a is b, and a row's distance to itself does not count. Above core.neighbours.EXACT_LIMIT rows
+    of b the distances come from its approximate index (an N x N pass of 60k codes is most of a minute)."""
     a, b = _f32(a), _f32(b)
+    if len(a) and neighbours.use_index(len(b), len(a)):
+        dist, _ = neighbours.nearest(b, None if exclude_self else a, k=1)
+        return dist[:, 0]
     out = []
     step = max(1, chunk_elems // max(len(b), 1))
     for start in range(0, len(a), step):

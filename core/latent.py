@@ -236,19 +236,10 @@ def sample_noise(
 
 def _same_class_knn(z: Tensor, y: Tensor, k: int, sources: Tensor, chunk_elems: int = 1 << 24):
     """k nearest same-class neighbours of z[sources] (itself excluded) among all rows of z
-    -> (idx (S, k), valid (S, k)). One cdist per block of rows (at most chunk_elems distances)."""
-    n = len(z)
-    k = min(k, max(n - 1, 1))
-    idx, valid = [], []
-    step = max(1, chunk_elems // max(n, 1))
-    for rows in sources.split(step):
-        d = torch.cdist(z[rows], z)  # (b, N)
-        d[y[rows][:, None] != y[None, :]] = float("inf")
-        d[torch.arange(len(rows)), rows] = float("inf")
-        dist, nn = d.topk(k, dim=1, largest=False)  # (b, k)
-        idx.append(nn)
-        valid.append(torch.isfinite(dist))
-    return torch.cat(idx), torch.cat(valid)
+    -> (idx (S, k), valid (S, k)): core.neighbours.same_class (exact up to its limit, indexed above)."""
+    from core import neighbours
+
+    return neighbours.same_class(z, y, k, sources, chunk_elems)
 
 
 def knn_interpolate(

@@ -9,8 +9,11 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from ui import catalog, jobs, owners, session_jobs, state
+from ui import catalog, jobs, owners, session_jobs, state, user_data_ops
 from ui.resources import entries
+
+
+_REFUSED = "_ll_upload_refused"  # why a linked data set was not opened
 
 
 @dataclass
@@ -27,24 +30,36 @@ def shared_sidebar(page: str) -> Selection:
     _keep_alive()
     all_entries = entries()
     datasets = list(catalog.DATASETS)
+    uploads = user_data_ops.visible_uploads()  # this browser's own data sets (all, if the operator shares them)
+    datasets += [m["spec"] for m in uploads]
     for e in all_entries:
         # An upload's config.json is user input: its dataset may only name a registry id, never a path
-        # (idx:/npz: specs would make the server read files the uploader chose).
-        trusted = not e.key.startswith("upload/")
+        # (idx:/npz: specs would make the server read files the uploader chose). A checkpoint trained on
+        # someone's uploaded data set does not make that data set visible to others.
+        trusted = not e.key.startswith("upload/") and not user_data_ops.is_upload(e.dataset)
         if e.dataset not in datasets and e.dataset != "?" and trusted:
             datasets.append(e.dataset)
-    if state.get("dataset") not in datasets:
-        state.put("dataset", catalog.DEFAULT_DATASET)
     sb = st.sidebar
+    if state.get("dataset") not in datasets:
+        if user_data_ops.is_upload(state.get("dataset")):  # a link to someone else's (or a deleted) upload
+            st.session_state[_REFUSED] = user_data_ops.not_visible_message(state.get("dataset"))
+        state.put("dataset", catalog.DEFAULT_DATASET)
+    if st.session_state.get(_REFUSED):  # said until another data set is picked: a page switch keeps it
+        if state.get("dataset") == catalog.DEFAULT_DATASET:
+            sb.warning(st.session_state[_REFUSED])
+        else:
+            del st.session_state[_REFUSED]
     sb.markdown("### Shared settings")
-    spec = sb.selectbox("Dataset", datasets, help="Used by every page. Kept in the URL.",
+    spec = sb.selectbox("Dataset", datasets, help="Used by every page. Kept in the URL. Your own data sets are "
+                        "added on the Your data page.", format_func=lambda s: user_data_ops.label(s, uploads),
                         **state.bind_widget("dataset", f"w_dataset_{page}", lambda v: v in datasets))
     state.put("dataset", spec)
     state.forget_indices_of_other_datasets(spec)
 
     usable = [e for e in all_entries if e.dataset == spec]
     if not usable:
-        sb.info(f"No checkpoint was trained on {spec} yet: train one on **Train or load**.")
+        sb.info(f"No checkpoint was trained on {user_data_ops.label(spec, uploads)} yet: train one on "
+                f"**Train or load**.")
         state.put("ckpt", None)
         state.sync_url()
         return Selection(spec, None, None)

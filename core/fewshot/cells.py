@@ -54,6 +54,7 @@ def _splits(dataset: str, test: str | None, validation: float, held_out: float) 
         raise ValueError(f"{dataset} is too small for a validation share of {validation}")
     val_idx, rest_idx = fewshot_split(data.y, per_class, VALIDATION_SEED)
     rest, validation_set = data.subset(rest_idx), data.subset(val_idx)
+    test = test or (dataset if dataset.startswith("upload:") else None)  # an upload's test part: carved once, stored
     if test:
         test_set = load_dataset(test, train=False)
         if test_set.input_shape != data.input_shape:

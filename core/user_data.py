@@ -1,0 +1,470 @@
+"""A user's own data set, parsed and validated in memory: .npz, .csv, a .zip (or folder) of image folders, an IDX pair.
+
+Every parser takes bytes (what a browser upload or a CLI file holds) and returns `UserArrays`, checked before
+anything is written: caps on the file, rows, features and classes; at least 2 classes with 2 examples each; no
+NaN / inf; numeric arrays only (an .npz is read with allow_pickle=False); a zip's members inside the archive, not
+links, and within a decompressed-size cap read from its directory and enforced again while reading. Each failure
+is a DatasetError whose message says what to do. Nothing here touches the disk (core.data_store stores).
+
+Shapes kept: images as uint8 (N, C, H, W) (C = 1 grey or 3 RGB), or float32 (N, C, H, W) in [0, 1] from an .npz;
+vectors as float32 (N, F), raw (core.data standardises them when it builds a Dataset); y int64 (N,) in
+[0, len(class_names)).
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import posixpath
+import stat
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from core.data import (MAX_CLASSES, MAX_DATA_BYTES, DatasetError, _npy_header, _read_idx_stream,
+                       check_data_size)
+
+MAX_UPLOAD_BYTES = 512 * 1024 * 1024   # the file itself, as sent
+MAX_ROWS = 200_000                       # 3x MNIST's 70k; a bigger set is subsampled first
+MAX_FEATURES = 3 * 256 * 256             # a 256x256 RGB image, or a table this wide
+MAX_ZIP_UNPACKED = MAX_DATA_BYTES        # what a zip's members may inflate to, all together
+MAX_IMAGE_SIDE = 4096                    # a member claiming more is refused from its header (a pixel bomb)
+MAX_RESIZE = 256                         # the largest side a zip's images are resized to
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+MIN_PER_CLASS = 2
+
+
+@dataclass
+class UserArrays:
+    """A validated data set, still plain numpy: what core.data_store hashes and stores."""
+    x: np.ndarray                    # uint8 / float32 (N, C, H, W) images, or float32 (N, F) vectors
+    y: np.ndarray                    # int64 (N,)
+    class_names: list[str]
+    source: str                      # the file name the user gave (shown, never used as a path)
+    how: dict = field(default_factory=dict)   # how it was made: kind, options, skipped files
+    feature_names: list[str] = field(default_factory=list)  # a CSV's columns; empty for images
+    x_test: np.ndarray | None = None  # a test set the user gave (npz X_test / y_test), else None
+    y_test: np.ndarray | None = None
+
+    @property
+    def is_image(self) -> bool:
+        return self.x.ndim == 4
+
+
+# --- checks shared by every kind -----------------------------------------------------------------
+
+def check_file_size(name: str, n_bytes: int) -> None:
+    if n_bytes > MAX_UPLOAD_BYTES:
+        raise DatasetError(f"{name}: {n_bytes / 2**20:,.0f} MB is over the {MAX_UPLOAD_BYTES >> 20} MB limit "
+                           f"for one file; subsample it first")
+    if n_bytes == 0:
+        raise DatasetError(f"{name}: the file is empty")
+
+
+def check_arrays(name: str, x: np.ndarray, y: np.ndarray, class_names: list[str], what: str = "") -> None:
+    """The caps and rules every kind shares; `what` names the part ("test set") in the message."""
+    part = f" ({what})" if what else ""
+    if x.dtype.kind not in "uif":
+        raise DatasetError(f"{name}{part}: X must be numeric, got dtype {x.dtype}; save plain numbers")
+    if y.ndim != 1 or len(x) != len(y):
+        raise DatasetError(f"{name}{part}: need one label per row; got X {x.shape}, y {y.shape}")
+    if len(x) > MAX_ROWS:
+        raise DatasetError(f"{name}{part}: {len(x):,} rows is over the {MAX_ROWS:,} limit; subsample it first")
+    n_features = int(np.prod(x.shape[1:]))
+    if n_features > MAX_FEATURES or n_features < 1:
+        raise DatasetError(f"{name}{part}: {n_features:,} values per row; Latent Lab takes 1 to {MAX_FEATURES:,} "
+                           f"(resize images or drop columns)")
+    check_data_size(name, x.size, x.nbytes)
+    if not np.isfinite(x).all():
+        bad = int(np.flatnonzero(~np.isfinite(x).reshape(len(x), -1).all(1))[0])
+        raise DatasetError(f"{name}{part}: X holds NaN or infinite values (first in row {bad}); "
+                           f"fill or drop those rows")
+    if len(class_names) > MAX_CLASSES:
+        raise DatasetError(f"{name}{part}: {len(class_names):,} classes is over the {MAX_CLASSES} limit")
+    if len(y) and (y.min() < 0 or y.max() >= len(class_names)):
+        raise DatasetError(f"{name}{part}: labels must lie in [0, {len(class_names)}), got [{y.min()}, {y.max()}]")
+    if what:   # a test set may miss classes; the training part may not
+        return
+    counts = np.bincount(y, minlength=len(class_names))
+    present = np.flatnonzero(counts)
+    if len(present) < 2:
+        only = class_names[present[0]] if len(present) else "none"
+        raise DatasetError(f"{name}: every example has the same label ({only}); a data set needs at least 2 "
+                           f"classes")
+    thin = [class_names[i] for i in present if counts[i] < MIN_PER_CLASS]
+    if thin:
+        raise DatasetError(f"{name}: class(es) {', '.join(map(repr, thin[:5]))} have only 1 example; every class "
+                           f"needs at least {MIN_PER_CLASS} (add examples or drop that class)")
+
+
+def labels_to_ids(values) -> tuple[np.ndarray, list[str]]:
+    """Any label values -> (int64 ids, class names). Integer labels keep their numbers as names, sorted by value."""
+    values = np.asarray(values)
+    if values.dtype.kind in "ui" or (values.dtype.kind == "f" and np.isfinite(values).all()
+                                     and (values == np.round(values)).all()):
+        values = values.astype(np.int64)
+        names, ids = np.unique(values, return_inverse=True)
+        return ids.astype(np.int64), [str(n) for n in names]
+    text = np.asarray([str(v) for v in values])
+    names, ids = np.unique(text, return_inverse=True)
+    return ids.astype(np.int64), [str(n) for n in names]
+
+
+def _images_layout(name: str, x: np.ndarray) -> np.ndarray:
+    """(N, H, W) / (N, H, W, C) / (N, C, H, W) -> (N, C, H, W) with C in (1, 3), uint8 or float32 in [0, 1]."""
+    if x.ndim == 4 and x.shape[1] not in (1, 3) and x.shape[-1] in (1, 3):
+        x = x.transpose(0, 3, 1, 2)
+    if x.ndim == 3:
+        x = x[:, None]
+    if x.shape[1] not in (1, 3):
+        raise DatasetError(f"{name}: images need 1 or 3 channels, got shape {x.shape}")
+    if x.dtype == np.uint8:
+        return np.ascontiguousarray(x)
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if x.size and (np.nanmin(x) < 0 or np.nanmax(x) > 1):
+        raise DatasetError(f"{name}: float images must lie in [0, 1] (got [{np.nanmin(x):.3g}, {np.nanmax(x):.3g}]); "
+                           f"divide by 255 or save as uint8")
+    return x
+
+
+def _as_stored(name: str, x: np.ndarray) -> np.ndarray:
+    if x.dtype.kind not in "uif":
+        raise DatasetError(f"{name}: X must be numeric, got dtype {x.dtype}; save plain numbers")
+    if x.ndim == 2:
+        return np.ascontiguousarray(x, dtype=np.float32)
+    if x.ndim in (3, 4):
+        return _images_layout(name, x)
+    raise DatasetError(f"{name}: X must be (N, F) vectors or (N, H, W) / (N, C, H, W) images, got shape {x.shape}")
+
+
+# --- .npz ----------------------------------------------------------------------------------------
+
+NPZ_WANTED = ("X", "y", "class_names", "X_test", "y_test")
+
+
+def parse_npz(data: bytes, source: str = "upload.npz") -> UserArrays:
+    """An .npz with X, y, optional class_names (strings) and optional X_test / y_test. Pickles are refused."""
+    name = source
+    check_file_size(name, len(data))
+    if data[:4] != b"PK\x03\x04":
+        raise DatasetError(f"{name}: not an .npz file (save X and y with numpy.savez)")
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile as exc:
+        raise DatasetError(f"{name}: not a readable .npz file ({exc})") from exc
+    with zf:
+        members = {i.filename[:-4]: i for i in zf.infolist() if i.filename.endswith(".npy")}
+        if "X" not in members or "y" not in members:
+            raise DatasetError(f"{name}: needs arrays named 'X' and 'y' (numpy.savez(f, X=..., y=...)), "
+                               f"found {sorted(members)}")
+        if ("X_test" in members) != ("y_test" in members):
+            raise DatasetError(f"{name}: give both X_test and y_test, or neither")
+        arrays, total = {}, 0
+        for key in (k for k in NPZ_WANTED if k in members):
+            info = members[key]
+            check_data_size(f"{name} ({key})", 0, info.file_size)   # the zip directory's claim
+            try:
+                with zf.open(info) as fp:
+                    shape, dtype = _npy_header(fp)
+            except ValueError as exc:
+                raise DatasetError(f"{name}: {key} is not a readable array ({exc})") from exc
+            if dtype.hasobject:
+                raise DatasetError(f"{name}: {key} is an object array (a pickle), which is refused; save plain "
+                                   f"numeric arrays (and class_names as strings) with numpy.savez")
+            total += int(np.prod(shape)) * max(dtype.itemsize, 4)
+            check_data_size(f"{name} ({key})", 0, total)
+            try:
+                with zf.open(info) as fp:
+                    arrays[key] = np.lib.format.read_array(fp, allow_pickle=False)
+            except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+                raise DatasetError(f"{name}: {key} could not be read ({exc}); is the file complete?") from exc
+    x = _as_stored(name, arrays["X"])
+    y_raw = arrays["y"]
+    if y_raw.dtype.kind not in "ui":
+        raise DatasetError(f"{name}: y must hold integer class labels, got dtype {y_raw.dtype}")
+    if y_raw.ndim != 1 or len(y_raw) != len(x):
+        raise DatasetError(f"{name}: need one label per row; got X {x.shape}, y {y_raw.shape}")
+    y = y_raw.astype(np.int64)
+    n_classes = int(y.max()) + 1 if len(y) else 0
+    if len(y) and y.min() < 0:
+        raise DatasetError(f"{name}: labels must be >= 0, got {y.min()}")
+    names = [str(i) for i in range(n_classes)]
+    if "class_names" in arrays:
+        cn = arrays["class_names"]
+        if cn.dtype.kind not in "USuif":
+            raise DatasetError(f"{name}: class_names must be strings, got dtype {cn.dtype}")
+        given = [str(s) for s in cn.ravel()]
+        if not n_classes <= len(given) <= MAX_CLASSES:
+            raise DatasetError(f"{name}: class_names has {len(given)} entries but labels go up to {n_classes - 1}")
+        names = given
+    check_arrays(name, x, y, names)
+    out = UserArrays(x, y, names, source, {"kind": "npz"})
+    if "X_test" in arrays:
+        xt = _as_stored(name, arrays["X_test"])
+        yt = arrays["y_test"]
+        if yt.dtype.kind not in "ui":
+            raise DatasetError(f"{name}: y_test must hold integer class labels, got dtype {yt.dtype}")
+        yt = yt.astype(np.int64)
+        if xt.shape[1:] != x.shape[1:]:
+            raise DatasetError(f"{name}: X_test rows have shape {xt.shape[1:]} but X rows {x.shape[1:]}")
+        check_arrays(name, xt, yt, names, what="test set")
+        out.x_test, out.y_test = xt, yt
+        out.how["test"] = "given (X_test, y_test)"
+    return out
+
+
+# --- .csv ----------------------------------------------------------------------------------------
+
+def csv_preview(data: bytes, source: str = "upload.csv", rows: int = 5):
+    """(column names, a small DataFrame of the first rows) for the label-column picker."""
+    import pandas as pd
+
+    check_file_size(source, len(data))
+    try:
+        return pd.read_csv(io.BytesIO(data), nrows=rows)
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise DatasetError(f"{source}: not a readable CSV file ({exc}); save it as comma-separated text with a "
+                           f"header row") from exc
+
+
+def parse_csv(data: bytes, label_column: str, source: str = "upload.csv") -> UserArrays:
+    """A CSV with a header row: `label_column` holds the classes (any values), every other column a number."""
+    import pandas as pd
+
+    name = source
+    check_file_size(name, len(data))
+    try:
+        table = pd.read_csv(io.BytesIO(data), nrows=MAX_ROWS + 1, dtype=str, keep_default_na=False)
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise DatasetError(f"{name}: not a readable CSV file ({exc}); save it as comma-separated text with a "
+                           f"header row") from exc
+    if label_column not in table.columns:
+        raise DatasetError(f"{name}: no column named {label_column!r}; columns are {list(table.columns)[:20]}")
+    if len(table) > MAX_ROWS:
+        raise DatasetError(f"{name}: more than {MAX_ROWS:,} rows; subsample it first")
+    features = [c for c in table.columns if c != label_column]
+    if not features:
+        raise DatasetError(f"{name}: only the label column; a data set needs at least one feature column")
+    if len(features) > MAX_FEATURES:
+        raise DatasetError(f"{name}: {len(features):,} feature columns is over the {MAX_FEATURES:,} limit")
+    labels = table[label_column].str.strip()
+    if (labels == "").any():
+        row = int(np.flatnonzero((labels == "").to_numpy())[0])
+        raise DatasetError(f"{name}: the label column {label_column!r} is empty in row {row + 1}; fill or drop it")
+    x = np.empty((len(table), len(features)), dtype=np.float32)
+    for j, col in enumerate(features):
+        values = pd.to_numeric(table[col].str.strip(), errors="coerce")
+        text = table[col].str.strip()
+        bad = values.isna() & ~text.str.lower().isin(["nan", "", "inf", "-inf"])
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise DatasetError(f"{name}: column {col!r} holds text ({text.iloc[row]!r} in row {row + 1}); feature "
+                               f"columns must be numbers: pick that column as the label or drop it")
+        x[:, j] = values.to_numpy(dtype=np.float64)
+        if not np.isfinite(x[:, j]).all():
+            row = int(np.flatnonzero(~np.isfinite(x[:, j]))[0])
+            raise DatasetError(f"{name}: column {col!r} is empty, NaN or infinite in row {row + 1}; fill or drop "
+                               f"those rows")
+    y, names = labels_to_ids(labels.to_numpy())
+    check_arrays(name, x, y, names)
+    return UserArrays(x, y, names, source, {"kind": "csv", "label_column": label_column},
+                      feature_names=[str(c) for c in features])
+
+
+# --- image folders (zip or directory) -------------------------------------------------------------
+
+def _member_name_checked(name: str, archive: str) -> str:
+    """A zip member's name, refused when it would land outside the archive if extracted."""
+    clean = name.replace("\\", "/")
+    parts = clean.split("/")
+    if clean.startswith("/") or ".." in parts or (len(parts[0]) == 2 and parts[0][1] == ":"):
+        raise DatasetError(f"{archive}: member {name!r} points outside the archive (path traversal); such "
+                           f"archives are refused: zip the class folders themselves")
+    return clean
+
+
+def _skipped(path: str) -> bool:
+    """macOS resource forks, hidden files and folders: not images of the data set."""
+    return any(p.startswith(".") or p == "__MACOSX" for p in path.split("/"))
+
+
+def _decode_image(raw: bytes, label: str, mode: str, size: int) -> np.ndarray:
+    """One image -> uint8 (C, size, size); ValueError naming what is wrong (the caller names the file)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(raw)) as im:
+            if im.format not in ("PNG", "JPEG"):
+                raise ValueError(f"is {im.format}, not PNG or JPEG")
+            w, h = im.size
+            if max(w, h) > MAX_IMAGE_SIDE:
+                raise ValueError(f"is {w}x{h}, over {MAX_IMAGE_SIDE} pixels a side")
+            im = im.convert(mode)
+            if im.size != (size, size):
+                im = im.resize((size, size), Image.Resampling.BILINEAR)
+            arr = np.asarray(im, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise ValueError(f"cannot be decoded ({type(exc).__name__})") from exc
+    return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+
+
+def _images_to_arrays(items, source: str, colour: str, size: int, kind: str) -> UserArrays:
+    """items: [(member path, class name, bytes reader)] -> UserArrays; undecodable images named together."""
+    mode = {"grey": "L", "rgb": "RGB"}[colour]
+    classes = sorted({c for _, c, _ in items})
+    index = {c: i for i, c in enumerate(classes)}
+    channels = 1 if mode == "L" else 3
+    check_data_size(source, len(items) * channels * size * size, len(items) * channels * size * size)
+    x = np.empty((len(items), channels, size, size), dtype=np.uint8)
+    y = np.empty(len(items), dtype=np.int64)
+    bad = []
+    for i, (path, cls, read) in enumerate(items):
+        try:
+            x[i] = _decode_image(read(), cls, mode, size)
+        except ValueError as exc:
+            bad.append(f"{path} {exc}")
+        y[i] = index[cls]
+    if bad:
+        more = f" (and {len(bad) - 5} more)" if len(bad) > 5 else ""
+        raise DatasetError(f"{source}: {len(bad)} image(s) could not be read: {'; '.join(bad[:5])}{more}. Remove "
+                           f"or re-save them as PNG / JPEG")
+    check_arrays(source, x, y, classes)
+    return UserArrays(x, y, classes, source, {"kind": kind, "colour": colour, "size": size})
+
+
+def _check_image_options(source: str, colour: str, size: int) -> None:
+    if colour not in ("grey", "rgb"):
+        raise DatasetError(f"{source}: colour must be 'grey' or 'rgb', got {colour!r}")
+    if not 4 <= int(size) <= MAX_RESIZE:
+        raise DatasetError(f"{source}: image size must be 4 to {MAX_RESIZE} pixels, got {size}")
+
+
+def _class_of(path: str, archive: str) -> str:
+    parts = path.split("/")
+    if len(parts) < 2:
+        raise DatasetError(f"{archive}: image {path!r} is not inside a class folder; put each class's images in a "
+                           f"folder named after the class")
+    return parts[-2]
+
+
+def parse_image_zip(data: bytes, source: str = "upload.zip", colour: str = "grey", size: int = 28) -> UserArrays:
+    """A zip of class folders (cats/1.png, dogs/2.jpg or top/cats/1.png): one class per image's folder."""
+    check_file_size(source, len(data))
+    _check_image_options(source, colour, size)
+    if data[:4] not in (b"PK\x03\x04", b"PK\x05\x06"):
+        raise DatasetError(f"{source}: not a .zip file; zip the folder that holds one folder per class")
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile as exc:
+        raise DatasetError(f"{source}: not a readable .zip file ({exc})") from exc
+    with zf:
+        infos = zf.infolist()
+        if len(infos) > MAX_ROWS + 10_000:
+            raise DatasetError(f"{source}: {len(infos):,} members; at most {MAX_ROWS:,} images are taken")
+        claimed = 0
+        members = []
+        for info in infos:
+            path = _member_name_checked(info.filename, source)
+            if stat.S_ISLNK(info.external_attr >> 16):
+                raise DatasetError(f"{source}: member {info.filename!r} is a symbolic link; links are refused: "
+                                   f"zip the image files themselves")
+            claimed += info.file_size
+            if claimed > MAX_ZIP_UNPACKED:
+                raise DatasetError(f"{source}: its members unpack to more than {MAX_ZIP_UNPACKED >> 20} MB (a zip "
+                                   f"bomb, or too big a set); resize or subsample the images first")
+            if info.is_dir() or _skipped(path) or not path.lower().endswith(IMAGE_SUFFIXES):
+                continue
+            members.append((path, info))
+        if not members:
+            raise DatasetError(f"{source}: no PNG or JPEG images found; the zip should hold one folder per class")
+        budget = [MAX_ZIP_UNPACKED]
+
+        def reader(info):
+            def read() -> bytes:
+                # A bounded read: zipfile inflates a member only up to the size the directory states and then
+                # checks its CRC, so a member that holds more than it claims (a bomb) fails here, read no further.
+                try:
+                    with zf.open(info) as fp:
+                        raw = fp.read(min(info.file_size, budget[0]) + 1)
+                except zipfile.BadZipFile as exc:
+                    raise DatasetError(f"{source}: member {info.filename!r} does not match the size and checksum its "
+                                       f"directory states (a damaged archive or a zip bomb); such archives are "
+                                       f"refused") from exc
+                except (OSError, EOFError, NotImplementedError) as exc:
+                    raise ValueError(f"cannot be unpacked ({exc})") from exc
+                if len(raw) > info.file_size:
+                    raise DatasetError(f"{source}: member {info.filename!r} inflates past the size its directory "
+                                       f"states (a zip bomb); such archives are refused")
+                budget[0] -= len(raw)
+                return raw
+            return read
+
+        items = [(p, _class_of(p, source), reader(i)) for p, i in members]
+        return _images_to_arrays(items, source, colour, size, "zip of image folders")
+
+
+def parse_image_folder(folder: str | Path, colour: str = "grey", size: int = 28) -> UserArrays:
+    """A folder of class folders on disk (the CLI's imagefolder:PATH); symbolic links are refused, not followed."""
+    root = Path(folder).expanduser()
+    name = f"imagefolder:{folder}"
+    if root.is_file() and root.suffix.lower() == ".zip":
+        check_file_size(name, root.stat().st_size)
+        return parse_image_zip(root.read_bytes(), name, colour, size)
+    if not root.is_dir():
+        raise DatasetError(f"{name}: no such folder; point imagefolder: at a folder holding one folder per class "
+                           f"(or a .zip of them)")
+    _check_image_options(name, colour, size)
+    items, total = [], 0
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if path.is_symlink():
+            raise DatasetError(f"{name}: {rel} is a symbolic link; links are refused: copy the files in")
+        if not path.is_file() or _skipped(rel) or path.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        total += path.stat().st_size
+        if total > MAX_ZIP_UNPACKED or len(items) >= MAX_ROWS:
+            raise DatasetError(f"{name}: more than {MAX_ZIP_UNPACKED >> 20} MB or {MAX_ROWS:,} images; subsample")
+        items.append((rel, _class_of(rel, name), path.read_bytes))
+    if not items:
+        raise DatasetError(f"{name}: no PNG or JPEG images found; the folder should hold one folder per class")
+    out = _images_to_arrays(items, name, colour, size, "folder of image folders")
+    return out
+
+
+# --- IDX pair ------------------------------------------------------------------------------------
+
+def _idx_array(data: bytes, name: str) -> np.ndarray:
+    check_file_size(name, len(data))
+    stream = gzip.GzipFile(fileobj=io.BytesIO(data)) if data[:2] == b"\x1f\x8b" else io.BytesIO(data)
+    return _read_idx_stream(stream, name)
+
+
+def parse_idx_pair(images: bytes, labels: bytes, source: str = "upload.idx") -> UserArrays:
+    """An MNIST-format pair: images (N, H, W) uint8 and labels (N,) uint8, each gzipped or not."""
+    x = _idx_array(images, f"{source} (images)")
+    y_raw = _idx_array(labels, f"{source} (labels)")
+    if x.ndim != 3 or y_raw.ndim != 1 or len(x) != len(y_raw):
+        raise DatasetError(f"{source}: images {x.shape} and labels {y_raw.shape} do not match; give the images "
+                           f"file (N, H, W) first and the labels file (N,) second")
+    y = y_raw.astype(np.int64)
+    names = [str(i) for i in range(int(y.max()) + 1)]
+    x = np.ascontiguousarray(x[:, None])
+    check_arrays(source, x, y, names)
+    return UserArrays(x, y, names, source, {"kind": "idx pair"})
+
+
+def parse_upload(data: bytes, source: str, *, label_column: str | None = None, colour: str = "grey",
+                 size: int = 28) -> UserArrays:
+    """One uploaded file by its magic bytes and suffix (the name is only a hint; the bytes decide)."""
+    suffix = posixpath.splitext(source.lower())[1]
+    if suffix == ".csv":
+        if not label_column:
+            raise DatasetError(f"{source}: choose the label column first")
+        return parse_csv(data, label_column, source)
+    if data[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
+        if suffix == ".npz":
+            return parse_npz(data, source)
+        return parse_image_zip(data, source, colour, size)
+    raise DatasetError(f"{source}: not a .npz, .csv or .zip file; for an IDX pair upload both files together")
