@@ -27,7 +27,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from core import data_store, user_data  # noqa: E402
+from core import data_store, user_data, user_images  # noqa: E402
 from core.data import _read_idx  # noqa: E402
 
 MNIST_TEST = ROOT.parent / "shared" / "data" / "mnist-test"
@@ -107,7 +107,7 @@ def main() -> None:
             times["ref_npz"].append(reference_npz(npz))
             times["npz"].append(upload(lambda: user_data.parse_npz(npz, "mnist-test.npz"), runs))
             times["ref_png"].append(reference_png(pngs))
-            times["zip"].append(upload(lambda: user_data.parse_image_zip(pngs, "mnist-test.zip", "grey", 28), runs))
+            times["zip"].append(upload(lambda: user_images.parse_image_zip(pngs, "mnist-test.zip", "grey", 28), runs))
     med = {k: statistics.median(v) for k, v in times.items()}
     for k, v in times.items():
         print(f"{k:8s} median {med[k]:.3f} s  ({', '.join(f'{s:.3f}' for s in v)})")

@@ -134,7 +134,9 @@ def _load_user_spec(spec: str, train: bool) -> Dataset:
         user_data.check_file_size(spec, file.stat().st_size)
         arrays = user_data.parse_csv(file.read_bytes(), label, source=spec)
         return Dataset(spec, _standardise(arrays.x), _labels(arrays.y), arrays.class_names)
-    arrays = user_data.parse_image_folder(spec[len("imagefolder:"):])
+    from core.user_images import parse_image_folder
+
+    arrays = parse_image_folder(spec[len("imagefolder:"):])
     return Dataset(spec, _images(arrays.x, 255.0), _labels(arrays.y), arrays.class_names)
 
 

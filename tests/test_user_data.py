@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core import data_store, user_data
+from core import data_store, user_data, user_images
 from core.data import DatasetError, load_dataset
 
 
@@ -85,12 +85,12 @@ def test_csv_round_trips_with_text_labels():
 def test_image_zip_round_trips_within_one_level():
     rng = np.random.default_rng(1)
     images = small_images(rng)
-    arrays = user_data.parse_image_zip(image_zip(images), "pets.zip", "grey", 28)
+    arrays = user_images.parse_image_zip(image_zip(images), "pets.zip", "grey", 28)
     assert arrays.class_names == ["cat", "dog"] and arrays.x.shape == (6, 1, 28, 28)
     for i, (path, img) in enumerate(sorted(images.items())):   # no resize: the pixels themselves
         row = [j for j, p in enumerate(sorted(images)) if p == path][0]
         assert np.abs(arrays.x[row, 0].astype(int) - img.astype(int)).max() <= 1
-    rgb = user_data.parse_image_zip(image_zip(images), "pets.zip", "rgb", 16)
+    rgb = user_images.parse_image_zip(image_zip(images), "pets.zip", "rgb", 16)
     assert rgb.x.shape == (6, 3, 16, 16) and rgb.how["size"] == 16
 
 
@@ -131,7 +131,7 @@ def _refused(parse, match, runs):
 
 def test_traversal_member_is_refused(runs):
     zipped = image_zip(small_images(np.random.default_rng(0)), {"../evil/1.png": b"x"})
-    _refused(lambda: user_data.parse_image_zip(zipped, "z.zip"), "outside the archive", runs)
+    _refused(lambda: user_images.parse_image_zip(zipped, "z.zip"), "outside the archive", runs)
 
 
 def test_symlink_member_is_refused(runs):
@@ -142,16 +142,16 @@ def test_symlink_member_is_refused(runs):
         info = zipfile.ZipInfo("set/cat/link.png")
         info.external_attr = (0o120777 << 16)
         zf.writestr(info, "/etc/passwd")
-    _refused(lambda: user_data.parse_image_zip(buf.getvalue(), "z.zip"), "symbolic link", runs)
+    _refused(lambda: user_images.parse_image_zip(buf.getvalue(), "z.zip"), "symbolic link", runs)
 
 
 def test_zip_bomb_is_refused_from_its_directory(runs, monkeypatch):
-    monkeypatch.setattr(user_data, "MAX_ZIP_UNPACKED", 1 << 20)
+    monkeypatch.setattr(user_images, "MAX_ZIP_UNPACKED", 1 << 20)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("set/cat/big.png", b"\0" * (2 << 20))   # 2 MB of zeros: a few kB compressed
     assert len(buf.getvalue()) < 20_000
-    _refused(lambda: user_data.parse_image_zip(buf.getvalue(), "z.zip"), "zip bomb", runs)
+    _refused(lambda: user_images.parse_image_zip(buf.getvalue(), "z.zip"), "zip bomb", runs)
 
 
 def test_member_that_lies_about_its_size_is_refused_while_reading(runs):
@@ -162,12 +162,12 @@ def test_member_that_lies_about_its_size_is_refused_while_reading(runs):
     data = bytearray(buf.getvalue())
     first = data.find(b"PK\x01\x02")                  # the central directory's first entry
     struct.pack_into("<I", data, first + 24, 10)        # claims 10 bytes unpacked: passes the directory check
-    _refused(lambda: user_data.parse_image_zip(bytes(data), "z.zip"), "set/cat/0.png' does not match the size", runs)
+    _refused(lambda: user_images.parse_image_zip(bytes(data), "z.zip"), "set/cat/0.png' does not match the size", runs)
 
 
 def test_undecodable_images_are_named(runs):
     zipped = image_zip(small_images(np.random.default_rng(0)), {"set/dog/broken.png": b"not a png"})
-    _refused(lambda: user_data.parse_image_zip(zipped, "z.zip"), r"set/dog/broken.png cannot be decoded", runs)
+    _refused(lambda: user_images.parse_image_zip(zipped, "z.zip"), r"set/dog/broken.png cannot be decoded", runs)
 
 
 def test_csv_text_in_a_feature_column(runs):
