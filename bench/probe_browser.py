@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
-from slider_browser import CHROMIUM, _cpu_seconds, _idle_cpu, _pct, _settle, machine  # noqa: E402
+from slider_browser import CHROMIUM, _cpu_seconds, _idle_cpu, _pct, _settle, app_server, machine  # noqa: E402
 
 MOVES = """
 () => {
@@ -127,22 +126,15 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     from app_support import shipped_root
-    from test_browser import CHROMIUM_ARGS, _free_port, _wait_healthy
+    from test_browser import CHROMIUM_ARGS
 
     if shipped_root() is None:
         raise SystemExit("the shipped checkpoints are needed (the goals are about their conv decoders)")
     tmp = Path(tempfile.mkdtemp(prefix="latent-lab-probe-"))
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", LATENT_LAB_RUNS=str(tmp / "runs"),
                LATENT_LAB_WARM_UMAP="0")
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-                             "--server.port", str(port), "--server.address", "127.0.0.1",
-                             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
-    base = f"http://127.0.0.1:{port}"
     print(f"# machine: {machine()}; load average before the run: {Path('/proc/loadavg').read_text().split()[0]}")
-    try:
-        _wait_healthy(base, proc)
+    with app_server(env) as (proc, base):
         url = f"{base}/latent_map?ckpt={args.ckpt}&hgrid=0"
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
@@ -151,9 +143,6 @@ def main() -> None:
             web = hover(page, url, args.moves, proc.pid)
             g16, g24 = grid_ms(page, url, 16), grid_ms(page, url, 24)
             browser.close()
-    finally:
-        proc.terminate()
-        proc.wait(10)
     ref = torch_reference(args.ckpt, (16, 24))
     print(f"# load average after the run: {Path('/proc/loadavg').read_text().split()[0]} (on {os.cpu_count()} cores)")
 

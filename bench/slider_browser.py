@@ -20,6 +20,7 @@ The last line is machine-readable.
 from __future__ import annotations
 
 import argparse
+from contextlib import contextmanager
 import os
 import platform
 import statistics
@@ -166,6 +167,26 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}; {chromium}"
 
 
+@contextmanager
+def app_server(env: dict):
+    """`streamlit run app.py` on a free loopback port with `env`: yields (its process, its base URL) once it answers
+    its health check, and stops it afterwards."""
+    from test_browser import _free_port, _wait_healthy
+
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+                             "--server.port", str(port), "--server.address", "127.0.0.1",
+                             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(base, proc)
+        yield proc, base
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--moves", type=int, default=30, help="moves per path (>= 30 for the p90)")
@@ -176,7 +197,7 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     from app_support import shipped_root, train_stand_ins
-    from test_browser import CHROMIUM_ARGS, _free_port, _wait_healthy
+    from test_browser import CHROMIUM_ARGS
 
     tmp = Path(tempfile.mkdtemp(prefix="latent-lab-slider-"))
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", LATENT_LAB_RUNS=str(tmp / "runs"),
@@ -184,15 +205,8 @@ def main() -> None:
     if shipped_root() is None:
         print("# shipped checkpoints missing: training small stand-ins")
         env["LATENT_LAB_CHECKPOINTS"] = str(train_stand_ins(tmp / "ckpts"))
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-                             "--server.port", str(port), "--server.address", "127.0.0.1",
-                             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
-    base = f"http://127.0.0.1:{port}"
     print(f"# machine: {machine()}")
-    try:
-        _wait_healthy(base, proc)
+    with app_server(env) as (proc, base):
         url = f"{base}/interpolation?ckpt={args.ckpt}&i0=500&i1=3500"
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
@@ -204,9 +218,6 @@ def main() -> None:
             web = browser_path(page, url, args.moves, proc.pid)
             browser.close()
         idle = _idle_cpu(proc.pid, web["wall"])
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
     n = args.moves
     b50, b90, s50, s90 = _pct(web["lat"], 50), _pct(web["lat"], 90), _pct(srv["lat"], 50), _pct(srv["lat"], 90)

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -89,6 +90,20 @@ def assert_clean(at) -> None:
     """No exception element and no st.error on the page."""
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
+
+
+def rerun_until(at, cond, seconds: float = 90, clean: bool = False) -> None:
+    """Rerun the page every 0.5 s until cond() holds (a background job has finished), failing at once on an
+    exception (clean=True: on an st.error too, e.g. a job that failed), and at the end if it never held."""
+    deadline = time.time() + seconds
+    while not cond() and time.time() < deadline:
+        time.sleep(0.5)
+        at.run()
+        if clean:
+            assert_clean(at)
+        else:
+            assert not at.exception, [e.value for e in at.exception]
+    assert cond()
 
 
 def sidebar_ckpt(at):

@@ -2,12 +2,11 @@
 interval, t·v on a sample (server fallback: AppTest has no browser), kept vectors as JSON, and the URL."""
 
 import json
-import time
 
 import numpy as np
 import pytest
 
-from app_support import app_env, app_checkpoints, assert_clean, new_app, shipped_root  # noqa: F401
+from app_support import app_env, app_checkpoints, assert_clean, new_app, rerun_until, shipped_root  # noqa: F401
 
 PAGE = "app_pages/attributes.py"
 INTERVAL = "AUC, 95 % bootstrap interval"
@@ -18,15 +17,6 @@ needs_shipped = pytest.mark.skipif(shipped_root() is None, reason="needs the shi
 
 def _metric(at, label: str) -> str:
     return next(m.value for m in at.metric if m.label == label)
-
-
-def _wait_for(at, cond, seconds=120):
-    deadline = time.time() + seconds
-    while not cond() and time.time() < deadline:
-        time.sleep(0.5)
-        at.run()
-        assert not at.exception, [e.value for e in at.exception]
-    assert cond()
 
 
 def _current(at):
@@ -81,7 +71,7 @@ def test_two_well_separated_classes_give_auc_near_one_with_an_interval(app_env):
     at = new_app(PAGE, query={"attr": "0,1"})
     assert_clean(at)
     assert float(_metric(at, "Separation along v (AUC)")) > 0.98
-    _wait_for(at, lambda: _metric(at, INTERVAL) != "…")  # the bootstrap runs in a worker process
+    rerun_until(at, lambda: _metric(at, INTERVAL) != "…", 120)  # the bootstrap runs in a worker process
     low, high = (float(x) for x in _metric(at, INTERVAL).split(" – "))
     assert 0.97 < low <= high <= 1.0
     assert float(_metric(at, "Direction stability (cosine)")) > 0.95
@@ -135,7 +125,7 @@ def test_json_export_then_import_round_trips_through_the_page(app_env, downloads
     from core.attributes import vectors_from_json
 
     at = new_app(PAGE)
-    _wait_for(at, lambda: _metric(at, INTERVAL) != "…")
+    rerun_until(at, lambda: _metric(at, INTERVAL) != "…", 120)
     at.run()
     at.button(key="w_attr_keep").click().run()
     at.selectbox(key="w_attr_b").set_value("4").run()
@@ -209,7 +199,7 @@ def test_an_uploaded_checkpoint_is_measured_in_a_worker(app_env):
     at.select_slider(key="w_attr_s_seeds").set_value(2).run()
     at.select_slider(key="w_attr_s_n").set_value(500).run()
     at.button(key="w_attr_s_run").click().run()
-    _wait_for(at, lambda: _sampler_table(at) is not None, seconds=400)
+    rerun_until(at, lambda: _sampler_table(at) is not None, seconds=400)
     assert_clean(at)
     table = _sampler_table(at)
     for sampler in ("held-out-real", "prior", "ex-post", "knn-interpolate"):
@@ -240,7 +230,7 @@ def test_the_analogy_check_says_how_often_b_plus_v_is_called_a(app_env):
     def sentence():
         return next((md.value for md in at.markdown if md.value.startswith("**Does the analogy work?**")), None)
 
-    _wait_for(at, lambda: sentence() is not None)
+    rerun_until(at, lambda: sentence() is not None, 120)
     text = sentence()
     assert "Adding v to each of the 500 codes of class 1" in text
     called_7 = float(text.split("calls **")[1].split("%")[0])

@@ -1,21 +1,11 @@
 """AppTest: the Latent map & holes page — map, selection gallery, hole metrics, UMAP in the background."""
 
-import time
 
 import pytest
 
-from app_support import app_env, app_checkpoints, assert_clean, new_app  # noqa: F401
+from app_support import app_env, app_checkpoints, assert_clean, new_app, rerun_until  # noqa: F401
 
 PAGE = "app_pages/latent_map.py"
-
-
-def _wait_for(at, cond, seconds=90):
-    deadline = time.time() + seconds
-    while not cond() and time.time() < deadline:
-        time.sleep(0.5)
-        at.run()
-        assert not at.exception, [e.value for e in at.exception]
-    assert cond()
 
 
 def test_renders_with_defaults_and_hole_table(app_env):
@@ -24,7 +14,7 @@ def test_renders_with_defaults_and_hole_table(app_env):
     assert at.title[0].value == "Latent map & holes"
     assert len(at.get("plotly_chart")) >= 3  # the map + at least two density views
     # The table grows a row per model as each one's hole metrics finish in the background.
-    _wait_for(at, lambda: len(at.dataframe) >= 1 and len(at.dataframe[0].value) >= 2)
+    rerun_until(at, lambda: len(at.dataframe) >= 1 and len(at.dataframe[0].value) >= 2, 90)
     table = at.dataframe[0].value
     assert "hole fraction (box)" in table.columns
     assert table["hole fraction (box)"].between(0, 1).all()
@@ -70,7 +60,7 @@ def test_umap_in_background_then_cached(app_env):
     at.radio(key="w_map_method_False").set_value("UMAP").run()
     assert not at.exception
 
-    _wait_for(at, lambda: any("UMAP" in str(c.proto) for c in at.get("plotly_chart")), seconds=300)
+    rerun_until(at, lambda: any("UMAP" in str(c.proto) for c in at.get("plotly_chart")), seconds=300)
     assert_clean(at)
 
 

@@ -14,7 +14,7 @@ import torch
 
 from app_support import shipped_root
 from test_browser import IDLE, _no_exception, _open, _settle, page, server  # noqa: F401 (fixtures)
-from test_browser_decode import TOL, _FramesSent, _wait_live
+from test_browser_decode import TOL, _drag_without_rerun, _FramesSent, _wait_live
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -43,17 +43,7 @@ def test_t_slider_decodes_apply_vector_in_the_browser(page, server, frames):  # 
     canvases = root.locator("canvas[data-kind='decoded']")
     assert canvases.count() == 5  # z + t·v and four bootstrap draws
     slider = root.locator("[data-testid='llDecoderSlider']")
-    box = slider.bounding_box()
-    y = box["y"] + box["height"] / 2
-    page.mouse.move(box["x"] + box["width"] * 0.5, y)  # the thumb at t = 0 (range -2 .. 2)
-    page.wait_for_timeout(300)
-    sent0 = len(frames)
-    page.mouse.down()
-    for i in range(1, 11):
-        page.mouse.move(box["x"] + box["width"] * (0.5 + 0.035 * i), y)
-        page.wait_for_timeout(40)
-    page.wait_for_timeout(300)
-    assert len(frames) == sent0, "dragging t must not talk to the server (no rerun)"
+    sent0 = _drag_without_rerun(page, slider, frames, 10, 0.035, "dragging t")  # from t = 0 of -2 .. 2
     t = float(slider.input_value())
     assert t >= 0.5
 

@@ -58,6 +58,24 @@ def frames(page):  # noqa: F811 - registered before the first navigation so the 
     return _FramesSent(page)
 
 
+def _drag_without_rerun(page, slider, frames, moves: int, step: float, what: str) -> int:
+    """Press a browser slider's thumb at the middle of its track and drag it `moves` times by `step` of the track's
+    width (the mouse stays down), then assert the page sent the server nothing meanwhile: the browser decodes.
+    -> the number of frames sent before the drag."""
+    box = slider.bounding_box()
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] * 0.5, y)
+    page.wait_for_timeout(300)
+    sent0 = len(frames)
+    page.mouse.down()
+    for i in range(1, moves + 1):
+        page.mouse.move(box["x"] + box["width"] * (0.5 + step * i), y)
+        page.wait_for_timeout(40)
+    page.wait_for_timeout(300)
+    assert len(frames) == sent0, f"{what} must not talk to the server (no rerun)"
+    return sent0
+
+
 @pytest.mark.parametrize("path", _shipped(), ids=lambda p: p.name)
 def test_browser_decode_equals_torch(page, server, frames, path):  # noqa: F811
     from core.checkpoints import load_checkpoint
@@ -86,18 +104,8 @@ def test_drag_decodes_in_browser_without_rerun_and_release_updates_url(page, ser
     before_pixels = canvas.evaluate("c => c.toDataURL()")
     paints0 = int(page.locator(".ll-root").first.get_attribute("data-paints") or 0)
     slider = page.locator("[data-testid='llDecoderSlider']").first
-    box = slider.bounding_box()
-    y = box["y"] + box["height"] / 2
     # the thumb of a range over [-0.5, 1.5] sits at (lam + 0.5) / 2 of the track
-    page.mouse.move(box["x"] + box["width"] * 0.5, y)
-    page.wait_for_timeout(300)
-    sent0 = len(frames)
-    page.mouse.down()
-    for i in range(1, 16):
-        page.mouse.move(box["x"] + box["width"] * (0.5 + 0.02 * i), y)
-        page.wait_for_timeout(40)
-    page.wait_for_timeout(300)
-    assert len(frames) == sent0, "moving the browser slider must not talk to the server (no rerun)"
+    sent0 = _drag_without_rerun(page, slider, frames, 15, 0.02, "moving the browser slider")
     assert page.locator(IDLE).count() == 1
     paints = int(page.locator(".ll-root").first.get_attribute("data-paints"))
     assert paints >= paints0 + 5, f"only {paints - paints0} repaints during a 15-step drag"
@@ -127,17 +135,7 @@ def test_isda_direction_drag_stays_in_browser_and_release_reaches_server(page, s
     moved = page.locator(".ll-root canvas[data-kind='decoded']").first
     before = moved.evaluate("c => c.toDataURL()")
     slider = page.locator("[data-testid='llDecoderSlider']").first  # v1, over [-3, 3]
-    box = slider.bounding_box()
-    y = box["y"] + box["height"] / 2
-    page.mouse.move(box["x"] + box["width"] * 0.5, y)
-    page.wait_for_timeout(300)
-    sent0 = len(frames)
-    page.mouse.down()
-    for i in range(1, 12):
-        page.mouse.move(box["x"] + box["width"] * (0.5 + 0.04 * i), y)
-        page.wait_for_timeout(40)
-    page.wait_for_timeout(300)
-    assert len(frames) == sent0, "moving a direction slider must not talk to the server"
+    sent0 = _drag_without_rerun(page, slider, frames, 11, 0.04, "moving a direction slider")
     assert moved.evaluate("c => c.toDataURL()") != before, "the moved sample must change while dragging"
     shown = float(page.locator(".ll-slider-value").first.inner_text())
     assert shown >= 1.5
@@ -211,17 +209,7 @@ def test_traversal_offset_drag_decodes_every_row_in_browser(page, server, frames
     paints0 = int(root.get_attribute("data-paints") or 0)
     slider = root.locator("[data-testid='llDecoderSlider']")
     assert slider.count() == 1
-    box = slider.bounding_box()
-    y = box["y"] + box["height"] / 2
-    page.mouse.move(box["x"] + box["width"] * 0.5, y)  # the thumb at t = 0 (range -3 .. 3)
-    page.wait_for_timeout(300)
-    sent0 = len(frames)
-    page.mouse.down()
-    for i in range(1, 13):
-        page.mouse.move(box["x"] + box["width"] * (0.5 + 0.03 * i), y)
-        page.wait_for_timeout(40)
-    page.wait_for_timeout(300)
-    assert len(frames) == sent0, "moving the offset slider must not talk to the server (no rerun)"
+    sent0 = _drag_without_rerun(page, slider, frames, 12, 0.03, "moving the offset slider")  # from t = 0 of -3 .. 3
     assert page.locator(IDLE).count() == 1
     assert int(root.get_attribute("data-paints")) >= paints0 + 5
     after = shot()

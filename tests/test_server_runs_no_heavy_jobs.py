@@ -5,11 +5,10 @@ process, and the core functions that do the work are made to fail in this proces
 called them in-process would show an error."""
 
 import os
-import time
 
 import pytest
 
-from app_support import app_env, app_checkpoints, assert_clean, new_app  # noqa: F401
+from app_support import app_env, app_checkpoints, assert_clean, new_app, rerun_until  # noqa: F401
 
 HEAVY = {"saliency-pair", "umap", "holes", "latents"}
 
@@ -34,15 +33,6 @@ def _in_server(*_a, **_k):
     raise AssertionError("heavy work ran in the web server's process")
 
 
-def _wait_for(at, cond, seconds):
-    deadline = time.time() + seconds
-    while not cond() and time.time() < deadline:
-        time.sleep(0.5)
-        at.run()
-        assert_clean(at)  # a job that failed shows an error: fail now, not after the wait
-    assert cond()
-
-
 @pytest.mark.slow
 def test_saliency_umap_and_holes_run_in_worker_processes(app_env, worker_executor, monkeypatch):
     import core.holes
@@ -61,8 +51,8 @@ def test_saliency_umap_and_holes_run_in_worker_processes(app_env, worker_executo
     at = new_app("app_pages/latent_map.py")
     assert_clean(at)
     at.radio(key="w_map_method_False").set_value("UMAP").run()
-    _wait_for(at, lambda: any("UMAP" in str(c.proto) for c in at.get("plotly_chart")), seconds=240)
-    _wait_for(at, lambda: len(at.dataframe) >= 1 and len(at.dataframe[0].value) >= 2, seconds=240)
+    rerun_until(at, lambda: any("UMAP" in str(c.proto) for c in at.get("plotly_chart")), seconds=240, clean=True)
+    rerun_until(at, lambda: len(at.dataframe) >= 1 and len(at.dataframe[0].value) >= 2, seconds=240, clean=True)
     assert_clean(at)
 
     log = worker_executor.job_log()
