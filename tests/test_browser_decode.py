@@ -124,7 +124,9 @@ def test_drag_decodes_in_browser_without_rerun_and_release_updates_url(page, ser
 def test_server_decode_switch_keeps_the_old_slider(page, server, frames):  # noqa: F811
     _open(page, f"{server}/interpolation?decode=server")
     page.get_by_text("λ = 0.50").first.wait_for(timeout=30_000)
-    assert page.locator("[data-testid='stSlider']").count() >= 1
+    # the caption can be drawn before the slider's fragment on a loaded machine: wait for the slider itself
+    page.locator("[data-testid='stSlider']").first.wait_for(timeout=30_000)
+    _settle(page)
     assert page.locator(LIVE).count() == 0
 
 
