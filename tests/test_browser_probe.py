@@ -149,6 +149,9 @@ def test_grid_tiles_and_hole_depth_equal_core(page, server):  # noqa: F811
     want = hole_depth_of(codes, torch.from_numpy(z))
     np.testing.assert_allclose(main["depth"], want, rtol=1e-4)
     assert np.ptp(want) > 0.5, "a window over the whole map holds both filled tiles and holes"
+    images = np.asarray(main["images"], np.float32)  # the tiles as painted (decodeMany), before 8-bit rounding
+    diff = float(np.abs(images - _torch_decode(ckpt, codes)).max())
+    assert diff <= 1e-3, f"grid tiles vs torch max |diff| = {diff:.2e}"
     # the hole comparison: one grid per compared model (8 x 8 by default)
     compared = grids[1:]
     assert len(compared) >= 2 and all(g["n"] == 8 and len(g["depth"]) == 64 for g in compared)

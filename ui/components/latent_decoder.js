@@ -319,13 +319,20 @@ function lookup(sha) {
   return dec;
 }
 
-// The test hook: window.latentLab.decode(sha256, [[z...], ...]) -> arrays of decoded values (browser decode).
+// The test hooks: window.latentLab.decode / decodeMany(sha256, [[z...], ...]) -> arrays of decoded values (browser decode).
 window.latentLab = {
   shas: () => [...LAB.decoders.keys()],
   decode(sha, zs) {
     const dec = LAB.decoders.get(sha);
     if (!dec) throw new Error(`no decoder for ${sha} in this tab`);
     return zs.map((z) => Array.from(dec.decode(z)));
+  },
+  // the same codes through decodeMany (the grid's batched path) -> arrays of decoded values
+  decodeMany(sha, zs) {
+    const dec = LAB.decoders.get(sha);
+    if (!dec) throw new Error(`no decoder for ${sha} in this tab`);
+    const flat = dec.decodeMany(zs, zs.length), size = flat.length / Math.max(zs.length, 1);
+    return zs.map((_, i) => Array.from(flat.subarray(i * size, (i + 1) * size)));
   },
   paints: () => LAB.paints.slice(),
   codeAt: (path, values) => Array.from(codeAt(path, values)),

@@ -186,23 +186,34 @@ function drawTile(panel, g, k) {
   ctx.strokeRect(x + ctx.lineWidth / 2, y + ctx.lineWidth / 2, tw - ctx.lineWidth, th - ctx.lineWidth);
 }
 
+const GRID_BATCH = 8; // tiles decoded together (decodeMany), ~10 ms of a z = 16 conv decoder: small next to a frame's budget
+
 function gridStep(panel, budgetMs) {
   const g = panel.grid;
   if (!g || g.done) return true;
   const { inverse, train, dim, typical } = panel.map;
   const t0 = performance.now();
   while (g.next < g.points.length && performance.now() - t0 < budgetMs) {
-    const [x, y] = g.points[g.next++];
-    const r = codeAtPoint(inverse, x, y, g.hint);
-    if (r.triangle >= 0) g.hint = r.triangle;
-    if (!r.code) { g.codes.push(null); g.depth.push(NaN); g.inside.push(false); g.images.push(null); }
-    else {
+    // a batch of tiles: their codes (null outside the data), then one decodeMany of those inside
+    const first = g.next, last = Math.min(g.points.length, first + GRID_BATCH);
+    const inside = [];
+    for (let k = first; k < last; k++) {
+      const [x, y] = g.points[k];
+      const r = codeAtPoint(inverse, x, y, g.hint);
+      if (r.triangle >= 0) g.hint = r.triangle;
       g.codes.push(r.code);
-      g.depth.push(nearest(train, dim, typical, r.code).depth);
-      g.inside.push(true);
-      g.images.push(panel.dec.decode(r.code));
+      g.depth.push(r.code ? nearest(train, dim, typical, r.code).depth : NaN);
+      g.inside.push(!!r.code);
+      g.images.push(null);
+      if (r.code) inside.push(k);
     }
-    drawTile(panel, g, g.next - 1);
+    if (inside.length) {
+      const images = panel.dec.decodeMany(inside.map((k) => g.codes[k]), inside.length);
+      const size = images.length / inside.length;
+      inside.forEach((k, i) => { g.images[k] = images.subarray(i * size, (i + 1) * size); });
+    }
+    for (let k = first; k < last; k++) drawTile(panel, g, k);
+    g.next = last;
   }
   if (g.next >= g.points.length) { g.done = true; g.ms = performance.now() - g.t0; }
   return g.done;
@@ -297,7 +308,7 @@ window.latentLabProbe = {
     const { codes, inside } = window.latentLabProbe.codesAt(spec, points);
     return { codes, inside, decoded: codes.map((z) => (z ? Array.from(dec.decode(z)) : null)) };
   },
-  // every panel's last grid: {title, n, points, codes, depth (null outside), ms}
+  // every panel's last grid: {title, n, points, codes, depth and images (null outside), ms}
   grids() {
     // the elements live in shadow roots (document.querySelectorAll does not see them): a registry, in page order
     PROBE_LAB.roots = PROBE_LAB.roots.filter((r) => r.isConnected);
@@ -306,6 +317,7 @@ window.latentLabProbe = {
       title: p.title, n: p.grid?.n ?? 0, win: p.grid?.win ?? null, done: !!p.grid?.done, ms: p.grid?.ms ?? null, points: p.grid?.points ?? [],
       codes: (p.grid?.codes ?? []).map((z) => (z ? Array.from(z) : null)),
       depth: (p.grid?.depth ?? []).map((v) => (Number.isFinite(v) ? v : null)),
+      images: (p.grid?.images ?? []).map((x) => (x ? Array.from(x) : null)),
     })));
   },
   paints: () => PROBE_LAB.paints.slice(),
