@@ -105,7 +105,7 @@ function linearStep(L, chunk) {
 function gatherConvStep(L, chunk, taps, wAt) {
   const [ci, h, wd] = L.in_shape, [co, oh, ow] = L.out_shape, [kh, kw] = L.kernel;
   const raw = floats(L.weight, ci * co * kh * kw), b = floats(L.bias, co) || new Float32Array(co);
-  // weights -> (kh, kw, Cout, Cin): for one tap and 4 output channels, 4 contiguous runs over the input channels
+  // weights -> (kh, kw, Cout, Cin): for one tap and a block of output channels, contiguous runs over the input channels
   const w = new Float32Array(raw.length);
   for (let ky = 0; ky < kh; ky++)
     for (let kx = 0; kx < kw; kx++)
@@ -125,18 +125,71 @@ function gatherConvStep(L, chunk, taps, wAt) {
     }
   }
   const tapX = Int32Array.from(tx), tapW = Int32Array.from(tw);
-  const inSize = ci * h * wd, outSize = co * P, co8 = co - (co % 8), ci4 = ci - (ci % 4);
+  // pixels with the same taps (of a strided convolution: the same parity, away from the border) go in pairs:
+  // one weight load then serves both pixels
+  const groups = new Map();
+  for (let p = 0; p < P; p++) {
+    const key = tw.slice(start[p], start[p + 1]).join();
+    if (!groups.has(key)) groups.set(key, []);
+    groups.get(key).push(p);
+  }
+  const pairList = [], singleList = [];
+  for (const ps of groups.values()) {
+    for (let i = 0; i + 1 < ps.length; i += 2) pairList.push(ps[i], ps[i + 1]);
+    if (ps.length % 2) singleList.push(ps[ps.length - 1]);
+  }
+  const pairs = Int32Array.from(co >= 4 ? pairList : []), singles = Int32Array.from(co >= 4 ? singleList : [...Array(P).keys()]);
+  const inSize = ci * h * wd, outSize = co * P, co4 = co - (co % 4), co8 = co - (co % 8), ci4 = ci - (ci % 4);
   const out = new Float32Array(chunk * outSize);
+  // one output channel c of one pixel (taps [t0, t1)): 4 partial sums over the input channels
+  const one = (x, xb, t0, t1, c) => {
+    let s0 = b[c], s1 = 0, s2 = 0, s3 = 0;
+    for (let t = t0; t < t1; t++) {
+      const xo = xb + tapX[t], w0 = tapW[t] + c * ci;
+      let k = 0;
+      for (; k < ci4; k += 4) {
+        s0 += x[xo + k] * w[w0 + k]; s1 += x[xo + k + 1] * w[w0 + k + 1];
+        s2 += x[xo + k + 2] * w[w0 + k + 2]; s3 += x[xo + k + 3] * w[w0 + k + 3];
+      }
+      for (; k < ci; k++) s0 += x[xo + k] * w[w0 + k];
+    }
+    return s0 + s1 + s2 + s3;
+  };
   return {
     size: outSize,
     run(x, m) {
       for (let j = 0; j < m; j++) {
         const xb = j * inSize, ob = j * outSize;
-        for (let p = 0; p < P; p++) {
-          const t0 = start[p], t1 = start[p + 1], op = ob + p * co;
+        for (let i = 0; i < pairs.length; i += 2) {
+          // 2 pixels x 4 channels: 8 independent sums (an add waits only for the previous add of its own sum)
+          const p = pairs[i], q = pairs[i + 1], t0 = start[p], nt = start[p + 1] - t0, u0 = start[q];
+          const op = ob + p * co, oq = ob + q * co;
+          for (let c = 0; c < co4; c += 4) {
+            let a0 = b[c], a1 = b[c + 1], a2 = b[c + 2], a3 = b[c + 3];
+            let e0 = a0, e1 = a1, e2 = a2, e3 = a3;
+            for (let t = 0; t < nt; t++) {
+              const xp = xb + tapX[t0 + t], xq = xb + tapX[u0 + t];
+              const w0 = tapW[t0 + t] + c * ci, w1 = w0 + ci, w2 = w1 + ci, w3 = w2 + ci;
+              for (let k = 0; k < ci; k++) {
+                const u = x[xp + k], v = x[xq + k];
+                const g0 = w[w0 + k], g1 = w[w1 + k], g2 = w[w2 + k], g3 = w[w3 + k];
+                a0 += u * g0; a1 += u * g1; a2 += u * g2; a3 += u * g3;
+                e0 += v * g0; e1 += v * g1; e2 += v * g2; e3 += v * g3;
+              }
+            }
+            out[op + c] = a0; out[op + c + 1] = a1; out[op + c + 2] = a2; out[op + c + 3] = a3;
+            out[oq + c] = e0; out[oq + c + 1] = e1; out[oq + c + 2] = e2; out[oq + c + 3] = e3;
+          }
+          for (let c = co4; c < co; c++) {
+            out[op + c] = one(x, xb, t0, t0 + nt, c);
+            out[oq + c] = one(x, xb, u0, u0 + nt, c);
+          }
+        }
+        for (let i = 0; i < singles.length; i++) {
+          const p = singles[i], t0 = start[p], t1 = start[p + 1], op = ob + p * co;
           let c = 0;
           for (; c < co8; c += 8) {
-            // 8 independent sums: an add waits for the previous add of its own sum only
+            // 8 channels at once: each input value loaded once for all 8, 8 independent sums
             let s0 = b[c], s1 = b[c + 1], s2 = b[c + 2], s3 = b[c + 3];
             let s4 = b[c + 4], s5 = b[c + 5], s6 = b[c + 6], s7 = b[c + 7];
             for (let t = t0; t < t1; t++) {
@@ -151,20 +204,7 @@ function gatherConvStep(L, chunk, taps, wAt) {
             out[op + c] = s0; out[op + c + 1] = s1; out[op + c + 2] = s2; out[op + c + 3] = s3;
             out[op + c + 4] = s4; out[op + c + 5] = s5; out[op + c + 6] = s6; out[op + c + 7] = s7;
           }
-          for (; c < co; c++) {
-            // one output channel (the last layer of an image decoder): 4 partial sums over the input channels
-            let s0 = b[c], s1 = 0, s2 = 0, s3 = 0;
-            for (let t = t0; t < t1; t++) {
-              const xo = xb + tapX[t], w0 = tapW[t] + c * ci;
-              let k = 0;
-              for (; k < ci4; k += 4) {
-                s0 += x[xo + k] * w[w0 + k]; s1 += x[xo + k + 1] * w[w0 + k + 1];
-                s2 += x[xo + k + 2] * w[w0 + k + 2]; s3 += x[xo + k + 3] * w[w0 + k + 3];
-              }
-              for (; k < ci; k++) s0 += x[xo + k] * w[w0 + k];
-            }
-            out[op + c] = s0 + s1 + s2 + s3;
-          }
+          for (; c < co; c++) out[op + c] = one(x, xb, t0, t1, c);
         }
       }
       return out;
