@@ -94,6 +94,10 @@ def test_browser_decode_equals_torch(page, server, frames, path):  # noqa: F811
     assert got.shape == want.shape
     diff = float(np.abs(got - want).max())
     assert diff <= TOL, f"{path.name}: browser vs torch max |diff| = {diff:.2e}"
+    many = np.asarray(page.evaluate("([sha, zs]) => window.latentLab.decodeMany(sha, zs)", [sha, z.tolist()]),
+                      np.float32)  # the batched path the decoded manifold uses
+    diff = float(np.abs(many - want).max())
+    assert many.shape == want.shape and diff <= TOL, f"{path.name}: decodeMany vs torch max |diff| = {diff:.2e}"
     _no_exception(page, path.name)
 
 

@@ -149,6 +149,9 @@ def test_grid_tiles_and_hole_depth_equal_core(page, server):  # noqa: F811
     want = hole_depth_of(codes, torch.from_numpy(z))
     np.testing.assert_allclose(main["depth"], want, rtol=1e-4)
     assert np.ptp(want) > 0.5, "a window over the whole map holds both filled tiles and holes"
+    images = np.asarray(main["images"], np.float32)  # the tiles as painted (decodeMany), before 8-bit rounding
+    diff = float(np.abs(images - _torch_decode(ckpt, codes)).max())
+    assert diff <= 1e-3, f"grid tiles vs torch max |diff| = {diff:.2e}"
     # the hole comparison: one grid per compared model (8 x 8 by default)
     compared = grids[1:]
     assert len(compared) >= 2 and all(g["n"] == 8 and len(g["depth"]) == 64 for g in compared)
@@ -157,6 +160,35 @@ def test_grid_tiles_and_hole_depth_equal_core(page, server):  # noqa: F811
     np.testing.assert_allclose(other["depth"], hole_depth_of(np.asarray(other["codes"]), torch.from_numpy(z_other)),
                                rtol=1e-4)
     _no_exception(page, "grid")
+
+
+def test_grid_decoded_by_workers_equals_the_page_and_torch(page, server):  # noqa: F811
+    """On 4+ cores the grid's batches go to Web Workers (forced here: this box may have 2): same tiles as torch's
+    decode, and the very same values as the page's own thread decoded."""
+    name = "mnist5k-aae-uniform-z16"
+    ckpt, _ = _model(name)
+    _open(page, f"{server}/latent_map?ckpt=shipped/{name}&grid=8&hgrid=0")
+    _wait_probe(page, 1)
+    done = "() => { const g = window.latentLabProbe.grids()[0]; return g && g.n === 8 && g.done; }"
+    page.wait_for_function(done, timeout=120_000)
+    before = page.evaluate("() => window.latentLabProbe.grids()[0]")
+    root = page.locator(".lp-root").first
+    count = int(root.get_attribute("data-grids"))
+    page.evaluate("() => { window.__latentLabGridWorkers = 2; window.latentLabProbe.regrid(); }")
+    try:
+        page.wait_for_function("([el, n]) => +el.getAttribute('data-grids') > n", arg=[root.element_handle(), count],
+                               timeout=120_000)
+        after = page.evaluate("() => window.latentLabProbe.grids()[0]")
+    finally:
+        page.evaluate("() => { delete window.__latentLabGridWorkers; }")
+    assert after["workers"] == 2 and after["done"], "the grid was decoded by the 2 workers asked for"
+    inside = [i for i, z in enumerate(after["codes"]) if z is not None]
+    assert inside and after["codes"] == before["codes"]
+    images = np.asarray([after["images"][i] for i in inside], np.float32)
+    np.testing.assert_array_equal(images, np.asarray([before["images"][i] for i in inside], np.float32))
+    diff = float(np.abs(images - _torch_decode(ckpt, [after["codes"][i] for i in inside])).max())
+    assert diff <= 1e-3, f"worker tiles vs torch max |diff| = {diff:.2e}"
+    _no_exception(page, "grid workers")
 
 
 def test_one_pointer_probes_every_compared_model(page, server):  # noqa: F811

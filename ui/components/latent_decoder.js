@@ -30,49 +30,68 @@ function floats(b64, n) {
 
 const prod = (a) => a.reduce((p, v) => p * v, 1);
 
-function linearStep(L) {
+// How the decode is laid out (all for speed; it computes what torch does, up to float32 rounding):
+// - activations are Float32Arrays (torch's own precision), preallocated once per decoder: a decode allocates
+//   only its result; sums are accumulated in doubles;
+// - image activations are kept channels-last (H, W, C) inside the decoder: a convolution is then a gather
+//   per output pixel whose innermost loop runs over contiguous input channels and contiguous weights, with
+//   the valid kernel taps of every output pixel listed once at compile time (no bound checks per multiply),
+//   and 8 output channels accumulated at once (each input value loaded once for all 8, and 8 independent sums
+//   keep the adds from waiting on each other); torch's (C, H, W)
+//   order is restored by a permutation step wherever a flat vector is needed (before a linear, at the end);
+// - decodeMany runs a chunk of codes through each layer in turn, so a linear layer is a small matrix-matrix
+//   product that loads each weight once for 2 codes.
+const CHUNK = 16; // codes per pass of decodeMany (activations for 16 codes of the z = 16 conv decoder: ~0.6 MB)
+
+function linearStep(L, chunk) {
   const nIn = L.in, nOut = L.out;
-  const w = floats(L.weight, nIn * nOut), b = floats(L.bias, nOut);
-  const out = new Float64Array(nOut);
+  const w = floats(L.weight, nIn * nOut), b = floats(L.bias, nOut) || new Float32Array(nOut);
+  const out = new Float32Array(chunk * nOut);
   return {
     size: nOut,
-    run(x) {
-      for (let o = 0; o < nOut; o++) {
-        let s = b ? b[o] : 0;
-        const row = o * nIn;
-        for (let i = 0; i < nIn; i++) s += w[row + i] * x[i];
-        out[o] = s;
-      }
-      return out;
-    },
-  };
-}
-
-function conv2dStep(L) {
-  const [ci, h, wd] = L.in_shape, [co, oh, ow] = L.out_shape;
-  const [kh, kw] = L.kernel, [sh, sw] = L.stride, [ph, pw] = L.padding, [dh, dw] = L.dilation;
-  const w = floats(L.weight, co * ci * kh * kw), b = floats(L.bias, co);
-  const out = new Float64Array(co * oh * ow);
-  return {
-    size: out.length,
-    run(x) {
-      for (let c = 0; c < co; c++) {
-        for (let oy = 0; oy < oh; oy++) {
-          for (let ox = 0; ox < ow; ox++) {
-            let s = b ? b[c] : 0;
-            for (let k = 0; k < ci; k++) {
-              for (let ky = 0; ky < kh; ky++) {
-                const iy = oy * sh - ph + ky * dh;
-                if (iy < 0 || iy >= h) continue;
-                const xrow = (k * h + iy) * wd, wrow = ((c * ci + k) * kh + ky) * kw;
-                for (let kx = 0; kx < kw; kx++) {
-                  const ix = ox * sw - pw + kx * dw;
-                  if (ix >= 0 && ix < wd) s += x[xrow + ix] * w[wrow + kx];
-                }
-              }
-            }
-            out[(c * oh + oy) * ow + ox] = s;
+    run(x, m) {
+      // out (m, nOut) = x (m, nIn) @ w.T + b, 2 codes x 4 outputs at a time
+      let j = 0;
+      for (; j + 2 <= m; j += 2) {
+        const x0 = j * nIn, x1 = x0 + nIn, o0 = j * nOut, o1 = o0 + nOut;
+        let o = 0;
+        for (; o + 4 <= nOut; o += 4) {
+          const r0 = o * nIn, r1 = r0 + nIn, r2 = r1 + nIn, r3 = r2 + nIn;
+          let a0 = b[o], a1 = b[o + 1], a2 = b[o + 2], a3 = b[o + 3];
+          let c0 = a0, c1 = a1, c2 = a2, c3 = a3;
+          for (let i = 0; i < nIn; i++) {
+            const u = x[x0 + i], v = x[x1 + i];
+            const w0 = w[r0 + i], w1 = w[r1 + i], w2 = w[r2 + i], w3 = w[r3 + i];
+            a0 += u * w0; a1 += u * w1; a2 += u * w2; a3 += u * w3;
+            c0 += v * w0; c1 += v * w1; c2 += v * w2; c3 += v * w3;
           }
+          out[o0 + o] = a0; out[o0 + o + 1] = a1; out[o0 + o + 2] = a2; out[o0 + o + 3] = a3;
+          out[o1 + o] = c0; out[o1 + o + 1] = c1; out[o1 + o + 2] = c2; out[o1 + o + 3] = c3;
+        }
+        for (; o < nOut; o++) {
+          const r = o * nIn;
+          let a = b[o], c = b[o];
+          for (let i = 0; i < nIn; i++) { a += x[x0 + i] * w[r + i]; c += x[x1 + i] * w[r + i]; }
+          out[o0 + o] = a; out[o1 + o] = c;
+        }
+      }
+      for (; j < m; j++) {
+        const x0 = j * nIn, o0 = j * nOut;
+        let o = 0;
+        for (; o + 4 <= nOut; o += 4) {
+          const r0 = o * nIn, r1 = r0 + nIn, r2 = r1 + nIn, r3 = r2 + nIn;
+          let a0 = b[o], a1 = b[o + 1], a2 = b[o + 2], a3 = b[o + 3];
+          for (let i = 0; i < nIn; i++) {
+            const u = x[x0 + i];
+            a0 += u * w[r0 + i]; a1 += u * w[r1 + i]; a2 += u * w[r2 + i]; a3 += u * w[r3 + i];
+          }
+          out[o0 + o] = a0; out[o0 + o + 1] = a1; out[o0 + o + 2] = a2; out[o0 + o + 3] = a3;
+        }
+        for (; o < nOut; o++) {
+          const r = o * nIn;
+          let a = b[o];
+          for (let i = 0; i < nIn; i++) a += x[x0 + i] * w[r + i];
+          out[o0 + o] = a;
         }
       }
       return out;
@@ -80,38 +99,112 @@ function conv2dStep(L) {
   };
 }
 
-function convTranspose2dStep(L) {
-  const [ci, h, wd] = L.in_shape, [co, oh, ow] = L.out_shape;
-  const [kh, kw] = L.kernel, [sh, sw] = L.stride, [ph, pw] = L.padding, [dh, dw] = L.dilation;
-  const raw = floats(L.weight, ci * co * kh * kw), b = floats(L.bias, co);
-  // torch's (Cin, Cout, kh, kw) -> (Cin, kh, kw, Cout): the innermost loop then reads contiguous weights
+// A convolution (plain or transposed) as a gather over channels-last activations.
+// taps(oy, ox, ky, kx) -> the input pixel (iy * w + ix) that kernel tap (ky, kx) reads for output (oy, ox), or -1;
+// wAt(c, k, ky, kx) -> the index of that weight in torch's layout.
+function gatherConvStep(L, chunk, taps, wAt) {
+  const [ci, h, wd] = L.in_shape, [co, oh, ow] = L.out_shape, [kh, kw] = L.kernel;
+  const raw = floats(L.weight, ci * co * kh * kw), b = floats(L.bias, co) || new Float32Array(co);
+  // weights -> (kh, kw, Cout, Cin): for one tap and a block of output channels, contiguous runs over the input channels
   const w = new Float32Array(raw.length);
-  for (let k = 0; k < ci; k++)
-    for (let c = 0; c < co; c++)
-      for (let ky = 0; ky < kh; ky++)
-        for (let kx = 0; kx < kw; kx++) w[((k * kh + ky) * kw + kx) * co + c] = raw[((k * co + c) * kh + ky) * kw + kx];
-  const plane = oh * ow;
-  const out = new Float64Array(co * plane);
+  for (let ky = 0; ky < kh; ky++)
+    for (let kx = 0; kx < kw; kx++)
+      for (let c = 0; c < co; c++)
+        for (let k = 0; k < ci; k++) w[(((ky * kw + kx) * co + c) * ci) + k] = raw[wAt(c, k, ky, kx)];
+  // the valid taps of every output pixel: [start[p], start[p + 1]) index tapX (input offset) and tapW (weights)
+  const P = oh * ow, start = new Int32Array(P + 1), tx = [], tw = [];
+  for (let oy = 0; oy < oh; oy++) {
+    for (let ox = 0; ox < ow; ox++) {
+      for (let ky = 0; ky < kh; ky++) {
+        for (let kx = 0; kx < kw; kx++) {
+          const pix = taps(oy, ox, ky, kx);
+          if (pix >= 0) { tx.push(pix * ci); tw.push((ky * kw + kx) * co * ci); }
+        }
+      }
+      start[oy * ow + ox + 1] = tx.length;
+    }
+  }
+  const tapX = Int32Array.from(tx), tapW = Int32Array.from(tw);
+  // pixels with the same taps (of a strided convolution: the same parity, away from the border) go in pairs:
+  // one weight load then serves both pixels
+  const groups = new Map();
+  for (let p = 0; p < P; p++) {
+    const key = tw.slice(start[p], start[p + 1]).join();
+    if (!groups.has(key)) groups.set(key, []);
+    groups.get(key).push(p);
+  }
+  const pairList = [], singleList = [];
+  for (const ps of groups.values()) {
+    for (let i = 0; i + 1 < ps.length; i += 2) pairList.push(ps[i], ps[i + 1]);
+    if (ps.length % 2) singleList.push(ps[ps.length - 1]);
+  }
+  const pairs = Int32Array.from(co >= 4 ? pairList : []), singles = Int32Array.from(co >= 4 ? singleList : [...Array(P).keys()]);
+  const inSize = ci * h * wd, outSize = co * P, co4 = co - (co % 4), co8 = co - (co % 8), ci4 = ci - (ci % 4);
+  const out = new Float32Array(chunk * outSize);
+  // one output channel c of one pixel (taps [t0, t1)): 4 partial sums over the input channels
+  const one = (x, xb, t0, t1, c) => {
+    let s0 = b[c], s1 = 0, s2 = 0, s3 = 0;
+    for (let t = t0; t < t1; t++) {
+      const xo = xb + tapX[t], w0 = tapW[t] + c * ci;
+      let k = 0;
+      for (; k < ci4; k += 4) {
+        s0 += x[xo + k] * w[w0 + k]; s1 += x[xo + k + 1] * w[w0 + k + 1];
+        s2 += x[xo + k + 2] * w[w0 + k + 2]; s3 += x[xo + k + 3] * w[w0 + k + 3];
+      }
+      for (; k < ci; k++) s0 += x[xo + k] * w[w0 + k];
+    }
+    return s0 + s1 + s2 + s3;
+  };
   return {
-    size: out.length,
-    run(x) {
-      for (let c = 0; c < co; c++) out.fill(b ? b[c] : 0, c * plane, (c + 1) * plane);
-      for (let k = 0; k < ci; k++) {
-        for (let iy = 0; iy < h; iy++) {
-          for (let ix = 0; ix < wd; ix++) {
-            const v = x[(k * h + iy) * wd + ix];
-            if (v === 0) continue; // after a ReLU many inputs are exactly zero
-            for (let ky = 0; ky < kh; ky++) {
-              const oy = iy * sh - ph + ky * dh;
-              if (oy < 0 || oy >= oh) continue;
-              for (let kx = 0; kx < kw; kx++) {
-                const ox = ix * sw - pw + kx * dw;
-                if (ox < 0 || ox >= ow) continue;
-                const wbase = ((k * kh + ky) * kw + kx) * co, obase = oy * ow + ox;
-                for (let c = 0; c < co; c++) out[c * plane + obase] += v * w[wbase + c];
+    size: outSize,
+    run(x, m) {
+      for (let j = 0; j < m; j++) {
+        const xb = j * inSize, ob = j * outSize;
+        for (let i = 0; i < pairs.length; i += 2) {
+          // 2 pixels x 4 channels: 8 independent sums (an add waits only for the previous add of its own sum)
+          const p = pairs[i], q = pairs[i + 1], t0 = start[p], nt = start[p + 1] - t0, u0 = start[q];
+          const op = ob + p * co, oq = ob + q * co;
+          for (let c = 0; c < co4; c += 4) {
+            let a0 = b[c], a1 = b[c + 1], a2 = b[c + 2], a3 = b[c + 3];
+            let e0 = a0, e1 = a1, e2 = a2, e3 = a3;
+            for (let t = 0; t < nt; t++) {
+              const xp = xb + tapX[t0 + t], xq = xb + tapX[u0 + t];
+              const w0 = tapW[t0 + t] + c * ci, w1 = w0 + ci, w2 = w1 + ci, w3 = w2 + ci;
+              for (let k = 0; k < ci; k++) {
+                const u = x[xp + k], v = x[xq + k];
+                const g0 = w[w0 + k], g1 = w[w1 + k], g2 = w[w2 + k], g3 = w[w3 + k];
+                a0 += u * g0; a1 += u * g1; a2 += u * g2; a3 += u * g3;
+                e0 += v * g0; e1 += v * g1; e2 += v * g2; e3 += v * g3;
               }
             }
+            out[op + c] = a0; out[op + c + 1] = a1; out[op + c + 2] = a2; out[op + c + 3] = a3;
+            out[oq + c] = e0; out[oq + c + 1] = e1; out[oq + c + 2] = e2; out[oq + c + 3] = e3;
           }
+          for (let c = co4; c < co; c++) {
+            out[op + c] = one(x, xb, t0, t0 + nt, c);
+            out[oq + c] = one(x, xb, u0, u0 + nt, c);
+          }
+        }
+        for (let i = 0; i < singles.length; i++) {
+          const p = singles[i], t0 = start[p], t1 = start[p + 1], op = ob + p * co;
+          let c = 0;
+          for (; c < co8; c += 8) {
+            // 8 channels at once: each input value loaded once for all 8, 8 independent sums
+            let s0 = b[c], s1 = b[c + 1], s2 = b[c + 2], s3 = b[c + 3];
+            let s4 = b[c + 4], s5 = b[c + 5], s6 = b[c + 6], s7 = b[c + 7];
+            for (let t = t0; t < t1; t++) {
+              const xo = xb + tapX[t], w0 = tapW[t] + c * ci, w1 = w0 + ci, w2 = w1 + ci, w3 = w2 + ci;
+              const w4 = w3 + ci, w5 = w4 + ci, w6 = w5 + ci, w7 = w6 + ci;
+              for (let k = 0; k < ci; k++) {
+                const v = x[xo + k];
+                s0 += v * w[w0 + k]; s1 += v * w[w1 + k]; s2 += v * w[w2 + k]; s3 += v * w[w3 + k];
+                s4 += v * w[w4 + k]; s5 += v * w[w5 + k]; s6 += v * w[w6 + k]; s7 += v * w[w7 + k];
+              }
+            }
+            out[op + c] = s0; out[op + c + 1] = s1; out[op + c + 2] = s2; out[op + c + 3] = s3;
+            out[op + c + 4] = s4; out[op + c + 5] = s5; out[op + c + 6] = s6; out[op + c + 7] = s7;
+          }
+          for (; c < co; c++) out[op + c] = one(x, xb, t0, t1, c);
         }
       }
       return out;
@@ -119,46 +212,112 @@ function convTranspose2dStep(L) {
   };
 }
 
-function activationStep(L, size) {
-  const out = new Float64Array(size);
-  const f = {
-    relu: (v) => (v > 0 ? v : 0),
-    leaky_relu: (v) => (v >= 0 ? v : L.slope * v),
-    tanh: Math.tanh,
-    sigmoid: (v) => 1 / (1 + Math.exp(-v)),
-  }[L.op];
+function conv2dStep(L, chunk) {
+  const [ci, h, wd] = L.in_shape, co = L.out_shape[0], ow = L.out_shape[2];
+  const [kh, kw] = L.kernel, [sh, sw] = L.stride, [ph, pw] = L.padding, [dh, dw] = L.dilation;
+  return gatherConvStep(L, chunk, (oy, ox, ky, kx) => {
+    const iy = oy * sh - ph + ky * dh, ix = ox * sw - pw + kx * dw;
+    return iy >= 0 && iy < h && ix >= 0 && ix < wd ? iy * wd + ix : -1;
+  }, (c, k, ky, kx) => ((c * ci + k) * kh + ky) * kw + kx); // torch: (Cout, Cin, kh, kw)
+}
+
+function convTranspose2dStep(L, chunk) {
+  const [ci, h, wd] = L.in_shape, co = L.out_shape[0];
+  const [kh, kw] = L.kernel, [sh, sw] = L.stride, [ph, pw] = L.padding, [dh, dw] = L.dilation;
+  // torch scatters input (iy, ix) to output (iy * s - p + ky * d, ...): the output gathers from iy = (oy + p - ky * d) / s
+  return gatherConvStep(L, chunk, (oy, ox, ky, kx) => {
+    const ny = oy + ph - ky * dh, nx = ox + pw - kx * dw;
+    if (ny < 0 || nx < 0 || ny % sh !== 0 || nx % sw !== 0) return -1;
+    const iy = ny / sh, ix = nx / sw;
+    return iy < h && ix < wd ? iy * wd + ix : -1;
+  }, (c, k, ky, kx) => ((k * co + c) * kh + ky) * kw + kx); // torch: (Cin, Cout, kh, kw)
+}
+
+// (C, H, W) <-> channels-last (H, W, C): out[i] = x[from[i]] per code
+function permuteStep(from, chunk) {
+  const size = from.length, out = new Float32Array(chunk * size);
   return {
     size,
-    run(x) {
-      for (let i = 0; i < size; i++) out[i] = f(x[i]);
+    run(x, m) {
+      for (let j = 0; j < m; j++) {
+        const b = j * size;
+        for (let i = 0; i < size; i++) out[b + i] = x[b + from[i]];
+      }
       return out;
     },
   };
+}
+
+function chwToHwc([c, h, w]) {
+  const from = new Int32Array(c * h * w);
+  for (let p = 0; p < h * w; p++) for (let k = 0; k < c; k++) from[p * c + k] = k * h * w + p;
+  return from;
+}
+
+function hwcToChw([c, h, w]) {
+  const from = new Int32Array(c * h * w);
+  for (let k = 0; k < c; k++) for (let p = 0; p < h * w; p++) from[k * h * w + p] = p * c + k;
+  return from;
+}
+
+// elementwise, in place; one plain loop per kind (no function call per value)
+function activationStep(L, size) {
+  const slope = L.slope;
+  const loops = {
+    relu(x, n) { for (let i = 0; i < n; i++) if (x[i] < 0) x[i] = 0; },
+    leaky_relu(x, n) { for (let i = 0; i < n; i++) { const v = x[i]; if (v < 0) x[i] = slope * v; } },
+    tanh(x, n) { for (let i = 0; i < n; i++) x[i] = Math.tanh(x[i]); },
+    sigmoid(x, n) { for (let i = 0; i < n; i++) x[i] = 1 / (1 + Math.exp(-x[i])); },
+  };
+  const loop = loops[L.op];
+  return { size, run(x, m) { loop(x, m * size); return x; } };
 }
 
 function compile(spec) {
   if (spec.format !== "latent-lab-decoder/1") throw new Error(`unknown decoder format ${spec.format}`);
   const steps = [];
-  let size = spec.latent_dim;
+  const d = spec.latent_dim;
+  let size = d;
+  let hwc = null; // [C, H, W] while the activation is held channels-last, null while it is in torch's order
+  const toTorchOrder = () => {
+    if (hwc && hwc[0] > 1 && hwc[1] * hwc[2] > 1) steps.push(permuteStep(hwcToChw(hwc), CHUNK));
+    hwc = null;
+  };
+  const toChannelsLast = (shape) => {
+    if (shape[0] > 1 && shape[1] * shape[2] > 1) steps.push(permuteStep(chwToHwc(shape), CHUNK));
+    hwc = shape.slice();
+  };
   for (const L of spec.layers) {
-    let step;
     if (L.op === "linear") {
+      toTorchOrder();
       if (L.in !== size) throw new Error(`linear expects ${L.in} inputs, gets ${size}`);
-      step = linearStep(L);
-    } else if (L.op === "conv2d") step = conv2dStep(L);
-    else if (L.op === "conv_transpose2d") step = convTranspose2dStep(L);
-    else if (L.op === "reshape") {
+      steps.push(linearStep(L, CHUNK));
+    } else if (L.op === "conv2d" || L.op === "conv_transpose2d") {
+      if (!L.in_shape || prod(L.in_shape) !== size) throw new Error(`${L.op} expects ${L.in_shape}, gets ${size}`);
+      if (!hwc || hwc.join() !== L.in_shape.join()) { toTorchOrder(); toChannelsLast(L.in_shape); }
+      steps.push(L.op === "conv2d" ? conv2dStep(L, CHUNK) : convTranspose2dStep(L, CHUNK));
+      hwc = L.out_shape.slice();
+    } else if (L.op === "reshape") {
       if (prod(L.shape) !== size) throw new Error(`cannot reshape ${size} values to ${L.shape}`);
-      continue; // activations are flat arrays already
-    } else if (["relu", "leaky_relu", "tanh", "sigmoid"].includes(L.op)) step = activationStep(L, size);
+      toTorchOrder(); // a reshape is defined on torch's order
+      if (L.shape.length === 3) toChannelsLast(L.shape);
+      continue;
+    } else if (["relu", "leaky_relu", "tanh", "sigmoid"].includes(L.op)) steps.push(activationStep(L, size));
     else throw new Error(`unknown layer ${L.op}`);
-    if (L.in_shape && prod(L.in_shape) !== size) throw new Error(`${L.op} expects ${L.in_shape}, gets ${size}`);
-    steps.push(step);
-    size = step.size;
+    size = steps[steps.length - 1].size;
   }
+  toTorchOrder();
   if (size !== prod(spec.output_shape)) throw new Error(`decoder ends with ${size} values, not ${spec.output_shape}`);
   const sigmoid = spec.output === "sigmoid";
-  const d = spec.latent_dim;
+  const input = new Float32Array(CHUNK * d);
+  // codes [j0, j0 + m) -> out at j0 * size (the decoder's output, then model.decode's sigmoid)
+  const pass = (m, out, at) => {
+    let x = input;
+    for (const s of steps) x = s.run(x, m);
+    const n = m * size;
+    if (sigmoid) for (let i = 0; i < n; i++) out[at + i] = 1 / (1 + Math.exp(-x[i]));
+    else for (let i = 0; i < n; i++) out[at + i] = x[i];
+  };
   return {
     spec,
     latentDim: d,
@@ -166,10 +325,23 @@ function compile(spec) {
     // z (d numbers) -> a new Float32Array (*output_shape), what model.decode returns
     decode(z) {
       if (z.length !== d) throw new Error(`expected a code of length ${d}, got ${z.length}`);
-      let x = Float64Array.from(z);
-      for (const s of steps) x = s.run(x);
-      const out = new Float32Array(x.length);
-      for (let i = 0; i < x.length; i++) out[i] = sigmoid ? 1 / (1 + Math.exp(-x[i])) : x[i];
+      for (let j = 0; j < d; j++) input[j] = z[j];
+      const out = new Float32Array(size);
+      pass(1, out, 0);
+      return out;
+    },
+    // n codes (one flat array of n * d numbers, or n arrays of d) -> one Float32Array (n, *output_shape)
+    decodeMany(codes, n) {
+      const rows = n > 0 && typeof codes[0] === "object" && codes[0] !== null;
+      if (rows ? codes.length !== n || codes.some((z) => z.length !== d) : codes.length !== n * d)
+        throw new Error(`expected ${n} codes of length ${d}`);
+      const out = new Float32Array(n * size);
+      for (let j0 = 0; j0 < n; j0 += CHUNK) {
+        const m = Math.min(CHUNK, n - j0);
+        if (rows) for (let j = 0; j < m; j++) input.set(codes[j0 + j], j * d);
+        else for (let i = 0; i < m * d; i++) input[i] = codes[j0 * d + i];
+        pass(m, out, j0 * size);
+      }
       return out;
     },
   };
@@ -187,13 +359,20 @@ function lookup(sha) {
   return dec;
 }
 
-// The test hook: window.latentLab.decode(sha256, [[z...], ...]) -> arrays of decoded values (browser decode).
+// The test hooks: window.latentLab.decode / decodeMany(sha256, [[z...], ...]) -> arrays of decoded values (browser decode).
 window.latentLab = {
   shas: () => [...LAB.decoders.keys()],
   decode(sha, zs) {
     const dec = LAB.decoders.get(sha);
     if (!dec) throw new Error(`no decoder for ${sha} in this tab`);
     return zs.map((z) => Array.from(dec.decode(z)));
+  },
+  // the same codes through decodeMany (the grid's batched path) -> arrays of decoded values
+  decodeMany(sha, zs) {
+    const dec = LAB.decoders.get(sha);
+    if (!dec) throw new Error(`no decoder for ${sha} in this tab`);
+    const flat = dec.decodeMany(zs, zs.length), size = flat.length / Math.max(zs.length, 1);
+    return zs.map((_, i) => Array.from(flat.subarray(i * size, (i + 1) * size)));
   },
   paints: () => LAB.paints.slice(),
   codeAt: (path, values) => Array.from(codeAt(path, values)),

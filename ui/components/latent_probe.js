@@ -163,6 +163,7 @@ function startGrid(panel, rel, n) {
   const layer = document.createElement("canvas");
   layer.width = panel.canvas.width; layer.height = panel.canvas.height;
   panel.grid = { n, win, points, codes: [], depth: [], inside: [], images: [], next: 0, hint: 0, done: false,
+    pending: 0, drawn: 0, workers: !!workerPool(),
     t0: performance.now(), ms: null, layer, tile: document.createElement("canvas") };
 }
 
@@ -186,25 +187,155 @@ function drawTile(panel, g, k) {
   ctx.strokeRect(x + ctx.lineWidth / 2, y + ctx.lineWidth / 2, tw - ctx.lineWidth, th - ctx.lineWidth);
 }
 
+const GRID_BATCH = 8; // tiles decoded together (decodeMany): ~10 ms of a z = 16 conv decoder on one core
+
+// ----------------------------------------------------------------------------- a worker pool for the grid
+// The grid's batches are decoded by Web Workers (gridWorkers(): on 4+ cores) running the very same compile() as
+// this page (its source is taken from the functions in scope), so the tiles come in parallel and the page's
+// own thread stays free for the pointer. Where workers cannot start (a policy, an old browser) or one fails,
+// the batch is decoded here on the page's thread, as before.
+
+const WORKER_MAIN = `
+const decoders = new Map();
+onmessage = (e) => {
+  const { id, key, spec, codes, n } = e.data;
+  try {
+    if (spec) decoders.set(key, compile(spec));
+    const dec = decoders.get(key);
+    if (!dec) throw new Error("this worker has no decoder " + key);
+    const out = dec.decodeMany(codes, n);
+    postMessage({ id, out }, [out.buffer]);
+  } catch (err) {
+    postMessage({ id, error: String(err && err.message || err) });
+  }
+};`;
+
+function gridWorkers() {
+  // with 4 cores or more: one worker per core but one (the page, the compositor), at most 4. On 2 cores the page's
+  // own thread was faster (bench/probe_browser.py on a loaded 2-core box: 16 x 16 in 432 ms here, 623 ms with 2
+  // workers, each of which starts with a cold JIT). window.__latentLabGridWorkers = n overrides (tests, benches).
+  const forced = window.__latentLabGridWorkers;
+  if (Number.isInteger(forced) && forced >= 0) return Math.min(forced, 8);
+  const cores = navigator.hardwareConcurrency || 1;
+  return cores >= 4 ? Math.min(4, cores - 1) : 0;
+}
+
+function workerPool() {
+  const want = gridWorkers();
+  if (PROBE_LAB.pool !== undefined && PROBE_LAB.poolSize === want) return PROBE_LAB.pool;
+  const old = PROBE_LAB.pool;
+  if (old) { // another size was asked for: its batches still out are decoded on the page
+    old.workers.forEach((e) => e.w.terminate());
+    const jobs = [...old.pending.values()];
+    old.pending.clear();
+    jobs.forEach((job) => job(null));
+  }
+  PROBE_LAB.pool = null;
+  PROBE_LAB.poolSize = want;
+  try {
+    if (typeof Worker === "undefined" || typeof Blob === "undefined") return null;
+    const source = [`const LITTLE_ENDIAN = ${LITTLE_ENDIAN};`, `const CHUNK = ${CHUNK};`,
+      ...[floats, linearStep, gatherConvStep, conv2dStep, convTranspose2dStep, permuteStep, chwToHwc, hwcToChw,
+        activationStep, compile].map(String), `const prod = ${String(prod)};`, WORKER_MAIN].join("\n");
+    const url = URL.createObjectURL(new Blob([source], { type: "text/javascript" }));
+    const size = want;
+    if (!size) return null;
+    const pool = { workers: [], pending: new Map(), id: 0, keys: new WeakMap(), nextKey: 0 };
+    for (let i = 0; i < size; i++) {
+      const w = new Worker(url);
+      const entry = { w, busy: 0, has: new Set() };
+      w.onmessage = (e) => {
+        const job = pool.pending.get(e.data.id);
+        if (!job) return;
+        pool.pending.delete(e.data.id);
+        entry.busy--;
+        job(e.data.error ? null : e.data.out);
+      };
+      w.onerror = (e) => { // a worker that cannot run: every batch out is decoded on the page, and so is what follows
+        e.preventDefault();
+        pool.broken = true;
+        const jobs = [...pool.pending.values()];
+        pool.pending.clear();
+        jobs.forEach((job) => job(null));
+      };
+      pool.workers.push(entry);
+    }
+    PROBE_LAB.pool = pool;
+  } catch (e) {
+    PROBE_LAB.pool = null;
+  }
+  return PROBE_LAB.pool;
+}
+
+// decode codes (n arrays of d) with dec in a worker; done(Float32Array (n * size)) -- or null when no worker can
+function decodeInWorker(dec, codes, done) {
+  const pool = workerPool();
+  if (!pool || pool.broken) return false;
+  if (!pool.keys.has(dec)) pool.keys.set(dec, `d${pool.nextKey++}`);
+  const key = pool.keys.get(dec);
+  const entry = pool.workers.reduce((a, b) => (b.busy < a.busy ? b : a));
+  if (entry.busy >= 3) return false; // every worker has work queued: the caller waits for a frame
+  const d = dec.latentDim, n = codes.length, flat = new Float32Array(n * d);
+  codes.forEach((z, i) => flat.set(z, i * d));
+  const id = ++pool.id;
+  pool.pending.set(id, done);
+  entry.busy++;
+  const msg = { id, key, codes: flat, n };
+  try {
+    if (!entry.has.has(key)) msg.spec = dec.spec;
+    entry.w.postMessage(msg, [flat.buffer]);
+    entry.has.add(key);
+  } catch (e) {
+    pool.pending.delete(id);
+    entry.busy--;
+    pool.broken = true;
+    return false;
+  }
+  return true;
+}
+
 function gridStep(panel, budgetMs) {
   const g = panel.grid;
   if (!g || g.done) return true;
   const { inverse, train, dim, typical } = panel.map;
   const t0 = performance.now();
   while (g.next < g.points.length && performance.now() - t0 < budgetMs) {
-    const [x, y] = g.points[g.next++];
-    const r = codeAtPoint(inverse, x, y, g.hint);
-    if (r.triangle >= 0) g.hint = r.triangle;
-    if (!r.code) { g.codes.push(null); g.depth.push(NaN); g.inside.push(false); g.images.push(null); }
-    else {
-      g.codes.push(r.code);
-      g.depth.push(nearest(train, dim, typical, r.code).depth);
-      g.inside.push(true);
-      g.images.push(panel.dec.decode(r.code));
+    // a batch of tiles: their codes (null outside the data), then one decodeMany of those inside
+    const first = g.next, last = Math.min(g.points.length, first + GRID_BATCH);
+    const codes = [];
+    for (let k = first; k < last; k++) {
+      const [x, y] = g.points[k];
+      const r = codeAtPoint(inverse, x, y, g.hint);
+      if (r.triangle >= 0) g.hint = r.triangle;
+      codes.push(r.code);
     }
-    drawTile(panel, g, g.next - 1);
+    const inside = [];
+    codes.forEach((z, i) => { if (z) inside.push(first + i); });
+    const finish = (images) => {
+      if (panel.grid !== g) return; // a newer grid replaced this one
+      if (!images && inside.length) images = panel.dec.decodeMany(inside.map((k) => g.codes[k]), inside.length);
+      const size = inside.length ? images.length / inside.length : 0;
+      inside.forEach((k, i) => { g.images[k] = images.subarray(i * size, (i + 1) * size); });
+      for (let k = first; k < last; k++) drawTile(panel, g, k);
+      g.pending--;
+      g.drawn += last - first;
+    };
+    const zs = inside.map((k) => codes[k - first]);
+    if (inside.length && g.workers && !decodeInWorker(panel.dec, zs, finish)) {
+      if (!workerPool() || workerPool().broken) g.workers = false; // no workers: decode here
+      else break; // the workers are busy: dispatch more next frame
+    }
+    codes.forEach((z) => {
+      g.codes.push(z);
+      g.depth.push(z ? nearest(train, dim, typical, z).depth : NaN);
+      g.inside.push(!!z);
+      g.images.push(null);
+    });
+    g.next = last;
+    g.pending++;
+    if (!inside.length || !g.workers) finish(null);
   }
-  if (g.next >= g.points.length) { g.done = true; g.ms = performance.now() - g.t0; }
+  if (g.drawn >= g.points.length && !g.pending) { g.done = true; g.ms = performance.now() - g.t0; }
   return g.done;
 }
 
@@ -297,15 +428,17 @@ window.latentLabProbe = {
     const { codes, inside } = window.latentLabProbe.codesAt(spec, points);
     return { codes, inside, decoded: codes.map((z) => (z ? Array.from(dec.decode(z)) : null)) };
   },
-  // every panel's last grid: {title, n, points, codes, depth (null outside), ms}
+  // every panel's last grid: {title, n, points, codes, depth and images (null outside), ms, workers}
   grids() {
     // the elements live in shadow roots (document.querySelectorAll does not see them): a registry, in page order
     PROBE_LAB.roots = PROBE_LAB.roots.filter((r) => r.isConnected);
     const roots = PROBE_LAB.roots.slice().sort((a, b) => a.getBoundingClientRect().top - b.getBoundingClientRect().top);
     return roots.flatMap((root) => (root.__lpView?.panels || []).map((p) => ({
       title: p.title, n: p.grid?.n ?? 0, win: p.grid?.win ?? null, done: !!p.grid?.done, ms: p.grid?.ms ?? null, points: p.grid?.points ?? [],
+      workers: p.grid?.workers ? PROBE_LAB.pool.workers.length : 0, // 0: decoded on the page's thread
       codes: (p.grid?.codes ?? []).map((z) => (z ? Array.from(z) : null)),
       depth: (p.grid?.depth ?? []).map((v) => (Number.isFinite(v) ? v : null)),
+      images: (p.grid?.images ?? []).map((x) => (x ? Array.from(x) : null)),
     })));
   },
   paints: () => PROBE_LAB.paints.slice(),
@@ -411,18 +544,25 @@ export default function (component) {
     const token = (view.gridToken = (view.gridToken || 0) + 1);
     const t0 = performance.now();
     view.panels.forEach((p) => { if (n) startGrid(p, view.rel, n); else p.grid = null; });
+    view.gridDrawn = -1;
     const step = () => {
       if (token !== view.gridToken) return; // a newer window or size: this grid is dropped
       // ~50 ms of tiles per frame, then one repaint (the probe itself is not decoded again meanwhile)
       const done = view.panels.map((p) => gridStep(p, 50 / view.panels.length)).every(Boolean);
-      redrawBase();
-      view.panels.forEach((p) => drawFrame(p, view.uv));
-      if (!done) { view.status.textContent = `decoding the manifold… ${view.panels[0].grid.next} / ${n * n}`; requestAnimationFrame(step); return; }
+      // repaint only when tiles came in (while workers decode, most frames bring none: the page's thread stays free)
+      const drawn = view.panels.reduce((a, p) => a + p.grid.drawn, 0);
+      if (drawn !== view.gridDrawn || done) {
+        view.gridDrawn = drawn;
+        redrawBase();
+        view.panels.forEach((p) => drawFrame(p, view.uv));
+      }
+      if (!done) { view.status.textContent = `decoding the manifold… ${view.panels[0].grid.drawn} / ${n * n}`; requestAnimationFrame(step); return; }
       const ms = performance.now() - t0;
       root.setAttribute("data-grid-ms", String(ms));
       root.setAttribute("data-grids", String(+(root.getAttribute("data-grids") || 0) + 1));
       view.status.textContent = `${view.panels.length > 1 ? view.panels.length + " × " : ""}${n}×${n} decoded manifold ` +
-        `drawn in this browser in ${ms.toFixed(0)} ms; tile border = hole depth (green ≤ 1: as filled as the data, ` +
+        `drawn in this browser in ${ms.toFixed(0)} ms` +
+        (view.panels[0].grid.workers ? ` (${PROBE_LAB.pool.workers.length} workers)` : "") + `; tile border = hole depth (green ≤ 1: as filled as the data, ` +
         `orange: sparse, red: a hole as core.holes counts it, grey: outside the data)`;
     };
     if (n) step();
