@@ -36,6 +36,11 @@ def test_t_slider_decodes_apply_vector_in_the_browser(page, server, frames):  # 
 
     _open(page, f"{server}/attributes?ckpt=shipped/{NAME}&attr=7,1&i0={INDEX}&attrt=0")
     sha = _wait_live(page)
+    # The page polls its worker jobs (bootstrap interval, analogy check) with timed fragment reruns: wait until
+    # both have answered, so that any frame sent during the drag below can only come from the slider.
+    page.get_by_text("Does the analogy work?").first.wait_for(timeout=240_000)
+    page.get_by_text("in a worker process for the intervals").first.wait_for(state="detached", timeout=120_000)
+    _settle(page)
     ckpt = load_checkpoint(shipped_root() / NAME, device="cpu")
     assert sha == ckpt.sha256
     root = page.locator(".ll-root").first
