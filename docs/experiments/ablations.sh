@@ -20,19 +20,8 @@
 #    "caption": "label-spread+classic paired against label-spread on the same seeds."}
 #   {"name": "pool-10", "records": ["mnist-pool-10seeds.csv"], "caption": "The pool table at 10 seeds."}
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-PY=${PY:-.venv/bin/python}
-TEST=${TEST:-idx:../shared/data/mnist-test}
-SEEDS=${SEEDS:-10}
-WORKERS=${WORKERS:-2}
-EXTRA=${EXTRA:-}                # e.g. --deterministic, or --tuned docs/tuning/pool/tuned.json for a tuned column
-fewshot() {  # record name, args...
-  local name=$1; shift
-  OMP_NUM_THREADS=1 $PY -m core fewshot --dataset mnist5k --test "$TEST" --seeds "$SEEDS" --workers "$WORKERS" \
-      --gen vae.latent_dim=50 --out "runs/$name" $EXTRA "$@" >/dev/null
-  cp "runs/$name/results.csv" "docs/records/$name.csv"
-}
-mkdir -p docs/records
+# EXTRA: e.g. --deterministic, or --tuned docs/tuning/pool/tuned.json for a tuned column
+source "$(dirname "$0")/v3_common.sh"
 what=${1:-all}
 if [[ $what == spread || $what == all ]]; then
   fewshot ablation-umap --shots 2 10 --n-generated 400 --methods none label-spread

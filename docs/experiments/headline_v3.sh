@@ -15,19 +15,7 @@
 #    column with "label": "run")
 #   {"name": "pool-tuned", "records": ["mnist-pool-tuned.csv"], "caption": "Pool-using methods, tuned settings."}
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-PY=${PY:-.venv/bin/python}
-TEST=${TEST:-idx:../shared/data/mnist-test}
-SEEDS=${SEEDS:-10}
-WORKERS=${WORKERS:-2}
-EXTRA=${EXTRA:-}
-fewshot() {  # record name, args...
-  local name=$1; shift
-  OMP_NUM_THREADS=1 $PY -m core fewshot --dataset mnist5k --test "$TEST" --seeds "$SEEDS" --workers "$WORKERS" \
-      --gen vae.latent_dim=50 --out "runs/$name" $EXTRA "$@" >/dev/null
-  cp "runs/$name/results.csv" "docs/records/$name.csv"
-}
-mkdir -p docs/records
+source "$(dirname "$0")/v3_common.sh"
 what=${1:-all}
 if [[ $what == headline || $what == all ]]; then
   fewshot mnist-headline-tuned --tuned docs/tuning/tuned.json --shots 2 3 4 5 10 20 50 100 --n-generated 50 \
