@@ -333,7 +333,8 @@ def load_npz(path: str | Path) -> Dataset:
         if fh.read(4) != b"PK\x03\x04":  # an .npz is a zip; anything else (e.g. a raw pickle) is refused here
             raise DatasetError(f"npz:{path}: not a readable .npz file (save X and y with np.savez)")
     try:
-        names = _npz_members_checked(path)
+        with zipfile.ZipFile(path) as zf:
+            names = list(npz_members_checked(zf, f"npz:{path}"))
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in names}
     except DatasetError:
@@ -346,27 +347,30 @@ def load_npz(path: str | Path) -> Dataset:
     return dataset_from_arrays(f"npz:{path}", arrays)
 
 
-def _npz_members_checked(path: Path) -> list[str]:
-    """The arrays of NPZ_ARRAYS that the file holds, each one's unpacked size checked from the zip's directory
-    (ZipInfo.file_size) and its .npy header (shape x itemsize) before anything is decompressed."""
-    name = f"npz:{path}"
-    with zipfile.ZipFile(path) as zf:
-        members = {i.filename[:-4]: i for i in zf.infolist() if i.filename.endswith(".npy")}
-        if "X" not in members or "y" not in members:
-            raise DatasetError(f"{name}: needs arrays named 'X' and 'y', found {sorted(members)}")
-        wanted = [k for k in NPZ_ARRAYS if k in members]
-        total_values = total_bytes = 0
-        for key in wanted:
-            info = members[key]
-            check_data_size(f"{name} ({key})", 0, info.file_size)  # the zip directory's own claim
-            try:
-                with zf.open(info) as fp:  # reads the header only: a few hundred bytes inflated
-                    shape, dtype = _npy_header(fp)
-            except ValueError as exc:  # not an .npy header; raised here, not read as "object arrays" below
-                raise DatasetError(f"{name}: {key} is not a readable array ({exc})") from exc
-            total_values += math.prod(shape)
-            total_bytes += math.prod(shape) * dtype.itemsize
-            check_data_size(f"{name} ({key})", total_values, total_bytes)
+def npz_members_checked(zf: zipfile.ZipFile, name: str, keys=NPZ_ARRAYS) -> dict[str, zipfile.ZipInfo]:
+    """The arrays of `keys` that the open .npz holds (X and y required), each one's unpacked size checked from the
+    zip's directory (ZipInfo.file_size) and its .npy header (shape x itemsize) before anything is decompressed,
+    object arrays (pickles) refused from the header. -> {key: member}, in the order of `keys`. The CLI's npz:
+    files (load_npz) and uploads (core.user_data.parse_npz) both go through here."""
+    members = {i.filename[:-4]: i for i in zf.infolist() if i.filename.endswith(".npy")}
+    if "X" not in members or "y" not in members:
+        raise DatasetError(f"{name}: needs arrays named 'X' and 'y' (numpy.savez(f, X=..., y=...)), "
+                           f"found {sorted(members)}")
+    wanted = {k: members[k] for k in keys if k in members}
+    total_values = total_bytes = 0
+    for key, info in wanted.items():
+        check_data_size(f"{name} ({key})", 0, info.file_size)  # the zip directory's own claim
+        try:
+            with zf.open(info) as fp:  # reads the header only: a few hundred bytes inflated
+                shape, dtype = _npy_header(fp)
+        except ValueError as exc:  # not an .npy header; raised here, not read as "object arrays" below
+            raise DatasetError(f"{name}: {key} is not a readable array ({exc})") from exc
+        if dtype.hasobject:
+            raise DatasetError(f"{name}: {key} is an object array (a pickle), which is refused; save plain numeric "
+                               f"arrays (and class_names as strings) with numpy.savez")
+        total_values += math.prod(shape)
+        total_bytes += math.prod(shape) * dtype.itemsize
+        check_data_size(f"{name} ({key})", total_values, total_bytes)
     return wanted
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from core.data import MAX_CLASSES, DatasetError, _npy_header, _read_idx_stream, check_data_size
+from core.data import MAX_CLASSES, DatasetError, _read_idx_stream, check_data_size, npz_members_checked
 
 MAX_UPLOAD_BYTES = 512 * 1024 * 1024   # the file itself, as sent
 MAX_ROWS = 200_000                       # 3x MNIST's 70k; a bigger set is subsampled first
@@ -149,26 +149,11 @@ def parse_npz(data: bytes, source: str = "upload.npz") -> UserArrays:
     except zipfile.BadZipFile as exc:
         raise DatasetError(f"{name}: not a readable .npz file ({exc})") from exc
     with zf:
-        members = {i.filename[:-4]: i for i in zf.infolist() if i.filename.endswith(".npy")}
-        if "X" not in members or "y" not in members:
-            raise DatasetError(f"{name}: needs arrays named 'X' and 'y' (numpy.savez(f, X=..., y=...)), "
-                               f"found {sorted(members)}")
+        members = npz_members_checked(zf, name, NPZ_WANTED)
         if ("X_test" in members) != ("y_test" in members):
             raise DatasetError(f"{name}: give both X_test and y_test, or neither")
-        arrays, total = {}, 0
-        for key in (k for k in NPZ_WANTED if k in members):
-            info = members[key]
-            check_data_size(f"{name} ({key})", 0, info.file_size)   # the zip directory's claim
-            try:
-                with zf.open(info) as fp:
-                    shape, dtype = _npy_header(fp)
-            except ValueError as exc:
-                raise DatasetError(f"{name}: {key} is not a readable array ({exc})") from exc
-            if dtype.hasobject:
-                raise DatasetError(f"{name}: {key} is an object array (a pickle), which is refused; save plain "
-                                   f"numeric arrays (and class_names as strings) with numpy.savez")
-            total += int(np.prod(shape)) * max(dtype.itemsize, 4)
-            check_data_size(f"{name} ({key})", 0, total)
+        arrays = {}
+        for key, info in members.items():
             try:
                 with zf.open(info) as fp:
                     arrays[key] = np.lib.format.read_array(fp, allow_pickle=False)
