@@ -6,7 +6,9 @@ samplers (core.latent) and any code-to-code lookup on a map. Up to EXACT_LIMIT r
 cancellation) keeps every record bit-identical to before. Above it an N x N pass is quadratic (60k codes: 3.6e9
 distances, most of a minute on 2 cores), so an NN-descent index (pynndescent, the one umap-learn builds its
 kNN graph with; Dong et al. 2011) answers instead: agreement with exact >= 0.95 on a 20k set
-(tests/test_neighbours.py), built once per call with a fixed seed, so the same codes give the same neighbours.
+(tests/test_neighbours.py), built with a fixed seed, so the same codes give the same neighbours. The last few
+indexes are kept by the content of their reference (a hole metric searches one set of codes twice: itself, then
+the samples; 60k codes: ~40 s a build on one core).
 
 Shapes: reference (N, d), queries (M, d) float32 on the CPU; results (M, k) distances (float32, ascending)
 and indices (int64 rows of reference).
@@ -14,7 +16,10 @@ and indices (int64 rows of reference).
 
 from __future__ import annotations
 
+import hashlib
 import os
+import threading
+from collections import OrderedDict
 
 import numpy as np
 import torch
@@ -26,6 +31,9 @@ INDEX_NEIGHBOURS = 30        # the graph's degree: more is slower to build and m
 # The search keeps this many candidates even when fewer are asked for: on 20k clustered 16-d codes, 1-NN from a
 # k=1 search agreed with exact on 0.55 of queries, from a k=10 search (epsilon 0.2) on 0.99, at 0.07 s per 1k.
 SEARCH_K, SEARCH_EPSILON = 10, 0.2
+KEPT_INDEXES = 2             # a 60k index holds ~60k x 30 neighbours and its search trees: tens of MB each
+_kept: OrderedDict[tuple, object] = OrderedDict()
+_kept_lock = threading.Lock()
 
 
 def _f32(z) -> Tensor:
@@ -61,10 +69,22 @@ def exact(reference, queries, k: int, self_rows: Tensor | None = None,
 
 
 def _index(ref: np.ndarray, k: int):
+    """The NN-descent index of ref (N, d) float32 C-contiguous, or the kept one built from the same bytes (the
+    index is a function of the bytes and the settings: a fixed seed)."""
     from pynndescent import NNDescent
 
-    return NNDescent(ref, n_neighbors=max(INDEX_NEIGHBOURS, k + 2), random_state=INDEX_SEED, low_memory=True,
-                     verbose=False)
+    n_neighbors = max(INDEX_NEIGHBOURS, k + 2)
+    key = (ref.shape, hashlib.blake2b(ref.tobytes(), digest_size=16).hexdigest(), n_neighbors)
+    with _kept_lock:
+        if key in _kept:
+            _kept.move_to_end(key)
+            return _kept[key]
+    index = NNDescent(ref, n_neighbors=n_neighbors, random_state=INDEX_SEED, low_memory=True, verbose=False)
+    with _kept_lock:
+        _kept[key] = index
+        while len(_kept) > KEPT_INDEXES:
+            _kept.popitem(last=False)
+    return index
 
 
 def self_graph(reference, k: int) -> tuple[Tensor, Tensor]:
@@ -73,6 +93,7 @@ def self_graph(reference, k: int) -> tuple[Tensor, Tensor]:
     ref = np.ascontiguousarray(_f32(reference).numpy())
     k = min(k, len(ref) - 1)
     nn, dist = _index(ref, k).neighbor_graph                 # (N, n_neighbors), ascending, self usually first
+    nn, dist = nn.copy(), dist.copy()                         # the kept index's own arrays stay untouched
     nn, dist = torch.from_numpy(nn.astype(np.int64)), torch.from_numpy(dist.astype(np.float32))
     rows = torch.arange(len(ref))
     mine = nn == rows[:, None]
@@ -91,7 +112,8 @@ def approximate(reference, queries, k: int, self_rows: Tensor | None = None) -> 
     k = min(k, len(ref) - extra)
     index = _index(ref, k + extra)
     search = min(max(k + extra, SEARCH_K), len(ref))
-    nn, dist = index.query(q, k=search, epsilon=SEARCH_EPSILON)   # (M, search), ascending
+    with _kept_lock:   # a kept index is shared: its search reuses one `visited` buffer (not thread-safe)
+        nn, dist = index.query(q, k=search, epsilon=SEARCH_EPSILON)   # (M, search), ascending
     nn = torch.from_numpy(nn[:, :k + extra].astype(np.int64))
     dist = torch.from_numpy(dist[:, :k + extra].astype(np.float32))
     if extra:   # drop each query's own row (or its farthest hit when the search missed itself)

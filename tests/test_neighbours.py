@@ -81,3 +81,31 @@ def test_hole_distances_above_the_limit(monkeypatch):
     assert (approx_self > 0).all()
     assert torch.isclose(approx_self, exact_self, rtol=1e-4).float().mean() >= 0.95
     assert torch.equal(holes.nn_distances(samples, z), exact)
+
+
+def test_an_index_is_built_once_for_the_same_codes_and_answers_as_a_fresh_one(monkeypatch):
+    """A hole metric searches one set of codes twice (itself, then the samples): the second search reuses the
+    index built from the same bytes, and a kept index answers exactly as a freshly built one."""
+    import pynndescent
+
+    builds = []
+
+    class Counting(pynndescent.NNDescent):
+        def __init__(self, data, **kw):
+            builds.append(len(data))
+            super().__init__(data, **kw)
+
+    monkeypatch.setattr(pynndescent, "NNDescent", Counting)
+    monkeypatch.setattr(neighbours, "_kept", type(neighbours._kept)())
+    z, _ = codes(3_000, seed=5)
+    first = neighbours.approximate(z, z[:300], k=3)
+    graph = neighbours.self_graph(z, k=1)
+    again = neighbours.approximate(z.clone(), z[:300], k=3)        # another tensor, the same bytes
+    assert builds == [3_000]
+    assert torch.equal(first[1], again[1]) and torch.equal(first[0], again[0])
+    neighbours._kept.clear()
+    fresh = neighbours.approximate(z, z[:300], k=3)
+    assert builds == [3_000, 3_000] and torch.equal(fresh[1], first[1])
+    assert torch.equal(neighbours.self_graph(z, k=1)[1], graph[1])
+    neighbours.approximate(z + 1.0, z[:300], k=3)                   # other codes: a new index
+    assert builds == [3_000, 3_000, 3_000]
