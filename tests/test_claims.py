@@ -18,8 +18,8 @@ FIGURES = ("hole_share", "hole_depth", "confidence", "fd", "precision", "recall"
 def cited(tmp_path):
     (tmp_path / "demo.csv").write_text("\n".join(ROWS) + "\n")
     samplers = ["model,sampler,seed," + ",".join(FIGURES)] + [
-        f"ae,{smp},{s}," + ",".join(str(fd if f == "fd" else 0.5) for f in FIGURES)
-        for smp, base in (("prior", 100.0), ("ex-post", 10.0)) for s in range(3) for fd in [base + s * (1 + (smp == "prior"))]]
+        f"ae,{smp},{s}," + ",".join(str(fd if f == "fd" else 0.5) for f in FIGURES)   # fd: prior 100/102/104
+        for smp, base, step in (("prior", 100.0, 2), ("ex-post", 10.0, 1)) for s in range(3) for fd in [base + s * step]]
     (tmp_path / "samplers.csv").write_text("\n".join(samplers) + "\n")
     tables = [{"name": "demo", "records": ["demo.csv"]}, {"name": "s", "kind": "samplers", "records": ["samplers.csv"]}]
     return Cited(tables, tmp_path), tables, tmp_path
@@ -28,12 +28,13 @@ def cited(tmp_path):
 def test_every_field_gives_the_number_a_reader_computes_from_the_table(cited):
     c, _, _ = cited
     assert c.value("demo | lsi | 5") == pytest.approx(0.61)
-    assert c.value("demo | lsi | 5 | diff") == pytest.approx(0.10) and c.value("demo | lsi | 5 | ci") == pytest.approx(0, abs=1e-9)
+    assert c.value("demo | lsi | 5 | diff") == pytest.approx(0.10)
+    assert c.value("demo | lsi | 5 | ci") == pytest.approx(0, abs=1e-9)               # the same +0.10 on every seed
     assert c.value("demo | lsi | 5 | -diff") == pytest.approx(-0.10)                 # a loss written without its sign
     assert c.value("demo | mix | 5 | vs lsi") == pytest.approx(-0.098)
     lo, hi, half = (c.value(f"demo | mix | 5 | {f} none") for f in ("vslo", "vshi", "vsci"))
     assert lo == pytest.approx(0.002 - half) and hi == pytest.approx(0.002 + half) and half > 0
-    assert c.value("demo | none | 5 | below 0.55") == pytest.approx(0.04)           # a constant (the slides') minus ours
+    assert c.value("demo | none | 5 | below 0.55") == pytest.approx(0.04)           # a constant (the slides') - ours
     assert c.value("demo | none | 5 | above 0.55") == pytest.approx(-0.04)
     assert c.value("demo | lsi | 5+10") == pytest.approx(0.71)                       # the mean over two rows
     assert c.value("demo | lsi | 10 | avg pseudo_label_accuracy") == pytest.approx(0.91)
@@ -43,7 +44,7 @@ def test_a_samplers_table_is_cited_by_figure_and_model_sampler_row(cited):
     c, _, _ = cited
     assert c.value("s | fd | ae prior") == pytest.approx(102.0)
     assert c.value("s | fd | ae prior | lo") < 102.0 < c.value("s | fd | ae prior | hi")
-    assert c.value("s | fd | ae ex-post | vs ae prior") == pytest.approx(-91.0)        # this row minus that one, per seed
+    assert c.value("s | fd | ae ex-post | vs ae prior") == pytest.approx(-91.0)    # this row minus that one, per seed
     assert c.value("s | fd | ae ex-post | vslo ae prior") < -91.0 < c.value("s | fd | ae ex-post | vshi ae prior")
     with pytest.raises(ValueError, match="no row"):
         c.value("s | fd | ae knn")
@@ -74,7 +75,9 @@ def test_a_number_without_a_citation_must_name_why_and_only_known_reasons_count(
 def test_a_malformed_citation_is_an_error_that_says_what_to_write(cited):
     c, _, _ = cited
     for body, message in (("demo | lsi", "TABLE | COLUMN | ROW"), ("demo | lsi | 5 | vs", "unknown citation field"),
-                          ("demo | lsi | 5 | below", "unknown citation field"), ("demo | lsi | 7", "no column 'lsi' at shots 7"),
-                          ("demo | none | 5 | avg nothing", "no records with 'nothing'"), ("other | lsi | 5", "does not name")):
+                          ("demo | lsi | 5 | below", "unknown citation field"),
+                          ("demo | lsi | 7", "no column 'lsi' at shots 7"),
+                          ("demo | none | 5 | avg nothing", "no records with 'nothing'"),
+                          ("other | lsi | 5", "does not name")):
         with pytest.raises(ValueError, match=message):
             c.value(body)

@@ -155,7 +155,8 @@ def test_every_prose_number_of_the_results_doc_cites_its_table_or_names_why_not(
 
 
 def test_report_check_fails_on_a_prose_number_that_cites_nothing(tmp_path, capsys):
-    doc, args = _demo(tmp_path, "lsi reaches 0.610<!-- cite demo | lsi | 5 --> against the slides' 0.6<!-- nocite: slides -->")
+    doc, args = _demo(tmp_path, "lsi reaches 0.610<!-- cite demo | lsi | 5 --> "
+                                "against the slides' 0.6<!-- nocite: slides -->")
     capsys.readouterr()
     assert main(args + ["--check"]) == 0 and "slides 1" in capsys.readouterr().out
     doc.write_text(doc.read_text().replace("<!-- nocite: slides -->", ""))
