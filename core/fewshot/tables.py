@@ -61,15 +61,22 @@ def _unique(records: list[dict], metric: str) -> list[dict]:
 def render_samplers(table: dict, root: Path) -> str:
     """A samplers-against-the-holes table (`"kind": "samplers"`): core.sampler_table's summary of the records,
     mean [95 % t-interval over the sampling seeds] per figure."""
-    from core.sampler_table import format_table, read_records, summarise
+    from core.sampler_table import format_table, summarise
+
+    records = sampler_records(table, root)
+    seeds = sorted({int(r["seed"]) for r in records})
+    return (_head(table, f"{len(records)} rows, sampling seeds {seeds[0]}-{seeds[-1]}")
+            + "\n\n" + format_table(summarise(records)))
+
+
+def sampler_records(table: dict, root: Path) -> list[dict]:
+    """A samplers table's records (core.sampler_table.read_records of every file its patterns match)."""
+    from core.sampler_table import read_records
 
     files = sorted(f for pattern in table["records"] for f in glob.glob(str(root / pattern)))
     if not files:
         raise ValueError(f"no record files match {table['records']} under {root}")
-    records = [r for f in files for r in read_records(f)]
-    seeds = sorted({int(r["seed"]) for r in records})
-    return (_head(table, f"{len(records)} rows, sampling seeds {seeds[0]}-{seeds[-1]}")
-            + "\n\n" + format_table(summarise(records)))
+    return [r for f in files for r in read_records(f)]
 
 
 def render(table: dict, root: Path) -> str:
