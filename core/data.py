@@ -44,6 +44,7 @@ class Dataset:
     x: torch.Tensor  # (N, C, H, W) in [0, 1] or (N, F) standardised; float32
     y: torch.Tensor  # (N,) int64 in [0, n_classes)
     class_names: list[str] = field(default_factory=list)
+    feature_names: list[str] = field(default_factory=list)  # vectors: one name per feature (F,); images: empty
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -63,10 +64,11 @@ class Dataset:
     def subset(self, idx) -> "Dataset":
         import torch
         idx = torch.as_tensor(idx, dtype=torch.long)
-        return Dataset(self.id, self.x[idx], self.y[idx], list(self.class_names))
+        return Dataset(self.id, self.x[idx], self.y[idx], list(self.class_names), list(self.feature_names))
 
     def to(self, device) -> "Dataset":
-        return Dataset(self.id, self.x.to(device), self.y.to(device), list(self.class_names))
+        return Dataset(self.id, self.x.to(device), self.y.to(device), list(self.class_names),
+                       list(self.feature_names))
 
 
 # --- registry -------------------------------------------------------------------------------
@@ -133,7 +135,7 @@ def _load_user_spec(spec: str, train: bool) -> Dataset:
             raise DatasetError(f"{spec}: no such file {file}")
         user_data.check_file_size(spec, file.stat().st_size)
         arrays = user_data.parse_csv(file.read_bytes(), label, source=spec)
-        return Dataset(spec, _standardise(arrays.x), _labels(arrays.y), arrays.class_names)
+        return Dataset(spec, _standardise(arrays.x), _labels(arrays.y), arrays.class_names, arrays.feature_names)
     from core.user_images import parse_image_folder
 
     arrays = parse_image_folder(spec[len("imagefolder:"):])
@@ -202,7 +204,7 @@ def _breast_cancer(root: Path, train: bool, download: bool) -> Dataset:
 
     d = load_breast_cancer()
     return Dataset("breast-cancer", _standardise(d.data), torch.as_tensor(d.target, dtype=torch.long),
-                   [str(n) for n in d.target_names])
+                   [str(n) for n in d.target_names], [str(n) for n in d.feature_names])
 
 
 @register_dataset("wine", "scikit-learn's wine table (178 x 13), standardised")
@@ -212,7 +214,7 @@ def _wine(root: Path, train: bool, download: bool) -> Dataset:
 
     d = load_wine()
     return Dataset("wine", _standardise(d.data), torch.as_tensor(d.target, dtype=torch.long),
-                   [str(n) for n in d.target_names])
+                   [str(n) for n in d.target_names], [str(n) for n in d.feature_names])
 
 
 # --- torchvision (needs the files, or internet with download=True) -------------------------------
