@@ -228,5 +228,5 @@ def test_vector_chart_without_names_or_spread():
 def test_chart_width_grows_with_the_features():
     from ui.components.latent_decoder import chart_width
 
-    assert chart_width(13, 168) == 178 and chart_width(2, 168) == 168
-    assert chart_width(30, 72) == 348 and chart_width(500, 72) == 560
+    assert chart_width(13, 168) == 212 and chart_width(2, 168) == 168
+    assert chart_width(30, 72) == 416 and chart_width(500, 72) == 560

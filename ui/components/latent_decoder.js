@@ -434,7 +434,9 @@ function chartOf(chart, n, width) {
   const features = chart && chart.features && chart.features.length === n ? chart.features
     : Array.from({ length: n }, (_, i) => `f${i}`);
   const range = chart && chart.range ? chart.range : [-3, 3];
-  return { features, range, cssWidth: width, cssHeight: Math.round(Math.max(120, Math.min(200, width * 0.6))) };
+  const named = (width - 44) / n >= 11; // room for each feature's name under its bar (11 CSS px a bar)
+  const plot = Math.round(Math.max(100, Math.min(180, width * 0.5)));
+  return { features, range, named, cssWidth: width, cssHeight: plot + (named ? 64 : 0) };
 }
 
 const BAR_UP = "#1f77b4", BAR_DOWN = "#d62728"; // above / below the data's mean (0 for standardised features)
@@ -452,8 +454,8 @@ function paintBars(canvas, x, chart) {
   const n = x.length, [lo, hi] = chart.range;
   const font = 10 * dpr, left = Math.round(4.2 * font), right = 2 * dpr, top = Math.round(0.7 * font);
   const slot = (W - left - right) / n;
-  const named = slot >= 11 * dpr; // room for a name under each bar
-  const bottom = named ? Math.round(Math.min(0.45 * H, 7 * font)) : Math.round(0.7 * font);
+  const named = chart.named;
+  const bottom = Math.round((named ? 6.4 : 0.7) * font);
   const plotH = H - top - bottom;
   const yOf = (v) => top + Math.round(((hi - Math.min(hi, Math.max(lo, v))) / (hi - lo)) * plotH);
   const y0 = yOf(0);
@@ -493,6 +495,7 @@ function paintBars(canvas, x, chart) {
     });
   }
   canvas.__llBars = bars;
+  canvas.__llAxis = { range: [lo, hi], top, plotH, zero: y0 }; // y of v: top + round((hi - v) / (hi - lo) * plotH)
   canvas.setAttribute("data-bars", String(n));
 }
 

@@ -94,8 +94,8 @@ def chart_of(ds) -> dict | None:
 
 
 def chart_width(n_features: int, width: int) -> int:
-    """A bar chart's width in CSS pixels: at least `width`, ~10 px per feature, at most 560."""
-    return int(max(width, min(560, 10 * n_features + 48)))
+    """A bar chart's width in CSS pixels: at least `width`, ~12 px per feature (room for its name under it), at most 560."""
+    return int(max(width, min(560, 12 * n_features + 56)))
 
 
 def live_slider(wkey: str, ckpt_key: str, sha: str, *, path: dict, sliders: list[dict], panels: list[dict],
