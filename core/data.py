@@ -31,7 +31,7 @@ MAX_DATA_BYTES = 1 << 30
 NPZ_ARRAYS = ("X", "y", "class_names")  # what load_npz reads; other arrays in the file are never decompressed
 MAX_CLASSES = 1000
 MNIST_CLASSES = [str(i) for i in range(10)]
-USER_SPECS = "idx:PATH / npz:PATH / csv:PATH:LABEL_COLUMN / imagefolder:PATH / upload:SHA256"
+USER_SPECS = "idx:PATH / npz:PATH / csv:PATH:LABEL_COLUMN / imagefolder:PATH[:grey|rgb[:SIZE]] / upload:SHA256"
 
 
 class DatasetError(ValueError):
@@ -100,8 +100,9 @@ def default_data_root() -> Path:
 
 def load_dataset(spec: str = DEFAULT_DATASET, root: str | Path | None = None, train: bool = True,
                  download: bool = False) -> Dataset:
-    """Load a dataset by registry id or `idx:PATH` / `npz:PATH` / `csv:PATH:LABEL_COLUMN` / `imagefolder:PATH`
-    (a folder of class folders, or a .zip of them; 28x28 grey) / `upload:SHA256` (stored by core.data_store).
+    """Load a dataset by registry id or `idx:PATH` / `npz:PATH` / `csv:PATH:LABEL_COLUMN` /
+    `imagefolder:PATH[:grey|rgb[:SIZE]]` (a folder of class folders, or a .zip of them; 28x28 grey unless told,
+    32x32 for rgb) / `upload:SHA256` (stored by core.data_store).
 
     `train` picks the official split where the source has one (torchvision, IDX folders);
     the embedded sets (digits, mnist5k, tabular) are returned whole.
@@ -136,9 +137,9 @@ def _load_user_spec(spec: str, train: bool) -> Dataset:
         user_data.check_file_size(spec, file.stat().st_size)
         arrays = user_data.parse_csv(file.read_bytes(), label, source=spec)
         return Dataset(spec, _standardise(arrays.x), _labels(arrays.y), arrays.class_names, arrays.feature_names)
-    from core.user_images import parse_image_folder
+    from core.user_images import image_folder_spec, parse_image_folder
 
-    arrays = parse_image_folder(spec[len("imagefolder:"):])
+    arrays = parse_image_folder(*image_folder_spec(spec))
     return Dataset(spec, _images(arrays.x, 255.0), _labels(arrays.y), arrays.class_names)
 
 
