@@ -293,7 +293,8 @@ def move_panel(idx: int, on_server: bool) -> None:
                 + [{"title": title, "kind": "decoded", "caption": "t = {0}",
                     "path": {"kind": "directions", "base": z[idx], "dirs": [vec]}}
                    for title, vec in zip(titles, vectors)],
-                shape=tuple(ds.x.shape[1:]), on_release=_released, width=112)
+                shape=tuple(ds.x.shape[1:]), on_release=_released, width=112,
+                chart=latent_decoder.chart_of(ds))
         t = _t()
         if not live:
             if why:

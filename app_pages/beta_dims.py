@@ -167,7 +167,7 @@ def _browser_column(g: dict) -> tuple[bool, str | None]:
         panels=[{"title": f"dim {dim}", "kind": "decoded", "caption": "{+0}σ",
                  "path": {"kind": "directions", "base": g["z0"], "dirs": g["directions"][r:r + 1]}}
                 for r, dim in enumerate(g["dims"])],
-        shape=tuple(ds.x.shape[1:]), on_release=_released, width=72)
+        shape=tuple(ds.x.shape[1:]), on_release=_released, width=72, chart=latent_decoder.chart_of(ds))
 
 
 @st.fragment

@@ -144,7 +144,7 @@ def _browser_panel(mode: str, lam: float) -> tuple[bool, str | None]:
         panels=[{"title": "Decoded LSI sample", "kind": "decoded", "caption": "λ = {0}"},
                 {"title": "Pixel mixup, same λ", "kind": "mix", "caption": "λ = {0}",
                  "x0": latent_decoder.images_b64(x0), "x1": latent_decoder.images_b64(x1)}],
-        shape=tuple(x0.shape), on_release=_released)
+        shape=tuple(x0.shape), on_release=_released, chart=latent_decoder.chart_of(ds))
 
 
 @st.fragment

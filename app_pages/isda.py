@@ -87,7 +87,8 @@ def _browser_sliders(idx: int, k: int, lam: float) -> tuple[bool, str | None]:
                   "value": v} for i, v in enumerate(_coeffs(k))],
         panels=[{"title": f"Original #{idx}", "kind": "image", "x": latent_decoder.images_b64(ds.x[idx].numpy())},
                 {"title": "Moved", "kind": "decoded", "caption": " ".join(f"{{+{i}}}" for i in range(k))}],
-        shape=tuple(ds.x.shape[1:]), on_release=_released, width=140, slider_columns=2)
+        shape=tuple(ds.x.shape[1:]), on_release=_released, width=140, slider_columns=2,
+        chart=latent_decoder.chart_of(ds))
 
 
 @st.fragment

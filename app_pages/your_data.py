@@ -47,10 +47,13 @@ if len(files) == 1:
                                                key="w_ud_label")
     elif suffix == "zip":
         c1, c2 = st.columns(2)
-        colour = c1.radio("Colour", ["grey", "rgb"], horizontal=True, key="w_ud_colour",
-                          help="Grey: 1 channel; RGB: 3.")
+        from core.user_images import COLOURS, DEFAULT_SIZE, MAX_RESIZE
+
+        colour = c1.radio("Colour", list(COLOURS), horizontal=True, key="w_ud_colour",
+                          help="Grey: 1 channel; RGB: 3. The CLI reads the same folders as "
+                               "imagefolder:PATH:grey|rgb:SIZE.")
         options["colour"] = colour
-        options["size"] = int(c2.number_input("Resize to (pixels a side)", 4, 256, 28 if colour == "grey" else 32,
+        options["size"] = int(c2.number_input("Resize to (pixels a side)", 4, MAX_RESIZE, DEFAULT_SIZE[colour],
                                               key="w_ud_size"))
 name = st.text_input("Name", max_chars=100, key="w_ud_name", placeholder="the file's name")
 if st.button("Check and store", type="primary", disabled=not files, key="w_ud_store"):

@@ -31,7 +31,7 @@ MAX_DATA_BYTES = 1 << 30
 NPZ_ARRAYS = ("X", "y", "class_names")  # what load_npz reads; other arrays in the file are never decompressed
 MAX_CLASSES = 1000
 MNIST_CLASSES = [str(i) for i in range(10)]
-USER_SPECS = "idx:PATH / npz:PATH / csv:PATH:LABEL_COLUMN / imagefolder:PATH / upload:SHA256"
+USER_SPECS = "idx:PATH / npz:PATH / csv:PATH:LABEL_COLUMN / imagefolder:PATH[:grey|rgb[:SIZE]] / upload:SHA256"
 
 
 class DatasetError(ValueError):
@@ -44,6 +44,7 @@ class Dataset:
     x: torch.Tensor  # (N, C, H, W) in [0, 1] or (N, F) standardised; float32
     y: torch.Tensor  # (N,) int64 in [0, n_classes)
     class_names: list[str] = field(default_factory=list)
+    feature_names: list[str] = field(default_factory=list)  # vectors: one name per feature (F,); images: empty
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -63,10 +64,11 @@ class Dataset:
     def subset(self, idx) -> "Dataset":
         import torch
         idx = torch.as_tensor(idx, dtype=torch.long)
-        return Dataset(self.id, self.x[idx], self.y[idx], list(self.class_names))
+        return Dataset(self.id, self.x[idx], self.y[idx], list(self.class_names), list(self.feature_names))
 
     def to(self, device) -> "Dataset":
-        return Dataset(self.id, self.x.to(device), self.y.to(device), list(self.class_names))
+        return Dataset(self.id, self.x.to(device), self.y.to(device), list(self.class_names),
+                       list(self.feature_names))
 
 
 # --- registry -------------------------------------------------------------------------------
@@ -98,8 +100,9 @@ def default_data_root() -> Path:
 
 def load_dataset(spec: str = DEFAULT_DATASET, root: str | Path | None = None, train: bool = True,
                  download: bool = False) -> Dataset:
-    """Load a dataset by registry id or `idx:PATH` / `npz:PATH` / `csv:PATH:LABEL_COLUMN` / `imagefolder:PATH`
-    (a folder of class folders, or a .zip of them; 28x28 grey) / `upload:SHA256` (stored by core.data_store).
+    """Load a dataset by registry id or `idx:PATH` / `npz:PATH` / `csv:PATH:LABEL_COLUMN` /
+    `imagefolder:PATH[:grey|rgb[:SIZE]]` (a folder of class folders, or a .zip of them; 28x28 grey unless told,
+    32x32 for rgb) / `upload:SHA256` (stored by core.data_store).
 
     `train` picks the official split where the source has one (torchvision, IDX folders);
     the embedded sets (digits, mnist5k, tabular) are returned whole.
@@ -133,10 +136,10 @@ def _load_user_spec(spec: str, train: bool) -> Dataset:
             raise DatasetError(f"{spec}: no such file {file}")
         user_data.check_file_size(spec, file.stat().st_size)
         arrays = user_data.parse_csv(file.read_bytes(), label, source=spec)
-        return Dataset(spec, _standardise(arrays.x), _labels(arrays.y), arrays.class_names)
-    from core.user_images import parse_image_folder
+        return Dataset(spec, _standardise(arrays.x), _labels(arrays.y), arrays.class_names, arrays.feature_names)
+    from core.user_images import image_folder_spec, parse_image_folder
 
-    arrays = parse_image_folder(spec[len("imagefolder:"):])
+    arrays = parse_image_folder(*image_folder_spec(spec))
     return Dataset(spec, _images(arrays.x, 255.0), _labels(arrays.y), arrays.class_names)
 
 
@@ -202,7 +205,7 @@ def _breast_cancer(root: Path, train: bool, download: bool) -> Dataset:
 
     d = load_breast_cancer()
     return Dataset("breast-cancer", _standardise(d.data), torch.as_tensor(d.target, dtype=torch.long),
-                   [str(n) for n in d.target_names])
+                   [str(n) for n in d.target_names], [str(n) for n in d.feature_names])
 
 
 @register_dataset("wine", "scikit-learn's wine table (178 x 13), standardised")
@@ -212,7 +215,7 @@ def _wine(root: Path, train: bool, download: bool) -> Dataset:
 
     d = load_wine()
     return Dataset("wine", _standardise(d.data), torch.as_tensor(d.target, dtype=torch.long),
-                   [str(n) for n in d.target_names])
+                   [str(n) for n in d.target_names], [str(n) for n in d.feature_names])
 
 
 # --- torchvision (needs the files, or internet with download=True) -------------------------------

@@ -202,6 +202,8 @@ def load(spec: str, train: bool = True, root: Path | None = None):
         xt, _, _ = load_arrays(sha, True, root) if not train else (x, y, names)
         mean, std = xt.mean(0), xt.std(0)
         std[std == 0] = 1.0
+        features = [str(f) for f in read_manifest(sha, root).get("feature_names") or []]
         return Dataset(PREFIX + sha, torch.from_numpy(((x - mean) / std).astype(np.float32)),
-                       torch.as_tensor(y.astype(np.int64)), names)
+                       torch.as_tensor(y.astype(np.int64)), names,
+                       features if len(features) == x.shape[1] else [f"f{i}" for i in range(x.shape[1])])
     return dataset_from_arrays(PREFIX + sha, {"X": x, "y": y, "class_names": np.asarray(names)})

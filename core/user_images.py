@@ -23,6 +23,9 @@ MAX_ZIP_UNPACKED = MAX_DATA_BYTES        # what a zip's members may inflate to, 
 MAX_IMAGE_SIDE = 4096                    # a member claiming more is refused from its header (a pixel bomb)
 MAX_RESIZE = 256                         # the largest side a zip's images are resized to
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+COLOURS = ("grey", "rgb")
+DEFAULT_SIZE = {"grey": 28, "rgb": 32}   # pixels a side when none is given (the page's defaults too)
+FOLDER_SPEC = "imagefolder:PATH[:grey|rgb[:SIZE]]"
 
 
 def _member_name_checked(name: str, archive: str) -> str:
@@ -84,8 +87,37 @@ def _images_to_arrays(items, source: str, colour: str, size: int, kind: str) -> 
     return UserArrays(x, y, classes, source, {"kind": kind, "colour": colour, "size": size})
 
 
+def image_folder_spec(spec: str) -> tuple[str, str, int]:
+    """`imagefolder:PATH[:grey|rgb[:SIZE]]` -> (PATH, colour, size), checked as a browser upload's options are.
+
+    PATH may itself hold colons: the options are read from the right, and only when PATH as written is not a file
+    or folder that exists. No size: 28 for grey, 32 for RGB (DEFAULT_SIZE)."""
+    body = spec[len("imagefolder:"):] if spec.startswith("imagefolder:") else spec
+    if not body:
+        raise DatasetError(f"{spec}: write {FOLDER_SPEC} (a folder of class folders, or a .zip of them)")
+    if Path(body).expanduser().exists():
+        return body, "grey", DEFAULT_SIZE["grey"]
+    parts = body.rsplit(":", 2)
+    path, colour, size = body, "grey", None
+    if len(parts) == 3 and parts[1].lower() in COLOURS:
+        path, colour, size = parts[0], parts[1].lower(), parts[2]
+    elif len(parts) >= 2 and parts[-1].lower() in COLOURS:
+        path, colour = body.rsplit(":", 1)[0], parts[-1].lower()
+    elif len(parts) == 3 and parts[2].isdigit() and Path(parts[0]).expanduser().exists():
+        raise DatasetError(f"{spec}: the colour {parts[1]!r} is neither grey nor rgb; write {FOLDER_SPEC}")
+    elif len(parts) >= 2 and parts[-1].isdigit():
+        raise DatasetError(f"{spec}: give the colour before the size: {FOLDER_SPEC}, e.g. "
+                           f"imagefolder:{body.rsplit(':', 1)[0]}:grey:{parts[-1]}")
+    if size is None:
+        size = DEFAULT_SIZE[colour]
+    elif not size.isdigit():
+        raise DatasetError(f"{spec}: the size {size!r} is not a whole number of pixels; write {FOLDER_SPEC}")
+    _check_image_options(spec, colour, int(size))
+    return path, colour, int(size)
+
+
 def _check_image_options(source: str, colour: str, size: int) -> None:
-    if colour not in ("grey", "rgb"):
+    if colour not in COLOURS:
         raise DatasetError(f"{source}: colour must be 'grey' or 'rgb', got {colour!r}")
     if not 4 <= int(size) <= MAX_RESIZE:
         raise DatasetError(f"{source}: image size must be 4 to {MAX_RESIZE} pixels, got {size}")

@@ -156,6 +156,31 @@ def decoder_spec(model: nn.Module) -> dict:
             "output": "sigmoid" if is_image_shape(tuple(shape)) else "identity", "layers": layers}
 
 
+def vector_chart(x, feature_names=(), max_values: int = 200_000) -> dict:
+    """How the browser paints a decoded feature vector: {"features": F names, "range": [lo, hi]}.
+
+    x (N, F): the data set's (standardised) vectors. The axis is fixed by the data, not by each decoded vector,
+    so a bar's height means the same while a slider moves: from the 0.5th to the 99.5th percentile of every value
+    (of evenly spaced rows, at most `max_values` values: milliseconds on every rerun), always holding 0 (the features' mean), padded by a tenth. Features
+    without a name (or a list of the wrong length) are called f0, f1, ..."""
+    a = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+    if a.ndim != 2 or a.shape[1] < 1:
+        raise ValueError(f"a vector chart needs (N, F) data, got shape {a.shape}")
+    n, f = a.shape
+    names = [str(s) for s in feature_names]
+    if len(names) != f:
+        names = [f"f{i}" for i in range(f)]
+    max_rows = max(1, max_values // f)
+    rows = a[:: max(1, -(-n // max_rows))] if n else a
+    finite = rows[np.isfinite(rows)]
+    lo, hi = (float(np.quantile(finite, 0.005)), float(np.quantile(finite, 0.995))) if finite.size else (-1.0, 1.0)
+    lo, hi = min(lo, 0.0), max(hi, 0.0)
+    if hi - lo < 1e-6:
+        lo, hi = lo - 1.0, hi + 1.0
+    pad = 0.1 * (hi - lo)
+    return {"features": names, "range": [round(lo - pad if lo < 0 else lo, 4), round(hi + pad if hi > 0 else hi, 4)]}
+
+
 def spec_bytes(spec: dict) -> int:
     """Rough size of the spec on the wire (the base64 weights dominate)."""
     return sum(len(v) for layer in spec["layers"] for v in layer.values() if isinstance(v, str))

@@ -150,3 +150,10 @@ def test_mnist5k_fast_reader_gives_mlxtends_own_values():
     ref_x, ref_y = mnist_data()
     assert x.dtype == ref_x.dtype and np.array_equal(x, ref_x)
     assert np.array_equal(y, ref_y)
+
+
+@pytest.mark.parametrize("name,first", [("wine", "alcohol"), ("breast-cancer", "mean radius")])
+def test_tables_name_their_features_images_do_not(name, first):
+    ds = load_dataset(name)
+    assert len(ds.feature_names) == ds.x.shape[1] and ds.feature_names[0] == first
+    assert load_dataset("digits").feature_names == []

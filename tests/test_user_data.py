@@ -82,6 +82,18 @@ def test_csv_round_trips_with_text_labels():
     np.testing.assert_array_equal(arrays.y, np.arange(10) % 2)
 
 
+def test_a_tables_feature_names_reach_its_dataset_stored_or_read_from_the_cli(tmp_path):
+    """The bars a table model's decoder paints are labelled with these names (ui.components.latent_decoder)."""
+    table = "width,species,height\n" + "\n".join(f"{i * 0.5},{'ab'[i % 2]},{-i}" for i in range(10))
+    manifest = data_store.store(user_data.parse_csv(table.encode(), "species", "t.csv"), "t", owners=["o"])
+    for train in (True, False):
+        assert data_store.load(manifest["spec"], train=train).feature_names == ["width", "height"]
+    (tmp_path / "t.csv").write_text(table)
+    data = load_dataset(f"csv:{tmp_path / 't.csv'}:species")
+    assert data.feature_names == ["width", "height"]
+    assert data.subset([0, 1]).feature_names == ["width", "height"]
+
+
 def test_image_zip_round_trips_within_one_level():
     rng = np.random.default_rng(1)
     images = small_images(rng)
@@ -119,6 +131,49 @@ def test_cli_specs_read_the_same_files(tmp_path):
     assert table.input_shape == (2,) and table.class_names == ["0", "1"]
     with pytest.raises(DatasetError, match="no column named 'nope'"):
         load_dataset(f"csv:{csv}:nope")
+
+
+def test_cli_imagefolder_options_match_the_browser_upload(tmp_path, capsys):
+    """imagefolder:PATH[:grey|rgb[:SIZE]] reads a folder (or a .zip) exactly as the page's upload with the same
+    options does; bad options get the upload's own messages; the train command says so in its help."""
+    rng = np.random.default_rng(4)
+    images = {p: rng.integers(0, 256, (20, 20, 3), dtype=np.uint8) for p in small_images(rng, shape=(20, 20))}
+    folder = tmp_path / "pets"
+    for path, img in images.items():
+        (folder / path).parent.mkdir(parents=True, exist_ok=True)
+        (folder / path).write_bytes(png(img))
+    archive = tmp_path / "pets.zip"
+    archive.write_bytes(image_zip(images))
+    upload = user_images.parse_image_zip(archive.read_bytes(), "pets.zip", "rgb", 12)
+    for spec in (f"imagefolder:{folder}:rgb:12", f"imagefolder:{archive}:RGB:12"):
+        data = load_dataset(spec)
+        assert data.input_shape == (3, 12, 12) and data.id == spec
+        np.testing.assert_allclose(data.x.numpy(), upload.x / 255.0, atol=1e-7)
+    assert load_dataset(f"imagefolder:{folder}:rgb").input_shape == (3, 32, 32)   # the page's RGB default
+    assert load_dataset(f"imagefolder:{folder}:grey").input_shape == (1, 28, 28)
+    assert load_dataset(f"imagefolder:{folder}").input_shape == (1, 28, 28)
+    odd = tmp_path / "a:grey"   # a folder whose own name looks like an option is read as named
+    odd.mkdir()
+    for path, img in images.items():
+        (odd / path).parent.mkdir(parents=True, exist_ok=True)
+        (odd / path).write_bytes(png(img))
+    assert load_dataset(f"imagefolder:{odd}").input_shape == (1, 28, 28)
+    assert load_dataset(f"imagefolder:{odd}:rgb:8").input_shape == (3, 8, 8)
+    for spec, match in ((f"imagefolder:{folder}:rgb:999", "image size must be 4 to 256"),
+                        (f"imagefolder:{folder}:rgb:2", "image size must be 4 to 256"),
+                        (f"imagefolder:{folder}:rgb:big", "not a whole number"),
+                        (f"imagefolder:{folder}:64", "give the colour before the size"),
+                        (f"imagefolder:{folder}:sepia:64", "'sepia' is neither grey nor rgb"),
+                        (f"imagefolder:{tmp_path}/nope:rgb:16", "no such folder")):
+        with pytest.raises(DatasetError, match=match):
+            load_dataset(spec)
+    with pytest.raises(DatasetError, match="image size must be 4 to 256"):
+        user_images.parse_image_zip(archive.read_bytes(), "pets.zip", "rgb", 999)   # the same words as the page's
+    from core.__main__ import main
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    assert "imagefolder:PATH[:grey|rgb[:SIZE]]" in capsys.readouterr().out.replace("\n", " ")
 
 
 # --- bad inputs: each its own message, nothing written ---------------------------------------------

@@ -182,3 +182,51 @@ def test_branching_decoder_is_a_clear_value_error():
 
     with pytest.raises(ValueError, match="straight chain"):
         decoder_spec(_Wrapped(Skip(), 2))
+
+
+# ----------------------------------------------------------------------------- vector (table) models
+
+def test_a_table_models_spec_is_a_one_dimensional_chain_torch_agrees_with(tiny_model):
+    """A vector model's spec: output_shape (F,), only linear layers and activations (nothing to reshape into an
+    image), no sigmoid, and its reading equals torch's decode: what the browser paints as bars."""
+    model = tiny_model("vae", input_shape=(13,), latent_dim=2)
+    spec = _check_matches_torch(model, n=6)
+    assert spec["output_shape"] == [13] and spec["output"] == "identity"
+    assert {layer["op"] for layer in spec["layers"]} <= {"linear", "leaky_relu", "relu", "tanh"}
+    assert spec["layers"][-1]["op"] == "linear" and spec["layers"][-1]["out"] == 13
+
+
+def test_vector_chart_names_the_features_and_fixes_the_axis_by_the_data():
+    from core.data import load_dataset
+    from core.webdecoder import vector_chart
+
+    ds = load_dataset("wine")
+    chart = json.loads(json.dumps(vector_chart(ds.x, ds.feature_names)))  # JSON-able, sent as is
+    assert chart["features"][0] == "alcohol" and len(chart["features"]) == 13 == ds.x.shape[1]
+    lo, hi = chart["range"]
+    x = ds.x.numpy()
+    assert lo < 0 < hi  # standardised features: bars grow from the mean, up and down
+    inside = ((x >= lo) & (x <= hi)).mean()
+    assert inside >= 0.99, f"the axis must hold (almost) every value of the data, holds {inside:.3f}"
+    assert hi - lo <= 1.3 * (np.quantile(x, 0.995) - np.quantile(x, 0.005)), "an outlier must not flatten the bars"
+
+
+def test_vector_chart_without_names_or_spread():
+    from core.webdecoder import vector_chart
+
+    chart = vector_chart(np.zeros((5, 3), np.float32), ["only one name"])
+    assert chart["features"] == ["f0", "f1", "f2"]
+    lo, hi = chart["range"]
+    assert lo < 0 < hi
+    big = np.random.default_rng(0).normal(size=(50_000, 4))
+    big[7, 2] = 1e6  # one outlier among 200k values
+    assert vector_chart(big)["range"][1] < 10
+    with pytest.raises(ValueError, match=r"\(N, F\)"):
+        vector_chart(np.zeros((4, 1, 2, 2)))
+
+
+def test_chart_width_grows_with_the_features():
+    from ui.components.latent_decoder import chart_width
+
+    assert chart_width(13, 168) == 212 and chart_width(2, 168) == 168
+    assert chart_width(30, 72) == 416 and chart_width(500, 72) == 560

@@ -18,7 +18,7 @@ def add_parser(sub) -> None:
                        "vae-extrap and their -noise variants) decode with a generator checkpoint (--checkpoint); "
                        "every generating method (multi-vae, vae-prior-gc, distill, label-spread too) exports from a "
                        "few-shot run folder (--run), with the run's own generators and settings.")
-    p.add_argument("--dataset", default="digits", help="registry id or idx:PATH / npz:PATH / csv:PATH:LABEL_COLUMN / imagefolder:PATH / upload:SHA256")
+    p.add_argument("--dataset", default="digits", help="registry id or idx:PATH / npz:PATH / csv:PATH:LABEL_COLUMN / imagefolder:PATH[:grey|rgb[:SIZE]] / upload:SHA256")
     p.add_argument("--shots", type=int, required=True, help="labelled examples per class (the sources)")
     p.add_argument("--method", required=True, help="one augmentation, e.g. mixup, saliencymix, lsi")
     p.add_argument("--n", type=int, required=True, help="augmented rows per class")

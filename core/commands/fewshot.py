@@ -23,7 +23,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser("fewshot", help="few-shot comparison of augmentation methods (method x shots x seed)",
                        description=__doc__.split("\n\n")[0] + " Methods: " + ", ".join(AUGMENTATIONS) +
                        ", and combinations like classic+lsi. Generator settings (--gen NAME.KEY=VALUE): " + gens)
-    p.add_argument("--dataset", default="digits", help="training data: registry id or idx:PATH / npz:PATH / csv:PATH:LABEL_COLUMN / imagefolder:PATH / upload:SHA256")
+    p.add_argument("--dataset", default="digits", help="training data: registry id or idx:PATH / npz:PATH / csv:PATH:LABEL_COLUMN / imagefolder:PATH[:grey|rgb[:SIZE]] / upload:SHA256")
     p.add_argument("--test", default=None, help="test set, e.g. idx:../shared/data/mnist-test "
                                                 "(default: a held-out share of --dataset)")
     p.add_argument("--evaluate-on", default="test", choices=["test", "validation"],

@@ -22,7 +22,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser("train", help="train a model (" + ", ".join(list_models()) + ") and save a checkpoint",
                        description="Example: python -m core train --dataset digits --model aae --prior uniform "
                                    "--latent-dim 2 --epochs 1 --out runs/checkpoints/digits-aae")
-    p.add_argument("--dataset", default="mnist5k", help="registry id (mnist5k, digits, ...) or idx:PATH / npz:PATH / csv:PATH:LABEL_COLUMN / imagefolder:PATH (class folders, 28x28 grey) / upload:SHA256")
+    p.add_argument("--dataset", default="mnist5k", help="registry id (mnist5k, digits, ...) or idx:PATH / npz:PATH / csv:PATH:LABEL_COLUMN / imagefolder:PATH[:grey|rgb[:SIZE]] (a folder of class folders or a .zip of them; grey 28x28 unless told, rgb 32x32; e.g. imagefolder:pets.zip:rgb:64) / upload:SHA256")
     p.add_argument("--model", default="vae", choices=list_models(), help=f"model kind ({kinds})")
     add_config_flags(p.add_argument_group("model settings (each applies to the kinds in brackets)"),
                      {k: MODEL_CONFIGS[k] for k in list_models()})

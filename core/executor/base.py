@@ -15,6 +15,8 @@ import time
 from collections import Counter, deque
 from typing import Any, Callable
 
+RUNS_ENV = "LATENT_LAB_RUNS"  # = core.data_store.RUNS_ENV = ui.catalog.RUNS_ENV (not imported: no numpy here)
+
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 FINISHED = (DONE, FAILED, CANCELLED)
 MAX_EVENTS = 20_000  # progress dicts kept per job (a 200-epoch training reports ~1,000)
@@ -138,6 +140,10 @@ class JobHandle:
         self.finished_at: float | None = None
         self.wants_report = accepts(fn, "report")
         self.wants_stop = accepts(fn, "stop")
+        # The submitter's runs folder, sent with the job: a worker process keeps the environment it started with
+        # (the fork server's), so a job submitted after LATENT_LAB_RUNS changed (a test, a notebook) would
+        # otherwise look for upload:<sha> data sets and caches in the old folder. None: the default folder.
+        self.runs_root: str | None = os.environ.get(RUNS_ENV)
         self._executor = executor
         self._events: deque = deque(maxlen=MAX_EVENTS)
         self._progress: dict = {}

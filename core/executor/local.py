@@ -298,7 +298,7 @@ class LocalExecutor(Executor):
             if job is None:
                 return
             try:
-                w.conn.send((job.id, job.fn, job.kwargs, job.wants_report, job.wants_stop))
+                w.conn.send((job.id, job.fn, job.kwargs, job.wants_report, job.wants_stop, job.runs_root))
             except (OSError, ValueError):  # broken pipe: the worker just died -> retry elsewhere
                 self._requeue_front(job)
                 job.attempts -= 1

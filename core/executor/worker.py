@@ -75,6 +75,17 @@ def prepare_gpu() -> bool:
     return set_deterministic("cuda")
 
 
+def use_runs_root(runs_root: str | None) -> None:
+    """The job's runs folder (its submitter's LATENT_LAB_RUNS at submit time, None: the default), set before the
+    job runs: this process's environment dates from when the fork server started, not from the submit."""
+    from core.executor.base import RUNS_ENV
+
+    if runs_root is None:
+        os.environ.pop(RUNS_ENV, None)
+    else:
+        os.environ[RUNS_ENV] = runs_root
+
+
 def worker_main(conn, stop_flag, cuda_device: str | None = None) -> None:
     from core.executor.base import JobFailed
 
@@ -100,7 +111,8 @@ def worker_main(conn, stop_flag, cuda_device: str | None = None) -> None:
             return  # the parent is gone
         if msg is None:
             return
-        job_no, fn, kwargs, wants_report, wants_stop = msg
+        job_no, fn, kwargs, wants_report, wants_stop, runs_root = msg
+        use_runs_root(runs_root)
         if wants_report:
             kwargs["report"] = lambda info=None, _n=job_no, **kw: send(("progress", _n, {**(info or {}), **kw}))
         if wants_stop:

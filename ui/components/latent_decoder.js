@@ -410,8 +410,10 @@ function codeAt(path, values) {
 // ----------------------------------------------------------------------------- painting
 
 function paint(canvas, shape, x) {
-  // x (C, H, W) in [0, 1] -> the canvas's pixels, like ui.show.to_uint8 (clip, *255, round)
-  const [c, h, w] = shape.length === 3 ? shape : [1, 1, shape[0]];
+  // x (C, H, W) in [0, 1] -> the canvas's pixels, like ui.show.to_uint8 (clip, *255, round);
+  // x (F,) a feature vector -> a bar chart over the named features (paintBars)
+  if (shape.length === 1) { paintBars(canvas, x, canvas.__llChart || chartOf(null, shape[0], 168)); return; }
+  const [c, h, w] = shape;
   if (canvas.width !== w || canvas.height !== h) { canvas.width = w; canvas.height = h; }
   const ctx = canvas.getContext("2d");
   const img = ctx.createImageData(w, h);
@@ -424,6 +426,87 @@ function paint(canvas, shape, x) {
     img.data[4 * p] = r; img.data[4 * p + 1] = g; img.data[4 * p + 2] = b; img.data[4 * p + 3] = 255;
   }
   ctx.putImageData(img, 0, 0);
+}
+
+// How a vector panel is drawn: the server's chart {features: F names, range: [lo, hi]} (core.webdecoder.vector_chart)
+// and the panel's size in CSS pixels. The axis is fixed by the data, so a bar's height means the same in every frame.
+function chartOf(chart, n, width) {
+  const features = chart && chart.features && chart.features.length === n ? chart.features
+    : Array.from({ length: n }, (_, i) => `f${i}`);
+  const range = chart && chart.range ? chart.range : [-3, 3];
+  const named = (width - 44) / n >= 11; // room for each feature's name under its bar (11 CSS px a bar)
+  const plot = Math.round(Math.max(100, Math.min(180, width * 0.5)));
+  return { features, range, named, cssWidth: width, cssHeight: plot + (named ? 64 : 0) };
+}
+
+const BAR_UP = "#1f77b4", BAR_DOWN = "#d62728"; // above / below the data's mean (0 for standardised features)
+
+function paintBars(canvas, x, chart) {
+  // x (F,) -> one bar per feature from 0 to x_i on the axis [lo, hi]; a value beyond the axis is drawn to its edge
+  // with a notch. Every rectangle lies on whole device pixels (no anti-aliasing), and the geometry painted is kept
+  // on canvas.__llBars ({name, value, x, y, w, h} in canvas pixels) for the hover readout and the tests.
+  const dpr = Math.max(1, Math.round(window.devicePixelRatio || 1));
+  const W = chart.cssWidth * dpr, H = chart.cssHeight * dpr;
+  if (canvas.width !== W || canvas.height !== H) { canvas.width = W; canvas.height = H; }
+  const ctx = canvas.getContext("2d");
+  ctx.clearRect(0, 0, W, H);
+  const text = getComputedStyle(canvas).color || "#888";
+  const n = x.length, [lo, hi] = chart.range;
+  const font = 10 * dpr, left = Math.round(4.2 * font), right = 2 * dpr, top = Math.round(0.7 * font);
+  const slot = (W - left - right) / n;
+  const named = chart.named;
+  const bottom = Math.round((named ? 6.4 : 0.7) * font);
+  const plotH = H - top - bottom;
+  const yOf = (v) => top + Math.round(((hi - Math.min(hi, Math.max(lo, v))) / (hi - lo)) * plotH);
+  const y0 = yOf(0);
+  // the axis: lo, 0 and hi on the left, a zero line across
+  ctx.fillStyle = text;
+  ctx.font = `${font}px sans-serif`;
+  ctx.textAlign = "right";
+  ctx.textBaseline = "middle";
+  const tick = (v) => ctx.fillText((v > 0 ? "+" : "") + (Math.abs(v) >= 10 ? v.toFixed(0) : v.toFixed(1)), left - 3 * dpr, yOf(v));
+  tick(hi); tick(lo);
+  if (y0 - yOf(hi) > font && yOf(lo) - y0 > font) tick(0);
+  ctx.globalAlpha = 0.35;
+  ctx.fillRect(left, y0, W - left - right, Math.max(1, Math.round(dpr / 2)));
+  ctx.fillRect(left - dpr, top, dpr, plotH);
+  ctx.globalAlpha = 1;
+  const bars = [];
+  const bw = Math.max(1, Math.floor(slot * 0.8));
+  for (let i = 0; i < n; i++) {
+    const v = x[i], bx = left + Math.floor(i * slot + (slot - bw) / 2), y1 = yOf(v);
+    const y = Math.min(y0, y1), h = Math.max(1, Math.abs(y1 - y0));
+    ctx.fillStyle = v >= 0 ? BAR_UP : BAR_DOWN;
+    ctx.fillRect(bx, y, bw, h);
+    if (v > hi || v < lo) { ctx.fillStyle = text; ctx.fillRect(bx, v > hi ? top : top + plotH - dpr, bw, dpr); }
+    bars.push({ name: chart.features[i], value: v, x: bx, y, w: bw, h });
+  }
+  if (named) {
+    ctx.fillStyle = text;
+    ctx.textAlign = "right";
+    ctx.textBaseline = "middle";
+    const room = Math.floor(bottom / (0.6 * font));
+    chart.features.forEach((name, i) => {
+      ctx.save();
+      ctx.translate(left + (i + 0.5) * slot, top + plotH + 3 * dpr);
+      ctx.rotate(-Math.PI / 2);
+      ctx.fillText(name.length > room ? name.slice(0, room - 1) + "…" : name, 0, 0);
+      ctx.restore();
+    });
+  }
+  canvas.__llBars = bars;
+  canvas.__llAxis = { range: [lo, hi], top, plotH, zero: y0 }; // y of v: top + round((hi - v) / (hi - lo) * plotH)
+  canvas.setAttribute("data-bars", String(n));
+}
+
+function barAt(canvas, clientX) {
+  // the bar under the mouse (hover readout: "feature: value")
+  const bars = canvas.__llBars;
+  if (!bars || !bars.length) return null;
+  const r = canvas.getBoundingClientRect(), px = ((clientX - r.left) / r.width) * canvas.width;
+  let best = null;
+  for (const b of bars) if (px >= b.x - 1 && (!best || b.x <= px)) best = b;
+  return best;
 }
 
 function caption(template, values) {
@@ -464,10 +547,22 @@ function buildUi(root, data, view) {
     view.inputs.push(input);
   });
   const panels = el("div", { class: "ll-panels" }, root);
+  const vector = data.shape.length === 1;
   view.panels = data.panels.map((p) => {
     const fig = el("figure", { class: "ll-panel" }, panels);
     const title = el("div", { class: "ll-panel-title" }, fig);
-    const canvas = el("canvas", { class: "ll-canvas", "data-kind": p.kind, style: `width: ${data.width}px` }, fig);
+    const canvas = el("canvas", {
+      class: vector ? "ll-canvas ll-chart" : "ll-canvas", "data-kind": p.kind,
+      style: vector ? `width: ${data.width}px; background: transparent` : `width: ${data.width}px`,
+    }, fig);
+    if (vector) {
+      // a feature vector is a bar chart (paintBars); hovering a bar names its feature and value
+      canvas.__llChart = chartOf(data.chart, data.shape[0], data.width);
+      canvas.addEventListener("mousemove", (e) => {
+        const b = barAt(canvas, e.clientX);
+        canvas.title = b ? `${b.name}: ${b.value.toFixed(2)}` : "";
+      });
+    }
     const cap = el("figcaption", {}, fig);
     return { spec: p, title, canvas, cap };
   });
@@ -531,7 +626,7 @@ export default function (component) {
 
   // 2. the UI: rebuilt when its layout changes, otherwise kept (and a drag in progress is left alone)
   const layout = JSON.stringify([data.sha, data.sliders.map((s) => [s.label, s.min, s.max, s.step]),
-    data.panels.map((p) => p.kind), data.width, data.shape, data.slider_columns]);
+    data.panels.map((p) => p.kind), data.width, data.shape, data.slider_columns, data.chart || null]);
   if (view.layout !== layout || !root.querySelector(".ll-sliders")) {
     buildUi(root, data, view);
     view.layout = layout;

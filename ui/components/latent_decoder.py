@@ -11,8 +11,9 @@ Hand-shake, per component and checkpoint sha256:
   2. the browser compiles the spec, runs one decode, and sets state "ready" = sha256 (or "error: ...",
      or "missing: <sha>" when it was not sent a spec it does not have);
   3. the rerun sees ready == sha256 and mounts the element "live": its sliders replace the server's.
-Where the spec cannot be built (an unknown layer, a vector data set), would be larger than MAX_SPEC_BYTES, or
-the browser fails, the page keeps decoding on the server, and says why.
+Where the spec cannot be built (an unknown layer), would be larger than MAX_SPEC_BYTES, or the browser fails, the
+page keeps decoding on the server, and says why. A vector (table) data set is painted as a bar chart over its named
+features, on an axis fixed by the data (`chart_of(ds)`, core.webdecoder.vector_chart).
 """
 
 from __future__ import annotations
@@ -83,9 +84,23 @@ def images_b64(x: np.ndarray) -> str:
     return encode_floats(np.asarray(x, np.float32))
 
 
+def chart_of(ds) -> dict | None:
+    """A Dataset -> how the browser paints its decoded vectors (feature names, the axis); None for images."""
+    if ds.is_image:
+        return None
+    from core.webdecoder import vector_chart
+
+    return vector_chart(ds.x, getattr(ds, "feature_names", ()))
+
+
+def chart_width(n_features: int, width: int) -> int:
+    """A bar chart's width in CSS pixels: at least `width`, ~12 px per feature (room for its name under it), at most 560."""
+    return int(max(width, min(560, 12 * n_features + 56)))
+
+
 def live_slider(wkey: str, ckpt_key: str, sha: str, *, path: dict, sliders: list[dict], panels: list[dict],
                 shape: tuple[int, ...], on_release: Callable[[list[float]], None], width: int = 168,
-                slider_columns: int = 1) -> tuple[bool, str | None]:
+                slider_columns: int = 1, chart: dict | None = None) -> tuple[bool, str | None]:
     """Mount the in-browser decoder; -> (live, why_not).
 
     live True: the browser draws the sliders and decoded images; the caller draws no server slider.
@@ -95,9 +110,13 @@ def live_slider(wkey: str, ckpt_key: str, sha: str, *, path: dict, sliders: list
     value}]. panels: [{"title", "kind": "decoded"|"mix"|"image", "caption" ("{0}", "{+0}": slider values),
     "x0"/"x1" (mix) or "x" (image): images_b64(...), "path" (decoded, optional): this panel's own path,
     instead of `path`, driven by the same sliders (the traversal: one offset slider, one path per row)}].
-    on_release(values) runs before the rerun that a release causes (like a widget's on_change)."""
-    if len(shape) != 3:
-        return False, "vector data is drawn as a chart, which the browser decoder does not paint"
+    on_release(values) runs before the rerun that a release causes (like a widget's on_change).
+    shape (F,) (a table): every panel is a bar chart over the features; `chart` (chart_of(ds)) names them and fixes
+    the axis, and the panels are widened to chart_width."""
+    if len(shape) not in (1, 3):
+        return False, f"data of shape {tuple(shape)} cannot be painted by the browser decoder"
+    if len(shape) == 1:
+        width = chart_width(int(shape[0]), width)
     failed = st.session_state.setdefault(_FAILED, {})
     if sha in failed:
         return False, failed[sha]
@@ -122,7 +141,7 @@ def live_slider(wkey: str, ckpt_key: str, sha: str, *, path: dict, sliders: list
             on_release([float(v) for v in values])
 
     data = {"sha": sha, "live": live, "spec": None if sha in held else spec, "shape": list(shape),
-            "width": int(width), "slider_columns": int(slider_columns),
+            "width": int(width), "slider_columns": int(slider_columns), "chart": chart if len(shape) == 1 else None,
             "path": _plain(path), "sliders": [{**s, "value": float(s["value"])} for s in sliders],
             "panels": [{**p, "path": _plain(p["path"])} if "path" in p else p for p in panels]}
     _mount(key=wkey, data=data, on_ready_change=lambda: None, on_values_change=_released)
