@@ -7,7 +7,7 @@ import streamlit as st
 
 from ui import catalog, probe_ops, show, state
 from ui.components import latent_probe
-from ui.maps import hole_job, quick_projection, sampler_table, umap_job
+from ui.maps import hole_job, quick_projection, sampler_table, umap_job, umap_stage
 from ui.resources import ModelRef, UiError, check_compatible, entries, friendly, page_inputs
 from ui.sidebar import shared_sidebar
 from ui.state import stop_page
@@ -47,7 +47,7 @@ def _poll_umap() -> None:
         st.rerun(scope="app")
     place = job.queue_position
     where = (f"waiting for a free worker, place {place} in the queue" if place else
-             f"in a worker process, {time.time() - (job.started_at or time.time()):.0f} s")
+             f"in a worker process, {time.time() - (job.started_at or time.time()):.0f} s{umap_stage(job.progress)}")
     st.info(f"Computing the UMAP in the background ({where})… the PCA map is shown meanwhile.",
             icon=":material/hourglass_top:")
 

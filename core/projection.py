@@ -173,8 +173,26 @@ def exact_knn(z: np.ndarray, k: int, block: int = 2048) -> tuple[np.ndarray, np.
     return nn.numpy().astype(np.int32), dist.numpy().astype(np.float32)
 
 
+class _EpochReport:
+    """A file for umap-learn's tqdm bar (its documented way to show progress) that turns each redraw, written in
+    the bar_format "{n}/{total}", into report({"stage": "layout", "epoch": n, "epochs": total})."""
+
+    def __init__(self, report):
+        self.report = report
+
+    def write(self, text: str) -> None:
+        m = re.search(r"(\d+)/(\d+)\s*$", text.strip("\r\n "))
+        if m:
+            self.report({"stage": "layout", "epoch": int(m[1]), "epochs": int(m[2])})
+
+    def flush(self) -> None:
+        pass
+
+
 def _umap_fit(z: np.ndarray, n_neighbors: int, min_dist: float, n_epochs: int, seed: int | None,
-              n_components: int = 2) -> np.ndarray:
+              n_components: int = 2, report=None) -> np.ndarray:
+    """report: None, or called with {"stage": "neighbours"} once the fit starts, then {"stage": "layout",
+    "epoch": n, "epochs": total} as the layout's epochs run (at most twice a second)."""
     with _UMAP_LOCK:
         numba = sys.modules.get("numba")
         if numba is not None and os.environ.get("NUMBA_THREADING_LAYER") == "omp":
@@ -184,8 +202,13 @@ def _umap_fit(z: np.ndarray, n_neighbors: int, min_dist: float, n_epochs: int, s
 
         k = min(n_neighbors, len(z) - 1)
         knn = exact_knn(z, k) + (None,) if len(z) <= EXACT_KNN_MAX else (None, None, None)
+        progress = None if report is None else {"disable": False, "file": _EpochReport(report),
+                                                "bar_format": "{n}/{total}", "mininterval": 0.5, "ascii": True}
+        if report is not None:
+            report({"stage": "neighbours", "points": len(z)})
         reducer = umap.UMAP(n_components=n_components, n_neighbors=k, min_dist=min_dist, n_epochs=n_epochs, init="pca",
-                            random_state=seed, n_jobs=1 if seed is not None else -1, precomputed_knn=knn)
+                            random_state=seed, n_jobs=1 if seed is not None else -1, precomputed_knn=knn,
+                            tqdm_kwds=progress)
         with warnings.catch_warnings():  # "no knn_search_index: transform unavailable" - we never transform
             warnings.filterwarnings("ignore", message=".*knn_search_index.*")
             warnings.filterwarnings("ignore", message="Cannot cache compiled function")  # pynndescent, > 20k points
@@ -205,13 +228,13 @@ def umap_embed(z, n_components: int, n_neighbors: int = 15, min_dist: float = 0.
 
 
 def project(z, method: str = "pca", n_neighbors: int = 15, min_dist: float = 0.1, seed: int | None = 0,
-            n_epochs: int = UMAP_DEFAULTS["n_epochs"]) -> np.ndarray:
+            n_epochs: int = UMAP_DEFAULTS["n_epochs"], report=None) -> np.ndarray:
     """Latents z (N, d) (numpy or torch) -> (N, 2) float32 map.
 
     method "pca": top two principal components; "raw": the first two latent axes (for d = 2);
     "umap": umap-learn with init="pca" and n_epochs=150 (the fast settings of FIELD-NOTES).
     seed fixes UMAP's layout (umap then runs single-threaded); seed=None is faster, not repeatable.
-    A set of fewer than 10 points is mapped with PCA whatever the method.
+    report: None or a function UMAP's progress goes to (_umap_fit). A set of fewer than 10 points is mapped with PCA whatever the method.
     """
     if method not in METHODS:
         raise ValueError(f"unknown projection {method!r}; choose one of {list(METHODS)}")
@@ -226,7 +249,8 @@ def project(z, method: str = "pca", n_neighbors: int = 15, min_dist: float = 0.1
         raise ValueError(f"min_dist must be >= 0, got {min_dist}")
     if n_epochs < 1:
         raise ValueError(f"n_epochs must be >= 1, got {n_epochs}")
-    return _umap_fit(z, int(n_neighbors), float(min_dist), int(n_epochs), None if seed is None else int(seed))
+    return _umap_fit(z, int(n_neighbors), float(min_dist), int(n_epochs), None if seed is None else int(seed),
+                     report=report)
 
 
 # ----------------------------------------------------------------------------- warm-up
@@ -279,7 +303,8 @@ def projection_cache_path(z, key: str, method: str = "pca", cache_dir: str | Pat
     return Path(cache_dir or DEFAULT_CACHE_DIR) / f"{slug}-{method}-{digest}.npz"
 
 
-def project_cached(z, key: str, method: str = "pca", cache_dir: str | Path | None = None, **settings) -> np.ndarray:
+def project_cached(z, key: str, method: str = "pca", cache_dir: str | Path | None = None, report=None,
+                   **settings) -> np.ndarray:
     """project(z, method, **settings), read from / written to an .npz file in cache_dir (default
     repo/.cache/projections). Plain arrays only (np.load(allow_pickle=False)); written atomically;
     an unreadable file is recomputed."""
@@ -292,7 +317,7 @@ def project_cached(z, key: str, method: str = "pca", cache_dir: str | Path | Non
             return xy
         except (OSError, ValueError, KeyError):
             pass  # damaged or half-written by another process: recompute below
-    xy = project(z, method, **_settings(method, settings))
+    xy = project(z, method, report=report, **_settings(method, settings))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.{threading.get_ident()}.tmp.npz")
     np.savez(tmp, xy=xy, meta=np.array(json.dumps({"key": str(key), "method": method, **_settings(method, settings)})))
@@ -347,10 +372,11 @@ def prune_cache(cache_dir: str | Path | None = None, max_bytes: int | None = Non
 # ----------------------------------------------------------------------------- executor job
 
 def umap_projection(z, key: str, cache_dir: str | None = None, n_neighbors: int = UMAP_DEFAULTS["n_neighbors"],
-                    min_dist: float = UMAP_DEFAULTS["min_dist"]) -> dict:
+                    min_dist: float = UMAP_DEFAULTS["min_dist"], report=None) -> dict:
     """The UMAP of latents z (N, d) as an executor job (a worker process, never the web server):
     project_cached(z, key, "umap", cache_dir, ...) -> {"xy": (N, 2) float32, "seconds": float}.
-    (Named settings, not **settings: the executor hands report= / stop= to a function taking **kwargs.)"""
+    (Named settings, not **settings: the executor hands report= / stop= to a function taking **kwargs.)
+    report: the executor's progress callback (stages and epochs, _umap_fit), so the page can say how far it is."""
     t0 = time.perf_counter()
-    xy = project_cached(z, key, "umap", cache_dir, n_neighbors=n_neighbors, min_dist=min_dist)
+    xy = project_cached(z, key, "umap", cache_dir, report=report, n_neighbors=n_neighbors, min_dist=min_dist)
     return {"xy": np.asarray(xy, dtype=np.float32), "seconds": time.perf_counter() - t0}

@@ -154,3 +154,21 @@ def test_umap_map_separates_clusters_and_is_cached(tmp_path, monkeypatch):
         assert np.array_equal(project_cached(z, "blobs", "umap", tmp_path, n_epochs=60), xy)
     assert project(z[:5], "umap").shape == (5, 2)  # too few points for UMAP: PCA
     assert isinstance(P.umap_is_warm(), bool)
+
+
+def test_umap_job_reports_its_stage_and_epochs_and_maps_as_without_reports(tmp_path):
+    """The Latent map page says how far a background UMAP is (a 60k fit takes minutes): the job reports the
+    neighbour stage, then layout epochs up to the last; reporting changes nothing in the map."""
+    from ui.maps import umap_stage
+
+    z, _ = _blobs(400)
+    events = []
+    got = P.umap_projection(z, "blobs", str(tmp_path / "a"), n_neighbors=15, min_dist=0.1, report=events.append)
+    plain = P.umap_projection(z, "blobs", str(tmp_path / "b"), n_neighbors=15, min_dist=0.1)
+    assert np.array_equal(got["xy"], plain["xy"])
+    assert events[0] == {"stage": "neighbours", "points": 400}
+    layout = [e for e in events[1:] if e["stage"] == "layout"]
+    assert layout and layout[-1]["epoch"] == layout[-1]["epochs"] == P.UMAP_DEFAULTS["n_epochs"]
+    assert [e["epoch"] for e in layout] == sorted(e["epoch"] for e in layout)
+    assert umap_stage(events[0]) == ", building the neighbour graph of 400 codes"
+    assert umap_stage(layout[-1]) == ", layout epoch 150 of 150" and umap_stage({}) == ""

@@ -48,6 +48,16 @@ def umap_job(ref: ModelRef, spec: str) -> JobHandle:
                               "cache_dir": projection_cache_dir(), **UMAP_SETTINGS})
 
 
+def umap_stage(progress: dict) -> str:
+    """What a running UMAP job last reported (core.projection._umap_fit), as words for the page: ', building
+    the neighbour graph of 60,000 codes' or ', layout epoch 40 of 150'; '' before its first report."""
+    if progress.get("stage") == "neighbours":
+        return f", building the neighbour graph of {progress.get('points', 0):,} codes"
+    if progress.get("stage") == "layout":
+        return f", layout epoch {progress.get('epoch', 0)} of {progress.get('epochs', 0)}"
+    return ""
+
+
 def hole_job(ref: ModelRef, spec: str, n_pairs: int = HOLE_PAIRS) -> JobHandle:
     """The shared job computing core.holes.hole_metrics for one checkpoint on one dataset (its result:
     the metrics dict plus "seconds"). UiError when the checkpoint cannot read the dataset."""
