@@ -8,6 +8,7 @@ under CI (CI=true) a missing browser is a failure. See DEVELOPERS.md. Never runs
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -75,11 +76,14 @@ def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60) -> floa
     raise TimeoutError("streamlit did not become healthy")
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
+@contextlib.contextmanager
+def streamlit_server(tmp_path_factory):
+    """(url, runs folder) of one `streamlit run app.py` on a free loopback port, with its own runs folder (and
+    stand-in checkpoints where the shipped ones are missing); stopped on exit."""
     _browser_or_skip()
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
-               LATENT_LAB_RUNS=str(tmp_path_factory.mktemp("runs")), LATENT_LAB_WARM_UMAP="0")
+    runs = tmp_path_factory.mktemp("runs")
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", LATENT_LAB_RUNS=str(runs),
+               LATENT_LAB_WARM_UMAP="0")
     if shipped_root() is None:
         env["LATENT_LAB_CHECKPOINTS"] = str(train_stand_ins(tmp_path_factory.mktemp("ckpts")))
     port = _free_port()
@@ -90,13 +94,19 @@ def server(tmp_path_factory):
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(url, proc)
-        yield url
+        yield url, runs
     finally:
         proc.terminate()
         try:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with streamlit_server(tmp_path_factory) as (url, _runs):
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -11,18 +11,13 @@ Same skip and CI rules as tests/test_browser.py (whose helpers are reused here).
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 
-from app_support import ROOT, shipped_root, train_stand_ins
-from test_browser import (CHROMIUM, CHROMIUM_ARGS, IDLE, SHOTS, _browser_or_skip, _free_port, _no_exception, _open, _settle,
-                          _wait_healthy)
+from test_browser import CHROMIUM, CHROMIUM_ARGS, IDLE, SHOTS, _no_exception, _open, _settle, streamlit_server
 from test_browser_decode import _FramesSent, _drag_without_rerun, _wait_live
 from test_browser_user_data import pets_zip
 
@@ -35,27 +30,8 @@ WINE_CKPT = "wine-vae-tiny"
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     """(url, runs folder) of one streamlit server."""
-    _browser_or_skip()
-    runs = tmp_path_factory.mktemp("runs")
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", LATENT_LAB_RUNS=str(runs),
-               LATENT_LAB_WARM_UMAP="0")
-    if shipped_root() is None:
-        env["LATENT_LAB_CHECKPOINTS"] = str(train_stand_ins(tmp_path_factory.mktemp("ckpts")))
-    port = _free_port()
-    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-           "--server.port", str(port), "--server.address", "127.0.0.1",
-           "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, proc)
-        yield url, runs
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    with streamlit_server(tmp_path_factory) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")
