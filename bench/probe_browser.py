@@ -72,9 +72,9 @@ def hover(page, url: str, n: int, pid: int) -> dict:
             "decode_ms": sorted(p["decodeMs"] for p in paints)[len(paints) // 2] if paints else float("nan")}
 
 
-def grid_ms(page, url: str, n: int) -> tuple[float, float]:
+def grid_ms(page, url: str, n: int) -> tuple[float, float, dict]:
     """(ms while the page loads (its chart, tables and pollers share the browser's main thread), ms of the same
-    grid drawn again once the page has settled)."""
+    grid drawn again once the page has settled, where that time went: latent_probe.js's grid timing + kind)."""
     _open(page, f"{url}&grid={n}")
     first = f"() => {{ const g = window.latentLabProbe.grids()[0]; return g && g.n === {n} && g.done; }}"
     page.wait_for_function(first, timeout=180_000)
@@ -84,7 +84,17 @@ def grid_ms(page, url: str, n: int) -> tuple[float, float]:
     page.evaluate("() => window.latentLabProbe.regrid()")
     page.wait_for_function("([el, n]) => +el.getAttribute('data-grids') > n", arg=[root.element_handle(), count],
                            timeout=120_000)
-    return loading, float(page.evaluate("() => window.latentLabProbe.grids()[0].ms"))
+    g = page.evaluate("() => { const g = window.latentLabProbe.grids()[0]; return {ms: g.ms, timing: g.timing, kind: g.kind}; }")
+    return loading, float(g["ms"]), {**(g["timing"] or {}), "kind": g["kind"]}
+
+
+def breakdown(ms: float, t: dict) -> str:
+    """The grid's ms split: measured parts on the page's thread, the rest = waiting for animation frames (the
+    tiles are decoded ~50 ms per frame, then the browser renders) and whatever else ran."""
+    parts = ["inverse", "depth", "decode", "tiles", "redraw"]
+    rest = ms - sum(t.get(k, 0.0) for k in parts)
+    return (", ".join(f"{k} {t.get(k, 0.0):.0f}" for k in parts) + f", frames/other {rest:.0f} ms "
+            f"({t.get('frames', 0)} frames; decoder {t.get('kind')})")
 
 
 def torch_reference(ckpt_key: str, n_grid: tuple[int, ...]) -> dict:
@@ -120,6 +130,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--moves", type=int, default=40, help="pointer moves (>= 30 for the p90)")
     ap.add_argument("--ckpt", default="shipped/mnist5k-aae-uniform-z16", help="checkpoint key (a z = 16 conv net)")
+    ap.add_argument("--js", action="store_true",
+                    help="decode with the plain JS steps (the fallback where WebAssembly SIMD is missing)")
     args = ap.parse_args()
     if not Path(CHROMIUM).exists():
         raise SystemExit(f"no Chromium at {CHROMIUM}: `sudo apt-get install -y chromium`")
@@ -139,6 +151,8 @@ def main() -> None:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            if args.js:
+                page.add_init_script("globalThis.__latentLabWasm = false;")
             hover(page, url, 5, proc.pid)  # warm: the first decode, the first rerun's caches
             web = hover(page, url, args.moves, proc.pid)
             g16, g24 = grid_ms(page, url, 16), grid_ms(page, url, 24)
@@ -155,9 +169,11 @@ def main() -> None:
     print(f"decoded manifold in the browser, page settled: 16x16 {g16[1]:.0f} ms ({g16[1] / 256:.1f} ms a tile), "
           f"24x24 {g24[1]:.0f} ms ({g24[1] / 576:.1f} ms a tile) "
           f"(while the page loads: {g16[0]:.0f} ms, {g24[0]:.0f} ms)")
+    print(f"  16x16 breakdown: {breakdown(g16[1], g16[2])}")
+    print(f"  24x24 breakdown: {breakdown(g24[1], g24[2])}")
     print(f"reference (torch on this CPU, 1 thread): one decode {ref['one_ms']:.2f} ms, 16x16 batched "
           f"{ref['grid16_ms']:.0f} ms, 24x24 batched {ref['grid24_ms']:.0f} ms")
-    print(f"probe_browser moves={web['moves']} probe_p50_ms={p50:.1f} probe_p90_ms={p90:.1f} "
+    print(f"probe_browser decoder={g16[2].get('kind')} moves={web['moves']} probe_p50_ms={p50:.1f} probe_p90_ms={p90:.1f} "
           f"hover_server_cpu_ms={cpu:.0f} grid16_ms={g16[1]:.0f} grid24_ms={g24[1]:.0f} "
           f"grid16_loading_ms={g16[0]:.0f} grid24_loading_ms={g24[0]:.0f} torch_one_ms={ref['one_ms']:.2f} "
           f"torch_grid16_ms={ref['grid16_ms']:.0f} torch_grid24_ms={ref['grid24_ms']:.0f}")

@@ -164,6 +164,10 @@ function startGrid(panel, rel, n) {
   layer.width = panel.canvas.width; layer.height = panel.canvas.height;
   panel.grid = { n, win, points, codes: [], depth: [], inside: [], images: [], next: 0, hint: 0, done: false,
     pending: 0, drawn: 0, workers: !!workerPool(),
+    // where the time goes (ms, on the page's thread; bench/probe_browser.py prints it): the map -> code inverse,
+    // the hole depth (nearest training code), the decode, painting the tiles into the grid layer, redrawing the
+    // map (base + frame), and the frames the grid took
+    timing: { inverse: 0, depth: 0, decode: 0, tiles: 0, redraw: 0, frames: 0 },
     t0: performance.now(), ms: null, layer, tile: document.createElement("canvas") };
 }
 
@@ -235,8 +239,11 @@ function workerPool() {
   try {
     if (typeof Worker === "undefined" || typeof Blob === "undefined") return null;
     const source = [`const LITTLE_ENDIAN = ${LITTLE_ENDIAN};`, `const CHUNK = ${CHUNK};`,
-      ...[floats, linearStep, gatherConvStep, conv2dStep, convTranspose2dStep, permuteStep, chwToHwc, hwcToChw,
-        activationStep, compile].map(String), `const prod = ${String(prod)};`, WORKER_MAIN].join("\n");
+      `const DECODER_WASM = ${JSON.stringify(DECODER_WASM)};`,
+      ...[floats, linearStep, convTapList, gatherConvStep, conv2dStep, convTranspose2dStep, permuteStep, chwToHwc,
+        hwcToChw, activationStep, wasmKernels, wasmArena, wasmLinearStep, wasmConvStep, wasmPermuteStep,
+        wasmActivationStep, jsSteps, wasmSteps, NotForWasm, compile, compileWith].map(String),
+      `const prod = ${String(prod)};`, WORKER_MAIN].join("\n");
     const url = URL.createObjectURL(new Blob([source], { type: "text/javascript" }));
     const size = want;
     if (!size) return null;
@@ -303,20 +310,26 @@ function gridStep(panel, budgetMs) {
     // a batch of tiles: their codes (null outside the data), then one decodeMany of those inside
     const first = g.next, last = Math.min(g.points.length, first + GRID_BATCH);
     const codes = [];
+    let tt = performance.now();
     for (let k = first; k < last; k++) {
       const [x, y] = g.points[k];
       const r = codeAtPoint(inverse, x, y, g.hint);
       if (r.triangle >= 0) g.hint = r.triangle;
       codes.push(r.code);
     }
+    g.timing.inverse += performance.now() - tt;
     const inside = [];
     codes.forEach((z, i) => { if (z) inside.push(first + i); });
     const finish = (images) => {
       if (panel.grid !== g) return; // a newer grid replaced this one
+      let t = performance.now();
       if (!images && inside.length) images = panel.dec.decodeMany(inside.map((k) => g.codes[k]), inside.length);
+      g.timing.decode += performance.now() - t;
       const size = inside.length ? images.length / inside.length : 0;
       inside.forEach((k, i) => { g.images[k] = images.subarray(i * size, (i + 1) * size); });
+      t = performance.now();
       for (let k = first; k < last; k++) drawTile(panel, g, k);
+      g.timing.tiles += performance.now() - t;
       g.pending--;
       g.drawn += last - first;
     };
@@ -325,12 +338,14 @@ function gridStep(panel, budgetMs) {
       if (!workerPool() || workerPool().broken) g.workers = false; // no workers: decode here
       else break; // the workers are busy: dispatch more next frame
     }
+    tt = performance.now();
     codes.forEach((z) => {
       g.codes.push(z);
       g.depth.push(z ? nearest(train, dim, typical, z).depth : NaN);
       g.inside.push(!!z);
       g.images.push(null);
     });
+    g.timing.depth += performance.now() - tt;
     g.next = last;
     g.pending++;
     if (!inside.length || !g.workers) finish(null);
@@ -435,6 +450,7 @@ window.latentLabProbe = {
     const roots = PROBE_LAB.roots.slice().sort((a, b) => a.getBoundingClientRect().top - b.getBoundingClientRect().top);
     return roots.flatMap((root) => (root.__lpView?.panels || []).map((p) => ({
       title: p.title, n: p.grid?.n ?? 0, win: p.grid?.win ?? null, done: !!p.grid?.done, ms: p.grid?.ms ?? null, points: p.grid?.points ?? [],
+      timing: p.grid ? { ...p.grid.timing } : null, kind: p.dec?.kind ?? null, // kind: "wasm-simd" or "js" decode
       workers: p.grid?.workers ? PROBE_LAB.pool.workers.length : 0, // 0: decoded on the page's thread
       codes: (p.grid?.codes ?? []).map((z) => (z ? Array.from(z) : null)),
       depth: (p.grid?.depth ?? []).map((v) => (Number.isFinite(v) ? v : null)),
@@ -553,9 +569,12 @@ export default function (component) {
       const drawn = view.panels.reduce((a, p) => a + p.grid.drawn, 0);
       if (drawn !== view.gridDrawn || done) {
         view.gridDrawn = drawn;
+        const t = performance.now();
         redrawBase();
         view.panels.forEach((p) => drawFrame(p, view.uv));
+        view.panels[0].grid.timing.redraw += performance.now() - t;
       }
+      view.panels[0].grid.timing.frames++;
       if (!done) { view.status.textContent = `decoding the manifold… ${view.panels[0].grid.drawn} / ${n * n}`; requestAnimationFrame(step); return; }
       const ms = performance.now() - t0;
       root.setAttribute("data-grid-ms", String(ms));

@@ -1,0 +1,281 @@
+;; Latent Lab: the browser decoder's inner loops in WebAssembly SIMD (f32x4), for ui/components/latent_decoder.js.
+;;
+;; Build: ui/components/wasm/build.sh (wat2wasm, then the bytes as base64 into latent_decoder.js). The JS side
+;; (wasmDecoderSteps in latent_decoder.js) owns the layout; these functions only run loops over it:
+;; - every pointer is a byte offset into the one imported memory ("env" "memory"), 16-byte aligned;
+;; - activations are float32, one code after another (x: m codes of inBytes, out: m codes of outBytes);
+;; - sums are float32 (like torch's own kernels), 4 lanes at a time; the JS path sums in doubles, so the two
+;;   differ by float32 rounding only (tests/test_js_decoder.py bounds it).
+;; f32x4.mul + f32x4.add, not a fused multiply-add: fma is in relaxed SIMD, which not every browser has.
+(module
+  (memory (import "env" "memory") 1)
+
+  ;; out (m, nOut) = x (m, nIn) @ W + b; W stored transposed, (nIn, nOut), so 4 outputs are one vector.
+  ;; nOut % 4 == 0. Outputs go 16 at a time (4 accumulators: one x value loaded, splatted, used 4 times), then 4.
+  (func (export "linear")
+        (param $x i32) (param $w i32) (param $b i32) (param $out i32)
+        (param $m i32) (param $nIn i32) (param $nOut i32)
+    (local $j i32) (local $o i32) (local $i i32) (local $xr i32) (local $or i32) (local $wp i32) (local $row i32)
+    (local $v v128) (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128)
+    (local.set $row (i32.shl (local.get $nOut) (i32.const 2)))  ;; bytes of one W row = of one output row
+    (local.set $j (i32.const 0))
+    (block $codes_done (loop $codes
+      (br_if $codes_done (i32.ge_u (local.get $j) (local.get $m)))
+      (local.set $xr (i32.add (local.get $x) (i32.shl (i32.mul (local.get $j) (local.get $nIn)) (i32.const 2))))
+      (local.set $or (i32.add (local.get $out) (i32.mul (local.get $j) (local.get $row))))
+      (local.set $o (i32.const 0))
+      ;; 16 outputs at a time
+      (block $o16_done (loop $o16
+        (br_if $o16_done (i32.gt_u (i32.add (local.get $o) (i32.const 16)) (local.get $nOut)))
+        (local.set $a0 (v128.load offset=0 (i32.add (local.get $b) (i32.shl (local.get $o) (i32.const 2)))))
+        (local.set $a1 (v128.load offset=16 (i32.add (local.get $b) (i32.shl (local.get $o) (i32.const 2)))))
+        (local.set $a2 (v128.load offset=32 (i32.add (local.get $b) (i32.shl (local.get $o) (i32.const 2)))))
+        (local.set $a3 (v128.load offset=48 (i32.add (local.get $b) (i32.shl (local.get $o) (i32.const 2)))))
+        (local.set $wp (i32.add (local.get $w) (i32.shl (local.get $o) (i32.const 2))))
+        (local.set $i (i32.const 0))
+        (block $in_done (loop $in
+          (br_if $in_done (i32.ge_u (local.get $i) (local.get $nIn)))
+          (local.set $v (f32x4.splat (f32.load (i32.add (local.get $xr) (i32.shl (local.get $i) (i32.const 2))))))
+          (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (local.get $v) (v128.load offset=0 (local.get $wp)))))
+          (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (local.get $v) (v128.load offset=16 (local.get $wp)))))
+          (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (local.get $v) (v128.load offset=32 (local.get $wp)))))
+          (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (local.get $v) (v128.load offset=48 (local.get $wp)))))
+          (local.set $wp (i32.add (local.get $wp) (local.get $row)))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br $in)))
+        (v128.store offset=0 (i32.add (local.get $or) (i32.shl (local.get $o) (i32.const 2))) (local.get $a0))
+        (v128.store offset=16 (i32.add (local.get $or) (i32.shl (local.get $o) (i32.const 2))) (local.get $a1))
+        (v128.store offset=32 (i32.add (local.get $or) (i32.shl (local.get $o) (i32.const 2))) (local.get $a2))
+        (v128.store offset=48 (i32.add (local.get $or) (i32.shl (local.get $o) (i32.const 2))) (local.get $a3))
+        (local.set $o (i32.add (local.get $o) (i32.const 16)))
+        (br $o16)))
+      ;; the rest, 4 at a time
+      (block $o4_done (loop $o4
+        (br_if $o4_done (i32.ge_u (local.get $o) (local.get $nOut)))
+        (local.set $a0 (v128.load (i32.add (local.get $b) (i32.shl (local.get $o) (i32.const 2)))))
+        (local.set $wp (i32.add (local.get $w) (i32.shl (local.get $o) (i32.const 2))))
+        (local.set $i (i32.const 0))
+        (block $in4_done (loop $in4
+          (br_if $in4_done (i32.ge_u (local.get $i) (local.get $nIn)))
+          (local.set $a0 (f32x4.add (local.get $a0)
+            (f32x4.mul (f32x4.splat (f32.load (i32.add (local.get $xr) (i32.shl (local.get $i) (i32.const 2)))))
+                       (v128.load (local.get $wp)))))
+          (local.set $wp (i32.add (local.get $wp) (local.get $row)))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br $in4)))
+        (v128.store (i32.add (local.get $or) (i32.shl (local.get $o) (i32.const 2))) (local.get $a0))
+        (local.set $o (i32.add (local.get $o) (i32.const 4)))
+        (br $o4)))
+      (local.set $j (i32.add (local.get $j) (i32.const 1)))
+      (br $codes)))
+  )
+
+  ;; A convolution (plain or transposed) as a gather over channels-last activations, vectorised over the output
+  ;; channels: out[p, c] = b[c] + sum over the taps t of pixel p, sum over k < ci of x[tapX[t] + k] * w[tapW[t] + k, c].
+  ;; w: (kh * kw, ci, co), so the weights of one tap and one input channel for 4 output channels are one vector.
+  ;; start: P + 1 int32, pixel p's taps are [start[p], start[p + 1]); tapX, tapW: int32 byte offsets from x (one code's
+  ;; input) and from w. co % 4 == 0: 32 output channels at a time, then 16, then 4.
+  (func (export "conv_co")
+        (param $x i32) (param $w i32) (param $b i32) (param $out i32) (param $m i32)
+        (param $inBytes i32) (param $outBytes i32) (param $P i32) (param $ci i32) (param $co i32)
+        (param $start i32) (param $tapX i32) (param $tapW i32)
+    (local $j i32) (local $p i32) (local $c i32) (local $t i32) (local $t1 i32) (local $k i32)
+    (local $xb i32) (local $op i32) (local $xo i32) (local $wp i32) (local $row i32) (local $cb i32)
+    (local $v v128) (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128)
+    (local $a4 v128) (local $a5 v128) (local $a6 v128) (local $a7 v128)
+    (local.set $row (i32.shl (local.get $co) (i32.const 2)))  ;; bytes from one input channel's weights to the next
+    (local.set $j (i32.const 0))
+    (block $codes_done (loop $codes
+      (br_if $codes_done (i32.ge_u (local.get $j) (local.get $m)))
+      (local.set $xb (i32.add (local.get $x) (i32.mul (local.get $j) (local.get $inBytes))))
+      (local.set $op (i32.add (local.get $out) (i32.mul (local.get $j) (local.get $outBytes))))
+      (local.set $p (i32.const 0))
+      (block $pixels_done (loop $pixels
+        (br_if $pixels_done (i32.ge_u (local.get $p) (local.get $P)))
+        (local.set $c (i32.const 0))
+        ;; 32 output channels at a time (8 accumulators: each input value loaded and splatted once for 32 channels)
+        (block $c32_done (loop $c32
+          (br_if $c32_done (i32.gt_u (i32.add (local.get $c) (i32.const 32)) (local.get $co)))
+          (local.set $cb (i32.shl (local.get $c) (i32.const 2)))
+          (local.set $a0 (v128.load offset=0 (i32.add (local.get $b) (local.get $cb))))
+          (local.set $a1 (v128.load offset=16 (i32.add (local.get $b) (local.get $cb))))
+          (local.set $a2 (v128.load offset=32 (i32.add (local.get $b) (local.get $cb))))
+          (local.set $a3 (v128.load offset=48 (i32.add (local.get $b) (local.get $cb))))
+          (local.set $a4 (v128.load offset=64 (i32.add (local.get $b) (local.get $cb))))
+          (local.set $a5 (v128.load offset=80 (i32.add (local.get $b) (local.get $cb))))
+          (local.set $a6 (v128.load offset=96 (i32.add (local.get $b) (local.get $cb))))
+          (local.set $a7 (v128.load offset=112 (i32.add (local.get $b) (local.get $cb))))
+          (local.set $t (i32.load (i32.add (local.get $start) (i32.shl (local.get $p) (i32.const 2)))))
+          (local.set $t1 (i32.load offset=4 (i32.add (local.get $start) (i32.shl (local.get $p) (i32.const 2)))))
+          (block $taps32_done (loop $taps32
+            (br_if $taps32_done (i32.ge_u (local.get $t) (local.get $t1)))
+            (local.set $xo (i32.add (local.get $xb) (i32.load (i32.add (local.get $tapX) (i32.shl (local.get $t) (i32.const 2))))))
+            (local.set $wp (i32.add (i32.add (local.get $w) (local.get $cb))
+                                    (i32.load (i32.add (local.get $tapW) (i32.shl (local.get $t) (i32.const 2))))))
+            (local.set $k (local.get $ci))
+            (block $in32_done (loop $in32
+              (br_if $in32_done (i32.eqz (local.get $k)))
+              (local.set $v (f32x4.splat (f32.load (local.get $xo))))
+              (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (local.get $v) (v128.load offset=0 (local.get $wp)))))
+              (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (local.get $v) (v128.load offset=16 (local.get $wp)))))
+              (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (local.get $v) (v128.load offset=32 (local.get $wp)))))
+              (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (local.get $v) (v128.load offset=48 (local.get $wp)))))
+              (local.set $a4 (f32x4.add (local.get $a4) (f32x4.mul (local.get $v) (v128.load offset=64 (local.get $wp)))))
+              (local.set $a5 (f32x4.add (local.get $a5) (f32x4.mul (local.get $v) (v128.load offset=80 (local.get $wp)))))
+              (local.set $a6 (f32x4.add (local.get $a6) (f32x4.mul (local.get $v) (v128.load offset=96 (local.get $wp)))))
+              (local.set $a7 (f32x4.add (local.get $a7) (f32x4.mul (local.get $v) (v128.load offset=112 (local.get $wp)))))
+              (local.set $xo (i32.add (local.get $xo) (i32.const 4)))
+              (local.set $wp (i32.add (local.get $wp) (local.get $row)))
+              (local.set $k (i32.sub (local.get $k) (i32.const 1)))
+              (br $in32)))
+            (local.set $t (i32.add (local.get $t) (i32.const 1)))
+            (br $taps32)))
+          (v128.store offset=0 (i32.add (local.get $op) (local.get $cb)) (local.get $a0))
+          (v128.store offset=16 (i32.add (local.get $op) (local.get $cb)) (local.get $a1))
+          (v128.store offset=32 (i32.add (local.get $op) (local.get $cb)) (local.get $a2))
+          (v128.store offset=48 (i32.add (local.get $op) (local.get $cb)) (local.get $a3))
+          (v128.store offset=64 (i32.add (local.get $op) (local.get $cb)) (local.get $a4))
+          (v128.store offset=80 (i32.add (local.get $op) (local.get $cb)) (local.get $a5))
+          (v128.store offset=96 (i32.add (local.get $op) (local.get $cb)) (local.get $a6))
+          (v128.store offset=112 (i32.add (local.get $op) (local.get $cb)) (local.get $a7))
+          (local.set $c (i32.add (local.get $c) (i32.const 32)))
+          (br $c32)))
+        ;; then 16 at a time
+        (block $c16_done (loop $c16
+          (br_if $c16_done (i32.gt_u (i32.add (local.get $c) (i32.const 16)) (local.get $co)))
+          (local.set $cb (i32.shl (local.get $c) (i32.const 2)))
+          (local.set $a0 (v128.load offset=0 (i32.add (local.get $b) (local.get $cb))))
+          (local.set $a1 (v128.load offset=16 (i32.add (local.get $b) (local.get $cb))))
+          (local.set $a2 (v128.load offset=32 (i32.add (local.get $b) (local.get $cb))))
+          (local.set $a3 (v128.load offset=48 (i32.add (local.get $b) (local.get $cb))))
+          (local.set $t (i32.load (i32.add (local.get $start) (i32.shl (local.get $p) (i32.const 2)))))
+          (local.set $t1 (i32.load offset=4 (i32.add (local.get $start) (i32.shl (local.get $p) (i32.const 2)))))
+          (block $taps_done (loop $taps
+            (br_if $taps_done (i32.ge_u (local.get $t) (local.get $t1)))
+            (local.set $xo (i32.add (local.get $xb) (i32.load (i32.add (local.get $tapX) (i32.shl (local.get $t) (i32.const 2))))))
+            (local.set $wp (i32.add (i32.add (local.get $w) (local.get $cb))
+                                    (i32.load (i32.add (local.get $tapW) (i32.shl (local.get $t) (i32.const 2))))))
+            (local.set $k (local.get $ci))
+            (block $in_done (loop $in
+              (br_if $in_done (i32.eqz (local.get $k)))
+              (local.set $v (f32x4.splat (f32.load (local.get $xo))))
+              (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (local.get $v) (v128.load offset=0 (local.get $wp)))))
+              (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (local.get $v) (v128.load offset=16 (local.get $wp)))))
+              (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (local.get $v) (v128.load offset=32 (local.get $wp)))))
+              (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (local.get $v) (v128.load offset=48 (local.get $wp)))))
+              (local.set $xo (i32.add (local.get $xo) (i32.const 4)))
+              (local.set $wp (i32.add (local.get $wp) (local.get $row)))
+              (local.set $k (i32.sub (local.get $k) (i32.const 1)))
+              (br $in)))
+            (local.set $t (i32.add (local.get $t) (i32.const 1)))
+            (br $taps)))
+          (v128.store offset=0 (i32.add (local.get $op) (local.get $cb)) (local.get $a0))
+          (v128.store offset=16 (i32.add (local.get $op) (local.get $cb)) (local.get $a1))
+          (v128.store offset=32 (i32.add (local.get $op) (local.get $cb)) (local.get $a2))
+          (v128.store offset=48 (i32.add (local.get $op) (local.get $cb)) (local.get $a3))
+          (local.set $c (i32.add (local.get $c) (i32.const 16)))
+          (br $c16)))
+        ;; the rest, 4 at a time
+        (block $c4_done (loop $c4
+          (br_if $c4_done (i32.ge_u (local.get $c) (local.get $co)))
+          (local.set $cb (i32.shl (local.get $c) (i32.const 2)))
+          (local.set $a0 (v128.load (i32.add (local.get $b) (local.get $cb))))
+          (local.set $t (i32.load (i32.add (local.get $start) (i32.shl (local.get $p) (i32.const 2)))))
+          (local.set $t1 (i32.load offset=4 (i32.add (local.get $start) (i32.shl (local.get $p) (i32.const 2)))))
+          (block $taps4_done (loop $taps4
+            (br_if $taps4_done (i32.ge_u (local.get $t) (local.get $t1)))
+            (local.set $xo (i32.add (local.get $xb) (i32.load (i32.add (local.get $tapX) (i32.shl (local.get $t) (i32.const 2))))))
+            (local.set $wp (i32.add (i32.add (local.get $w) (local.get $cb))
+                                    (i32.load (i32.add (local.get $tapW) (i32.shl (local.get $t) (i32.const 2))))))
+            (local.set $k (local.get $ci))
+            (block $in4_done (loop $in4
+              (br_if $in4_done (i32.eqz (local.get $k)))
+              (local.set $a0 (f32x4.add (local.get $a0)
+                (f32x4.mul (f32x4.splat (f32.load (local.get $xo))) (v128.load (local.get $wp)))))
+              (local.set $xo (i32.add (local.get $xo) (i32.const 4)))
+              (local.set $wp (i32.add (local.get $wp) (local.get $row)))
+              (local.set $k (i32.sub (local.get $k) (i32.const 1)))
+              (br $in4)))
+            (local.set $t (i32.add (local.get $t) (i32.const 1)))
+            (br $taps4)))
+          (v128.store (i32.add (local.get $op) (local.get $cb)) (local.get $a0))
+          (local.set $c (i32.add (local.get $c) (i32.const 4)))
+          (br $c4)))
+        (local.set $op (i32.add (local.get $op) (local.get $row)))  ;; the next pixel's co outputs
+        (local.set $p (i32.add (local.get $p) (i32.const 1)))
+        (br $pixels)))
+      (local.set $j (i32.add (local.get $j) (i32.const 1)))
+      (br $codes)))
+  )
+
+  ;; The same gather, vectorised over the input channels instead (for few output channels, e.g. the last layer's
+  ;; 1 or 3): out[p, c] = b[c] + the lanes' sum of sum over taps, k in steps of 4 of x[tapX[t] + k..] * w[tapW[t] + c * ci + k..].
+  ;; w: (kh * kw, co, ci). ci % 4 == 0.
+  (func (export "conv_ci")
+        (param $x i32) (param $w i32) (param $b i32) (param $out i32) (param $m i32)
+        (param $inBytes i32) (param $outBytes i32) (param $P i32) (param $ci i32) (param $co i32)
+        (param $start i32) (param $tapX i32) (param $tapW i32)
+    (local $j i32) (local $p i32) (local $c i32) (local $t i32) (local $t0 i32) (local $t1 i32) (local $k i32)
+    (local $xb i32) (local $op i32) (local $xo i32) (local $wp i32) (local $cib i32)
+    (local $a v128)
+    (local.set $cib (i32.shl (local.get $ci) (i32.const 2)))  ;; bytes of one output channel's weights of one tap
+    (local.set $j (i32.const 0))
+    (block $codes_done (loop $codes
+      (br_if $codes_done (i32.ge_u (local.get $j) (local.get $m)))
+      (local.set $xb (i32.add (local.get $x) (i32.mul (local.get $j) (local.get $inBytes))))
+      (local.set $op (i32.add (local.get $out) (i32.mul (local.get $j) (local.get $outBytes))))
+      (local.set $p (i32.const 0))
+      (block $pixels_done (loop $pixels
+        (br_if $pixels_done (i32.ge_u (local.get $p) (local.get $P)))
+        (local.set $t0 (i32.load (i32.add (local.get $start) (i32.shl (local.get $p) (i32.const 2)))))
+        (local.set $t1 (i32.load offset=4 (i32.add (local.get $start) (i32.shl (local.get $p) (i32.const 2)))))
+        (local.set $c (i32.const 0))
+        (block $channels_done (loop $channels
+          (br_if $channels_done (i32.ge_u (local.get $c) (local.get $co)))
+          (local.set $a (v128.const f32x4 0 0 0 0))
+          (local.set $t (local.get $t0))
+          (block $taps_done (loop $taps
+            (br_if $taps_done (i32.ge_u (local.get $t) (local.get $t1)))
+            (local.set $xo (i32.add (local.get $xb) (i32.load (i32.add (local.get $tapX) (i32.shl (local.get $t) (i32.const 2))))))
+            (local.set $wp (i32.add (i32.add (local.get $w) (i32.mul (local.get $c) (local.get $cib)))
+                                    (i32.load (i32.add (local.get $tapW) (i32.shl (local.get $t) (i32.const 2))))))
+            (local.set $k (i32.const 0))
+            (block $in_done (loop $in
+              (br_if $in_done (i32.ge_u (local.get $k) (local.get $cib)))
+              (local.set $a (f32x4.add (local.get $a)
+                (f32x4.mul (v128.load (i32.add (local.get $xo) (local.get $k)))
+                           (v128.load (i32.add (local.get $wp) (local.get $k))))))
+              (local.set $k (i32.add (local.get $k) (i32.const 16)))
+              (br $in)))
+            (local.set $t (i32.add (local.get $t) (i32.const 1)))
+            (br $taps)))
+          (f32.store (i32.add (local.get $op) (i32.shl (local.get $c) (i32.const 2)))
+            (f32.add (f32.load (i32.add (local.get $b) (i32.shl (local.get $c) (i32.const 2))))
+              (f32.add (f32.add (f32x4.extract_lane 0 (local.get $a)) (f32x4.extract_lane 1 (local.get $a)))
+                       (f32.add (f32x4.extract_lane 2 (local.get $a)) (f32x4.extract_lane 3 (local.get $a))))))
+          (local.set $c (i32.add (local.get $c) (i32.const 1)))
+          (br $channels)))
+        (local.set $op (i32.add (local.get $op) (i32.shl (local.get $co) (i32.const 2))))
+        (local.set $p (i32.add (local.get $p) (i32.const 1)))
+        (br $pixels)))
+      (local.set $j (i32.add (local.get $j) (i32.const 1)))
+      (br $codes)))
+  )
+
+  ;; in place: leaky ReLU (slope 0: ReLU) over n floats (n % 4 == 0, 16-byte aligned): v < 0 -> slope * v.
+  (func (export "leaky")
+        (param $x i32) (param $n i32) (param $slope f32)
+    (local $end i32) (local $v v128) (local $s v128)
+    (local.set $s (f32x4.splat (local.get $slope)))
+    (local.set $end (i32.add (local.get $x) (i32.shl (local.get $n) (i32.const 2))))
+    (block $done (loop $each
+      (br_if $done (i32.ge_u (local.get $x) (local.get $end)))
+      (local.set $v (v128.load (local.get $x)))
+      ;; bitselect(v, slope * v, v >= 0)
+      (v128.store (local.get $x)
+        (v128.bitselect (local.get $v) (f32x4.mul (local.get $s) (local.get $v))
+                        (f32x4.ge (local.get $v) (v128.const f32x4 0 0 0 0))))
+      (local.set $x (i32.add (local.get $x) (i32.const 16)))
+      (br $each)))
+  )
+)
