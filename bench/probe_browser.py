@@ -157,7 +157,13 @@ def main() -> None:
             web = hover(page, url, args.moves, proc.pid)
             g16, g24 = grid_ms(page, url, 16), grid_ms(page, url, 24)
             browser.close()
-    ref = torch_reference(args.ckpt, (16, 24))
+        # measured and printed before the server is stopped: on a loaded box its shutdown can outlast app_server's
+        # wait, and the figures must not be lost to that (the server idles meanwhile)
+        ref = torch_reference(args.ckpt, (16, 24))
+        report(args, web, g16, g24, ref)
+
+
+def report(args, web: dict, g16: tuple, g24: tuple, ref: dict) -> None:
     print(f"# load average after the run: {Path('/proc/loadavg').read_text().split()[0]} (on {os.cpu_count()} cores)")
 
     p50, p90 = _pct(web["lat"], 50), _pct(web["lat"], 90)

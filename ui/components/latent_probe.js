@@ -354,6 +354,30 @@ function gridStep(panel, budgetMs) {
   return g.done;
 }
 
+// the data points of the current window, drawn once per (window, grid on/off) and kept: while a grid comes in, the
+// map is redrawn every frame with new tiles, and the ~5k points were the largest part of that redraw
+function dotsLayer(panel, rel, overGrid) {
+  const W = panel.canvas.width, H = panel.canvas.height;
+  const key = JSON.stringify([rel, overGrid, W, H, panel.baseKey]);
+  if (panel.dots && panel.dots.key === key) return panel.dots.canvas;
+  const canvas = panel.dots ? panel.dots.canvas : document.createElement("canvas");
+  if (canvas.width !== W || canvas.height !== H) { canvas.width = W; canvas.height = H; }
+  const ctx = canvas.getContext("2d");
+  ctx.clearRect(0, 0, W, H);
+  const { xy, labels, n } = panel.map;
+  const dot = overGrid ? 1.2 : 1.8;
+  ctx.globalAlpha = overGrid ? 0.45 : 0.7;
+  for (let i = 0; i < n; i++) {
+    const [px, py] = toPixel(panel, rel, xy[2 * i], xy[2 * i + 1]);
+    if (px < -2 || py < -2 || px > W + 2 || py > H + 2) continue;
+    ctx.fillStyle = PALETTE[labels[i] % PALETTE.length];
+    ctx.fillRect(px - dot, py - dot, 2 * dot, 2 * dot);
+  }
+  ctx.globalAlpha = 1;
+  panel.dots = { key, canvas };
+  return canvas;
+}
+
 function drawBase(panel, rel, data) {
   // the layer under the pointer: decoded tiles (if any), the data points, the pinned probes
   const W = panel.canvas.width, H = panel.canvas.height;
@@ -364,16 +388,7 @@ function drawBase(panel, rel, data) {
   ctx.fillRect(0, 0, W, H);
   const g = panel.grid;
   if (g) ctx.drawImage(g.layer, 0, 0);
-  const { xy, labels, n } = panel.map;
-  const dot = g ? 1.2 : 1.8;
-  ctx.globalAlpha = g ? 0.45 : 0.7;
-  for (let i = 0; i < n; i++) {
-    const [px, py] = toPixel(panel, rel, xy[2 * i], xy[2 * i + 1]);
-    if (px < -2 || py < -2 || px > W + 2 || py > H + 2) continue;
-    ctx.fillStyle = PALETTE[labels[i] % PALETTE.length];
-    ctx.fillRect(px - dot, py - dot, 2 * dot, 2 * dot);
-  }
-  ctx.globalAlpha = 1;
+  ctx.drawImage(dotsLayer(panel, rel, !!g), 0, 0);
   (panel.pins || []).forEach((p, k) => {
     const [px, py] = toPixel(panel, rel, p.xy[0], p.xy[1]);
     ctx.strokeStyle = "#000"; ctx.fillStyle = "#ffd400"; ctx.lineWidth = 1.5;
