@@ -141,8 +141,8 @@ def main() -> None:
     many = new["many_ms"] if new["many_ms"] is not None else new["single_ms"]
     js_many = js["many_ms"] if js["many_ms"] is not None else js["single_ms"]
     print(f"speed-up of the default path: decode x{js['single_ms'] / new['single_ms']:.2f} and decodeMany "
-          f"x{js_many / many:.2f} over the plain JS steps (same run); decode x{old['single_ms'] / new['single_ms']:.2f} "
-          f"over old")
+          f"x{js_many / many:.2f} over the plain JS steps (same run); "
+          f"decode x{old['single_ms'] / new['single_ms']:.2f} over old")
     print(f"js_decoder ckpt={args.ckpt} n={args.n} kind={new['kind']} old_ms={old['single_ms']:.3f} "
           f"js_ms={js['single_ms']:.3f} js_many_ms={js_many:.3f} new_ms={new['single_ms']:.3f} new_many_ms={many:.3f} "
           f"ratio_vs_js={js['single_ms'] / new['single_ms']:.2f} ratio_many_vs_js={js_many / many:.2f} "

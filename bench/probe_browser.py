@@ -84,8 +84,9 @@ def grid_ms(page, url: str, n: int) -> tuple[float, float, dict]:
     page.evaluate("() => window.latentLabProbe.regrid()")
     page.wait_for_function("([el, n]) => +el.getAttribute('data-grids') > n", arg=[root.element_handle(), count],
                            timeout=120_000)
-    g = page.evaluate("() => { const g = window.latentLabProbe.grids()[0]; return {ms: g.ms, timing: g.timing, kind: g.kind}; }")
-    return loading, float(g["ms"]), {**(g["timing"] or {}), "kind": g["kind"]}
+    g = page.evaluate("() => { const g = window.latentLabProbe.grids()[0]; "
+                      "return {ms: g.ms, timing: g.timing, kind: g.kind, workers: g.workers}; }")
+    return loading, float(g["ms"]), {**(g["timing"] or {}), "kind": g["kind"], "workers": g["workers"]}
 
 
 def breakdown(ms: float, t: dict) -> str:
@@ -94,7 +95,7 @@ def breakdown(ms: float, t: dict) -> str:
     parts = ["inverse", "depth", "decode", "tiles", "redraw"]
     rest = ms - sum(t.get(k, 0.0) for k in parts)
     return (", ".join(f"{k} {t.get(k, 0.0):.0f}" for k in parts) + f", frames/other {rest:.0f} ms "
-            f"({t.get('frames', 0)} frames; decoder {t.get('kind')})")
+            f"({t.get('frames', 0)} frames; decoder {t.get('kind')}, {t.get('workers', 0)} workers)")
 
 
 def torch_reference(ckpt_key: str, n_grid: tuple[int, ...]) -> dict:
@@ -130,6 +131,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--moves", type=int, default=40, help="pointer moves (>= 30 for the p90)")
     ap.add_argument("--ckpt", default="shipped/mnist5k-aae-uniform-z16", help="checkpoint key (a z = 16 conv net)")
+    ap.add_argument("--workers", type=int, default=None,
+                    help="decode the grid's batches in this many Web Workers (default: the page's own rule, none on "
+                         "fewer than 4 cores)")
     ap.add_argument("--js", action="store_true",
                     help="decode with the plain JS steps (the fallback where WebAssembly SIMD is missing)")
     args = ap.parse_args()
@@ -153,6 +157,8 @@ def main() -> None:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             if args.js:
                 page.add_init_script("globalThis.__latentLabWasm = false;")
+            if args.workers is not None:
+                page.add_init_script(f"window.__latentLabGridWorkers = {int(args.workers)};")
             hover(page, url, 5, proc.pid)  # warm: the first decode, the first rerun's caches
             web = hover(page, url, args.moves, proc.pid)
             g16, g24 = grid_ms(page, url, 16), grid_ms(page, url, 24)
@@ -179,7 +185,8 @@ def report(args, web: dict, g16: tuple, g24: tuple, ref: dict) -> None:
     print(f"  24x24 breakdown: {breakdown(g24[1], g24[2])}")
     print(f"reference (torch on this CPU, 1 thread): one decode {ref['one_ms']:.2f} ms, 16x16 batched "
           f"{ref['grid16_ms']:.0f} ms, 24x24 batched {ref['grid24_ms']:.0f} ms")
-    print(f"probe_browser decoder={g16[2].get('kind')} moves={web['moves']} probe_p50_ms={p50:.1f} probe_p90_ms={p90:.1f} "
+    print(f"probe_browser decoder={g16[2].get('kind')} workers={g16[2].get('workers', 0)} moves={web['moves']} "
+          f"probe_p50_ms={p50:.1f} probe_p90_ms={p90:.1f} "
           f"hover_server_cpu_ms={cpu:.0f} grid16_ms={g16[1]:.0f} grid24_ms={g24[1]:.0f} "
           f"grid16_loading_ms={g16[0]:.0f} grid24_loading_ms={g24[0]:.0f} torch_one_ms={ref['one_ms']:.2f} "
           f"torch_grid16_ms={ref['grid16_ms']:.0f} torch_grid24_ms={ref['grid24_ms']:.0f}")

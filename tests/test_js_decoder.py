@@ -152,3 +152,47 @@ def test_falls_back_to_js_and_still_matches_torch(tmp_path, no_simd):
     assert np.abs(res["default"]["one"] - _torch(dec, codes)).max() <= 1e-5
     if no_simd:
         assert _run(tmp_path, spec, codes)["default"]["kind"] == "wasm-simd"
+
+
+NEAREST_RUNNER = r"""
+const fs = require("fs"), vm = require("vm");
+const [libPath, dataPath] = process.argv.slice(2);
+const ctx = { atob, console };
+ctx.window = ctx;
+vm.createContext(ctx);
+vm.runInContext(fs.readFileSync(libPath, "utf8") + "\n;globalThis.__nearest = nearest;\n"
+               + "globalThis.__kernel = nearestKernel;", ctx);
+const { train, d, queries } = JSON.parse(fs.readFileSync(dataPath, "utf8"));
+const t = Float32Array.from(train);
+const run = (opts) => queries.map((z) => ctx.__nearest(t, d, 2.0, Float64Array.from(z), opts));
+process.stdout.write(JSON.stringify({ kernel: run({}), js: run({ wasm: false }), used: !!ctx.__kernel(t, d) }));
+"""
+
+
+@needs_node
+@pytest.mark.parametrize("d", [16, 2])
+def test_hole_depth_search_on_the_kernel_equals_the_js_loop_and_numpy(tmp_path, d):
+    """The grid's and the probe's nearest training code (latent_probe.js nearest: the kernel for d % 4 == 0)."""
+    gen = np.random.default_rng(0)
+    train = gen.standard_normal((3000, d)).astype(np.float32)
+    queries = np.concatenate([gen.standard_normal((6, d)) * 1.5, train[[17, 2999]].astype(np.float64),
+                              np.full((1, d), 40.0)])  # two training codes themselves, one far outside
+    lib = _library() + "\n" + (ROOT / "ui" / "components" / "latent_probe.js").read_text(encoding="utf-8").split(
+        "\nexport default function")[0]
+    (tmp_path / "lib.js").write_text(lib)
+    (tmp_path / "run.js").write_text(NEAREST_RUNNER)
+    (tmp_path / "data.json").write_text(json.dumps({"train": train.ravel().tolist(), "d": d,
+                                                    "queries": queries.tolist()}))
+    out = subprocess.run([NODE, str(tmp_path / "run.js"), str(tmp_path / "lib.js"), str(tmp_path / "data.json")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    res = json.loads(out.stdout)
+    assert res["used"] == (d % 4 == 0)  # d = 2: the JS loop (the kernel takes d % 4 == 0)
+    dist = np.sqrt(((queries[:, None, :] - train[None].astype(np.float64)) ** 2).sum(-1))
+    want = dist.argmin(1)
+    for name in ("kernel", "js"):
+        got = res[name]
+        assert [g["index"] for g in got] == want.tolist(), name
+        np.testing.assert_allclose([g["distance"] for g in got], dist.min(1), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose([g["depth"] for g in got], dist.min(1) / 2.0, rtol=1e-12, atol=1e-12)
+    assert res["kernel"][6]["distance"] == 0 and res["kernel"][7]["index"] == 2999

@@ -75,18 +75,53 @@ function codeAtPoint(spec, px, py, hint = 0) {
   throw new Error(`unknown map inverse ${spec.kind}`);
 }
 
-// nearest training code (train: Float32Array (N * d)) -> {index, distance, depth}
-function nearest(train, d, typical, z) {
+// nearest training code (train: Float32Array (N * d)) -> {index, distance, depth}. The search runs in the
+// WebAssembly kernel (decoder_kernels.wat "nearest", float32 sums, ~4x the JS loop) where it can (d % 4 == 0; the
+// z = 2 maps are cheap anyway); the winner's distance is then computed in doubles like the JS loop's.
+// options.wasm === false: the JS loop (tests).
+function nearest(train, d, typical, z, options = {}) {
   let best = Infinity, bi = -1;
   const n = train.length / d;
-  for (let i = 0; i < n; i++) {
-    let s = 0;
-    const row = i * d;
-    for (let j = 0; j < d; j++) { const t = train[row + j] - z[j]; s += t * t; if (s >= best) break; }
-    if (s < best) { best = s; bi = i; }
+  const W = options.wasm === false ? null : nearestKernel(train, d);
+  if (W) {
+    W.z.set(z);
+    bi = W.run();
+    if (bi >= 0) {
+      best = 0;
+      for (let j = 0; j < d; j++) { const t = train[bi * d + j] - z[j]; best += t * t; }
+    }
+  } else {
+    for (let i = 0; i < n; i++) {
+      let s = 0;
+      const row = i * d;
+      for (let j = 0; j < d; j++) { const t = train[row + j] - z[j]; s += t * t; if (s >= best) break; }
+      if (s < best) { best = s; bi = i; }
+    }
   }
   const distance = Math.sqrt(best);
   return { index: bi, distance, depth: distance / typical };
+}
+
+// the training codes copied once into a WebAssembly memory of their own -> {z: a view to write the query into,
+// run() -> the nearest row}, or null (no SIMD, d % 4 !== 0)
+const NEAREST_KERNELS = new WeakMap();
+function nearestKernel(train, d) {
+  if (NEAREST_KERNELS.has(train)) return NEAREST_KERNELS.get(train);
+  let W = null;
+  const module = d % 4 === 0 && globalThis.__latentLabWasm !== false ? wasmKernels() : null;
+  if (module) {
+    try {
+      const A = wasmArena(module), n = train.length / d;
+      const trainOff = A.alloc(train.length, train), zOff = A.alloc(d);
+      A.finish();
+      const kernel = A.kernels.nearest;
+      W = { z: A.f32(zOff, d), run: () => kernel(trainOff, n, d, zOff) };
+    } catch (e) {
+      W = null;
+    }
+  }
+  NEAREST_KERNELS.set(train, W);
+  return W;
 }
 
 // ----------------------------------------------------------------------------- colours
@@ -554,7 +589,7 @@ export default function (component) {
     view.status = el("span", { class: "lp-status" }, bar);
     view.layout = layout;
     view.gridKey = null;
-    view.reset.addEventListener("click", () => { view.rel = [0, 1, 0, 1]; view.redrawBase(); view.gridNow(); view.schedule(); });
+    view.reset.addEventListener("click", () => { view.rel = [0, 1, 0, 1]; view.redrawBase(); view.settled(); view.schedule(); });
   }
   data.panels.forEach((p, i) => {
     const panel = view.panels[i];
@@ -565,6 +600,13 @@ export default function (component) {
     if (panel.baseKey !== p.map) { panel.baseWin = baseWindow(panel.map.xy, panel.map.n); panel.baseKey = p.map; }
   });
   view.data = data;
+  // the zoom window the server holds (the URL's `view`, or the echo of ours): adopted whenever it changes there
+  const serverView = JSON.stringify(data.view || null);
+  if (view.serverView !== serverView) {
+    view.serverView = serverView;
+    const rel = data.view || [0, 1, 0, 1];
+    if (rel.length === 4 && rel.every(Number.isFinite) && rel[0] < rel[1] && rel[2] < rel[3]) view.rel = rel.slice();
+  }
 
   const redrawBase = () => view.panels.forEach((p) => drawBase(p, view.rel, view.data));
   const gridNow = () => {
@@ -615,6 +657,21 @@ export default function (component) {
     });
   };
   view.schedule = () => { if (!view.frame) view.frame = requestAnimationFrame(frame); };
+  // a zoom or pan has rested: the window to 10 significant digits (ui.state.format_view: what the URL keeps, so the
+  // echo changes nothing),
+  // the grid of it, and the window to the server (state "view": a rerun, like a pin) where the page asks for it
+  view.settled = () => {
+    const r = view.rel.map((v) => Number(v.toPrecision(10)));
+    // what ui.state.valid_view takes; beyond it (a zoom far out) the window stays in this tab only
+    const valid = r.every((v) => Number.isFinite(v) && Math.abs(v) <= 1e3) && r[1] - r[0] >= 1e-6 && r[3] - r[2] >= 1e-6;
+    if (valid) view.rel = r;
+    view.gridNow();
+    if (!valid || !view.data.reports_view) return;
+    const text = JSON.stringify(r.join() === "0,1,0,1" ? null : r);
+    if (text === view.serverView) return;
+    view.serverView = text;
+    view.setStateValue("view", r);
+  };
   view.redrawBase = redrawBase;
   view.gridNow = gridNow;
 
@@ -636,7 +693,7 @@ export default function (component) {
           view.rel = [view.drag.rel[0] - du * w, view.drag.rel[1] - du * w, view.drag.rel[2] - dv * h, view.drag.rel[3] - dv * h];
           view.redrawBase();
           clearTimeout(view.gridTimer);
-          view.gridTimer = setTimeout(() => view.gridNow(), 200);
+          view.gridTimer = setTimeout(() => view.settled(), 200);
         }
         return;
       }
@@ -668,7 +725,7 @@ export default function (component) {
       view.redrawBase();
       view.schedule();
       clearTimeout(view.gridTimer);
-      view.gridTimer = setTimeout(() => view.gridNow(), 200);
+      view.gridTimer = setTimeout(() => view.settled(), 200);
     }, { passive: false });
   }
   redrawBase();

@@ -262,6 +262,39 @@
       (br $codes)))
   )
 
+;; The nearest of n codes (train: n rows of d float32, d % 4 == 0) to z (d float32) by squared distance, summed in
+  ;; float32 -> its row index (the first of equals; -1 if none compares, e.g. z has a NaN). The hole depth of a grid
+  ;; tile or a probe (latent_probe.js); the caller computes the winner's distance again in doubles.
+  (func (export "nearest")
+        (param $train i32) (param $n i32) (param $d i32) (param $z i32) (result i32)
+    (local $i i32) (local $k i32) (local $row i32) (local $db i32) (local $bi i32)
+    (local $acc v128) (local $t v128) (local $s f32) (local $best f32)
+    (local.set $db (i32.shl (local.get $d) (i32.const 2)))
+    (local.set $best (f32.const inf))
+    (local.set $bi (i32.const -1))
+    (local.set $row (local.get $train))
+    (local.set $i (i32.const 0))
+    (block $rows_done (loop $rows
+      (br_if $rows_done (i32.ge_u (local.get $i) (local.get $n)))
+      (local.set $acc (v128.const f32x4 0 0 0 0))
+      (local.set $k (i32.const 0))
+      (block $dims_done (loop $dims
+        (br_if $dims_done (i32.ge_u (local.get $k) (local.get $db)))
+        (local.set $t (f32x4.sub (v128.load (i32.add (local.get $row) (local.get $k)))
+                                 (v128.load (i32.add (local.get $z) (local.get $k)))))
+        (local.set $acc (f32x4.add (local.get $acc) (f32x4.mul (local.get $t) (local.get $t))))
+        (local.set $k (i32.add (local.get $k) (i32.const 16)))
+        (br $dims)))
+      (local.set $s (f32.add (f32.add (f32x4.extract_lane 0 (local.get $acc)) (f32x4.extract_lane 1 (local.get $acc)))
+                             (f32.add (f32x4.extract_lane 2 (local.get $acc)) (f32x4.extract_lane 3 (local.get $acc)))))
+      (if (f32.lt (local.get $s) (local.get $best))
+        (then (local.set $best (local.get $s)) (local.set $bi (local.get $i))))
+      (local.set $row (i32.add (local.get $row) (local.get $db)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $rows)))
+    (local.get $bi)
+  )
+
   ;; in place: leaky ReLU (slope 0: ReLU) over n floats (n % 4 == 0, 16-byte aligned): v < 0 -> slope * v.
   (func (export "leaky")
         (param $x i32) (param $n i32) (param $slope f32)
