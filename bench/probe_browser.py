@@ -13,6 +13,11 @@ measured in the same run: the same decodes in torch on this machine's CPU (what 
   are decoded a slice per animation frame, so the page stays responsive), the hole comparison's grids off;
   drawn again once the page has settled (the figure), and as first drawn while the page still loads;
 - reference: torch decodes of the same number of codes on this CPU, one at a time (a probe) and batched (a grid).
+- the grid's time split (page settled), from latent_probe.js's own timers on the page's thread: the map -> code
+  inverse, the hole depth (nearest training code), the decode, painting the tiles, redrawing the map, and the
+  rest = waiting for animation frames (the tiles come ~50 ms of work per frame) and whatever else ran;
+- --js: the decoder's plain JS steps (the fallback where WebAssembly SIMD is missing) instead of the SIMD kernels;
+  --workers N: the grid's batches decoded by N Web Workers (by default none on fewer than 4 cores).
 Goals (issue 14): probe p50 <= 30 ms on the z = 16 conv decoder, server CPU ~0 while hovering, 16 x 16 <= 300 ms,
 24 x 24 <= 1 s. The last line is machine-readable.
 """
