@@ -251,8 +251,9 @@ onmessage = (e) => {
 
 function gridWorkers() {
   // with 4 cores or more: one worker per core but one (the page, the compositor), at most 4. On 2 cores the page's
-  // own thread was faster (bench/probe_browser.py on a loaded 2-core box: 16 x 16 in 432 ms here, 623 ms with 2
-  // workers, each of which starts with a cold JIT). window.__latentLabGridWorkers = n overrides (tests, benches).
+  // own thread was as fast or faster (bench/probe_browser.py on a loaded 2-core box: with the JS decoder 16 x 16 in
+  // 432 ms here, 623 ms with 2 workers, each of which starts with a cold JIT; with the SIMD decoder 163 / 205 ms for
+  // 16 x 16 / 24 x 24 here, 144 / 355 ms with --workers 2). window.__latentLabGridWorkers = n overrides.
   const forced = window.__latentLabGridWorkers;
   if (Number.isInteger(forced) && forced >= 0) return Math.min(forced, 8);
   const cores = navigator.hardwareConcurrency || 1;
