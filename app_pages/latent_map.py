@@ -150,7 +150,8 @@ def probe_panel() -> None:
                          "sha": ckpt.sha256, "map_key": probe_ops.map_key(ref, sel.dataset, key, xy),
                          "map": lambda: probe_ops.map_payload(ref, sel.dataset, key, xy),
                          "pins": [p for p in pins if p["m"] == key]}],
-            shape=tuple(ds.x.shape[1:]), grid=state.get("grid") or 0, pinnable=True, on_pin=_pinned)
+            shape=tuple(ds.x.shape[1:]), grid=state.get("grid") or 0, pinnable=True, on_pin=_pinned,
+            view=state.get("view"), on_view=lambda v: state.put("view", v))
         if why:
             st.info(f"The probe needs the browser decoder: {why}.")
         if pins:

@@ -6,6 +6,8 @@
 - "old" = latent_decoder.js at --old (a git revision, default the merge base with main), "new" = the working
   tree's file; only the library part (before `export default function`) is run, in node (the same V8 engine as
   Chromium, without a page: no painting, no Streamlit), each in its own vm context;
+- "new" runs twice: its default path (the WebAssembly SIMD kernels where the engine runs them) and its plain JS
+  steps (compile(spec, {wasm: false}), the fallback), so their ratio comes from one run on one machine state;
 - per decoder: N single decodes (decode(z), what a probe does) and, where the file has it, decodeMany of the
   same N codes (what the grid does), each timed --repeats times, the best repeat reported (the box is shared);
 - the decodes are checked against each other and against torch (max |difference|), so a faster but wrong
@@ -43,13 +45,13 @@ const flat = new Float32Array(N * d);
 codes.forEach((z, i) => flat.set(z, i * d));
 const result = {};
 for (const lib of libs) {
-  const [name, path] = lib.split("=");
+  const [name, path, opts] = lib.split("=");  // opts "js": compile(spec, {wasm: false}), the plain JS steps
   const ctx = { atob, performance, console };
   ctx.window = ctx;
   vm.createContext(ctx);
   vm.runInContext(fs.readFileSync(path, "utf8") + "\n;globalThis.__compile = compile;", ctx);
-  const dec = ctx.__compile(spec);
-  const r = { single_ms: Infinity, many_ms: null };
+  const dec = opts === "js" ? ctx.__compile(spec, { wasm: false }) : ctx.__compile(spec);
+  const r = { single_ms: Infinity, many_ms: null, kind: dec.kind || "js" };
   let outs = null;
   for (let rep = 0; rep < R; rep++) {
     const t0 = performance.now();
@@ -116,30 +118,36 @@ def main() -> None:
         (t / "run.js").write_text(RUNNER)
         t0 = time.perf_counter()
         out = subprocess.run([node, str(t / "run.js"), str(t / "spec.json"), str(t / "codes.json"), str(args.n),
-                              str(args.repeats), f"old={t / 'old.js'}", f"new={t / 'new.js'}"],
-                             capture_output=True, text=True, check=True).stdout
+                              str(args.repeats), f"old={t / 'old.js'}", f"js={t / 'new.js'}=js",
+                              f"new={t / 'new.js'}"], capture_output=True, text=True, check=True).stdout
         wall = time.perf_counter() - t0
     res = json.loads(out)
-    old, new = res["old"], res["new"]
+    old, js, new = res["old"], res["js"], res["new"]
     diff = {k: float(np.abs(np.asarray(v["out"], dtype=np.float64) - want).max()) for k, v in res.items()}
+    new_vs_js = float(np.abs(np.asarray(new["out"], dtype=np.float64) - np.asarray(js["out"], dtype=np.float64)).max())
     load = Path("/proc/loadavg").read_text().split()[0]
     node_v = subprocess.run([node, "--version"], capture_output=True, text=True).stdout.strip()
     print(f"# {args.ckpt}: {len(spec['layers'])} layers; node {node_v}; {args.n} codes x best of {args.repeats}; "
           f"load average {load}; run {wall:.1f} s")
-    print(f"old ({old_rev[:10]}): decode {old['single_ms']:.3f} ms"
-          + (f", decodeMany {old['many_ms']:.3f} ms a code" if old["many_ms"] is not None else "")
-          + f"; max |old - torch| {diff['old']:.2e}")
-    many = new["many_ms"] if new["many_ms"] is not None else new["single_ms"]
-    print(f"new (working tree): decode {new['single_ms']:.3f} ms"
-          + (f", decodeMany {new['many_ms']:.3f} ms a code (max |many - single| {new['many_vs_single']:.1e})"
-             if new["many_ms"] is not None else "")
-          + f"; max |new - torch| {diff['new']:.2e}")
-    print(f"speed-up: decode x{old['single_ms'] / new['single_ms']:.2f}, grid path x{old['single_ms'] / many:.2f} "
-          f"(old decode / new decodeMany)")
-    print(f"js_decoder ckpt={args.ckpt} n={args.n} old_ms={old['single_ms']:.3f} new_ms={new['single_ms']:.3f} "
-          f"new_many_ms={many:.3f} ratio={old['single_ms'] / new['single_ms']:.2f} "
-          f"ratio_many={old['single_ms'] / many:.2f} old_diff={diff['old']:.1e} new_diff={diff['new']:.1e}")
 
+    def line(name: str, r: dict) -> str:
+        return (f"{name}: decode {r['single_ms']:.3f} ms"
+                + (f", decodeMany {r['many_ms']:.3f} ms a code (max |many - single| {r['many_vs_single']:.1e})"
+                   if r["many_ms"] is not None else "") + f"; max |{r.get('kind', 'js')} - torch| ")
+
+    print(line(f"old ({old_rev[:10]})", old) + f"{diff['old']:.2e}")
+    print(line("new, plain JS steps", js) + f"{diff['js']:.2e}")
+    print(line(f"new, default ({new['kind']})", new) + f"{diff['new']:.2e}; max |{new['kind']} - js| {new_vs_js:.1e}")
+    many = new["many_ms"] if new["many_ms"] is not None else new["single_ms"]
+    js_many = js["many_ms"] if js["many_ms"] is not None else js["single_ms"]
+    print(f"speed-up of the default path: decode x{js['single_ms'] / new['single_ms']:.2f} and decodeMany "
+          f"x{js_many / many:.2f} over the plain JS steps (same run); "
+          f"decode x{old['single_ms'] / new['single_ms']:.2f} over old")
+    print(f"js_decoder ckpt={args.ckpt} n={args.n} kind={new['kind']} old_ms={old['single_ms']:.3f} "
+          f"js_ms={js['single_ms']:.3f} js_many_ms={js_many:.3f} new_ms={new['single_ms']:.3f} new_many_ms={many:.3f} "
+          f"ratio_vs_js={js['single_ms'] / new['single_ms']:.2f} ratio_many_vs_js={js_many / many:.2f} "
+          f"ratio_vs_old={old['single_ms'] / new['single_ms']:.2f} new_vs_js={new_vs_js:.1e} "
+          f"old_diff={diff['old']:.1e} js_diff={diff['js']:.1e} new_diff={diff['new']:.1e}")
 
 if __name__ == "__main__":
     main()

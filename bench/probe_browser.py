@@ -13,6 +13,11 @@ measured in the same run: the same decodes in torch on this machine's CPU (what 
   are decoded a slice per animation frame, so the page stays responsive), the hole comparison's grids off;
   drawn again once the page has settled (the figure), and as first drawn while the page still loads;
 - reference: torch decodes of the same number of codes on this CPU, one at a time (a probe) and batched (a grid).
+- the grid's time split (page settled), from latent_probe.js's own timers on the page's thread: the map -> code
+  inverse, the hole depth (nearest training code), the decode, painting the tiles, redrawing the map, and the
+  rest = waiting for animation frames (the tiles come ~50 ms of work per frame) and whatever else ran;
+- --js: the decoder's plain JS steps (the fallback where WebAssembly SIMD is missing) instead of the SIMD kernels;
+  --workers N: the grid's batches decoded by N Web Workers (by default none on fewer than 4 cores).
 Goals (issue 14): probe p50 <= 30 ms on the z = 16 conv decoder, server CPU ~0 while hovering, 16 x 16 <= 300 ms,
 24 x 24 <= 1 s. The last line is machine-readable.
 """
@@ -72,9 +77,9 @@ def hover(page, url: str, n: int, pid: int) -> dict:
             "decode_ms": sorted(p["decodeMs"] for p in paints)[len(paints) // 2] if paints else float("nan")}
 
 
-def grid_ms(page, url: str, n: int) -> tuple[float, float]:
+def grid_ms(page, url: str, n: int) -> tuple[float, float, dict]:
     """(ms while the page loads (its chart, tables and pollers share the browser's main thread), ms of the same
-    grid drawn again once the page has settled)."""
+    grid drawn again once the page has settled, where that time went: latent_probe.js's grid timing + kind)."""
     _open(page, f"{url}&grid={n}")
     first = f"() => {{ const g = window.latentLabProbe.grids()[0]; return g && g.n === {n} && g.done; }}"
     page.wait_for_function(first, timeout=180_000)
@@ -84,7 +89,18 @@ def grid_ms(page, url: str, n: int) -> tuple[float, float]:
     page.evaluate("() => window.latentLabProbe.regrid()")
     page.wait_for_function("([el, n]) => +el.getAttribute('data-grids') > n", arg=[root.element_handle(), count],
                            timeout=120_000)
-    return loading, float(page.evaluate("() => window.latentLabProbe.grids()[0].ms"))
+    g = page.evaluate("() => { const g = window.latentLabProbe.grids()[0]; "
+                      "return {ms: g.ms, timing: g.timing, kind: g.kind, workers: g.workers}; }")
+    return loading, float(g["ms"]), {**(g["timing"] or {}), "kind": g["kind"], "workers": g["workers"]}
+
+
+def breakdown(ms: float, t: dict) -> str:
+    """The grid's ms split: measured parts on the page's thread, the rest = waiting for animation frames (the
+    tiles are decoded ~50 ms per frame, then the browser renders) and whatever else ran."""
+    parts = ["inverse", "depth", "decode", "tiles", "redraw"]
+    rest = ms - sum(t.get(k, 0.0) for k in parts)
+    return (", ".join(f"{k} {t.get(k, 0.0):.0f}" for k in parts) + f", frames/other {rest:.0f} ms "
+            f"({t.get('frames', 0)} frames; decoder {t.get('kind')}, {t.get('workers', 0)} workers)")
 
 
 def torch_reference(ckpt_key: str, n_grid: tuple[int, ...]) -> dict:
@@ -120,6 +136,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--moves", type=int, default=40, help="pointer moves (>= 30 for the p90)")
     ap.add_argument("--ckpt", default="shipped/mnist5k-aae-uniform-z16", help="checkpoint key (a z = 16 conv net)")
+    ap.add_argument("--workers", type=int, default=None,
+                    help="decode the grid's batches in this many Web Workers (default: the page's own rule, none on "
+                         "fewer than 4 cores)")
+    ap.add_argument("--js", action="store_true",
+                    help="decode with the plain JS steps (the fallback where WebAssembly SIMD is missing)")
     args = ap.parse_args()
     if not Path(CHROMIUM).exists():
         raise SystemExit(f"no Chromium at {CHROMIUM}: `sudo apt-get install -y chromium`")
@@ -139,11 +160,21 @@ def main() -> None:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            if args.js:
+                page.add_init_script("globalThis.__latentLabWasm = false;")
+            if args.workers is not None:
+                page.add_init_script(f"window.__latentLabGridWorkers = {int(args.workers)};")
             hover(page, url, 5, proc.pid)  # warm: the first decode, the first rerun's caches
             web = hover(page, url, args.moves, proc.pid)
             g16, g24 = grid_ms(page, url, 16), grid_ms(page, url, 24)
             browser.close()
-    ref = torch_reference(args.ckpt, (16, 24))
+        # measured and printed before the server is stopped: on a loaded box its shutdown can outlast app_server's
+        # wait, and the figures must not be lost to that (the server idles meanwhile)
+        ref = torch_reference(args.ckpt, (16, 24))
+        report(args, web, g16, g24, ref)
+
+
+def report(args, web: dict, g16: tuple, g24: tuple, ref: dict) -> None:
     print(f"# load average after the run: {Path('/proc/loadavg').read_text().split()[0]} (on {os.cpu_count()} cores)")
 
     p50, p90 = _pct(web["lat"], 50), _pct(web["lat"], 90)
@@ -155,9 +186,12 @@ def main() -> None:
     print(f"decoded manifold in the browser, page settled: 16x16 {g16[1]:.0f} ms ({g16[1] / 256:.1f} ms a tile), "
           f"24x24 {g24[1]:.0f} ms ({g24[1] / 576:.1f} ms a tile) "
           f"(while the page loads: {g16[0]:.0f} ms, {g24[0]:.0f} ms)")
+    print(f"  16x16 breakdown: {breakdown(g16[1], g16[2])}")
+    print(f"  24x24 breakdown: {breakdown(g24[1], g24[2])}")
     print(f"reference (torch on this CPU, 1 thread): one decode {ref['one_ms']:.2f} ms, 16x16 batched "
           f"{ref['grid16_ms']:.0f} ms, 24x24 batched {ref['grid24_ms']:.0f} ms")
-    print(f"probe_browser moves={web['moves']} probe_p50_ms={p50:.1f} probe_p90_ms={p90:.1f} "
+    print(f"probe_browser decoder={g16[2].get('kind')} workers={g16[2].get('workers', 0)} moves={web['moves']} "
+          f"probe_p50_ms={p50:.1f} probe_p90_ms={p90:.1f} "
           f"hover_server_cpu_ms={cpu:.0f} grid16_ms={g16[1]:.0f} grid24_ms={g24[1]:.0f} "
           f"grid16_loading_ms={g16[0]:.0f} grid24_loading_ms={g24[0]:.0f} torch_one_ms={ref['one_ms']:.2f} "
           f"torch_grid16_ms={ref['grid16_ms']:.0f} torch_grid24_ms={ref['grid24_ms']:.0f}")

@@ -10,6 +10,8 @@
 - The hole comparison: one pointer probes every model's map.
 - A click pins the probe: the pin reaches the URL, and "use as interpolation endpoint" opens the
   Interpolation page with that code as endpoint A.
+- The zoom window is shareable: a wheel zoom reaches the URL (`view`) once it rests, a new page from that link
+  draws the same window, and a bad `view` is ignored with the link note (the default window).
 Same server fixture, skip and CI rules as tests/test_browser.py (whose fixtures are reused here).
 """
 
@@ -230,3 +232,42 @@ def test_click_pins_and_sends_the_code_to_interpolation(page, server):  # noqa: 
     np.testing.assert_allclose(za, got["code"], atol=1e-4)
     assert page.get_by_text("A = a pinned code").count() >= 1
     _no_exception(page, "interpolation from a pin")
+
+
+def _grid_win(page) -> list[float]:
+    page.wait_for_function("() => { const g = window.latentLabProbe.grids()[0]; return g && g.n === 8 && g.done; }",
+                           timeout=120_000)
+    return page.evaluate("() => window.latentLabProbe.grids()[0].win")
+
+
+def test_zoom_window_reaches_the_url_and_a_link_restores_it(page, server):  # noqa: F811
+    url = f"{server}/latent_map?ckpt=shipped/mnist5k-aae-uniform-z2&grid=8&hgrid=0"
+    _open(page, url)
+    _wait_probe(page)
+    whole = _grid_win(page)
+    root = page.locator(".lp-root").first
+    canvas = root.locator("canvas.lp-map").first
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    page.mouse.move(box["x"] + 0.3 * box["width"], box["y"] + 0.6 * box["height"])
+    for _ in range(3):  # zoom in around the pointer
+        page.mouse.wheel(0, -120)
+        page.wait_for_timeout(60)
+    page.wait_for_function("() => location.search.includes('view=')", timeout=60_000)
+    _settle(page)
+    rel = [float(v) for v in page.evaluate("() => new URLSearchParams(location.search).get('view')").split(",")]
+    assert 0 < rel[0] < rel[1] < 1 and 0 < rel[2] < rel[3] < 1, rel  # inside the whole map: zoomed in
+    zoomed = _grid_win(page)
+    # the grid covers that relative part of the whole window
+    wx, wy = whole[1] - whole[0], whole[3] - whole[2]
+    np.testing.assert_allclose(zoomed, [whole[0] + rel[0] * wx, whole[0] + rel[1] * wx,
+                                        whole[2] + rel[2] * wy, whole[2] + rel[3] * wy], rtol=1e-9, atol=1e-9)
+    link = page.url
+    _open(page, link)  # a new session from the link: the same window
+    _wait_probe(page)
+    np.testing.assert_allclose(_grid_win(page), zoomed, rtol=1e-9, atol=1e-9)
+    _open(page, url + "&view=1,0,0,1")  # a bad window: ignored with the note, the whole map
+    _wait_probe(page)
+    assert page.get_by_text("Ignored bad link parameter(s): view.").count() == 1
+    np.testing.assert_allclose(_grid_win(page), whole, rtol=1e-9, atol=1e-9)
+    _no_exception(page, "zoom window in the URL")

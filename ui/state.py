@@ -27,10 +27,12 @@ SHARED: dict[str, tuple[Callable[[str], Any], Any]] = {
     "pins": (lambda raw: parse_pins(raw), None),  # the Latent map's pinned probes
     "grid": (lambda raw: parse_grid(raw), None),  # the Latent map's decoded manifold: n x n tiles (None or 0 = off)
     "hgrid": (lambda raw: parse_grid(raw), 8),  # the hole comparison's side-by-side manifolds (0 = off)
+    "view": (lambda raw: parse_view(raw), None),  # the Latent map probe's zoom window (None: the whole map)
 }
 # how a value that is not a plain number or string is written to the URL
 FORMATS: dict[str, Callable[[Any], str]] = {
     "za": lambda z: format_code(z), "zb": lambda z: format_code(z), "pins": lambda p: format_pins(p),
+    "view": lambda v: format_view(v),
 }
 GRID_SIZES = (8, 12, 16, 20, 24)
 MAX_PINS = 8
@@ -80,6 +82,47 @@ def parse_grid(raw: str) -> int:
     if n not in (0, *GRID_SIZES):
         raise ValueError(f"grid size is 0 (off) or one of {GRID_SIZES}")
     return n
+
+
+VIEW_LIMIT = 1e3  # a view's corners lie within +-1000 map windows of the default one
+VIEW_MIN_SIDE = 1e-6  # and it is at least a millionth of the default window wide and high
+
+
+def valid_view(values) -> tuple[float, float, float, float] | None:
+    """The Latent map probe's window (x0, x1, y0, y1), relative to the map's default window ((0, 1, 0, 1): the
+    default; (0.25, 0.5, 0.25, 0.5): a 4x zoom on its lower-left quarter's upper-right part) -> a tuple of floats,
+    or None where it is not one: 4 finite numbers, x0 < x1 and y0 < y1 by at least VIEW_MIN_SIDE, within
+    +-VIEW_LIMIT. (0, 1, 0, 1) is returned as None too (the default needs no URL parameter)."""
+    try:
+        v = tuple(float(x) for x in values)
+    except (TypeError, ValueError):
+        return None
+    if len(v) != 4 or not all(math.isfinite(x) and abs(x) <= VIEW_LIMIT for x in v):
+        return None
+    if v[1] - v[0] < VIEW_MIN_SIDE or v[3] - v[2] < VIEW_MIN_SIDE:
+        return None
+    return None if v == (0.0, 1.0, 0.0, 1.0) else v
+
+
+def format_view(view) -> str:
+    """10 significant digits (latent_probe.js rounds its window the same way before it reports it): a window a
+    millionth wide far from the origin still keeps its size."""
+    return ",".join(f"{float(v):.10g}" for v in view)
+
+
+def parse_view(raw: str) -> tuple[float, float, float, float] | None:
+    """ "x0,x1,y0,y1" -> valid_view's window; ValueError (the link warning) where it is not one."""
+    parts = raw.split(",")
+    try:
+        nums = [float(p) for p in parts]
+    except ValueError:
+        raise ValueError("a view is 4 numbers x0,x1,y0,y1") from None
+    view = valid_view(nums)
+    if view is None and nums != [0.0, 1.0, 0.0, 1.0]:
+        raise ValueError(f"a view is 4 finite numbers x0,x1,y0,y1 with x0 < x1, y0 < y1, within +-{VIEW_LIMIT:g}")
+    return view
+
+
 _PREFIX = "ll_"
 _INIT = "_ll_url_seeded"
 

@@ -99,19 +99,10 @@ function linearStep(L, chunk) {
   };
 }
 
-// A convolution (plain or transposed) as a gather over channels-last activations.
-// taps(oy, ox, ky, kx) -> the input pixel (iy * w + ix) that kernel tap (ky, kx) reads for output (oy, ox), or -1;
-// wAt(c, k, ky, kx) -> the index of that weight in torch's layout.
-function gatherConvStep(L, chunk, taps, wAt) {
-  const [ci, h, wd] = L.in_shape, [co, oh, ow] = L.out_shape, [kh, kw] = L.kernel;
-  const raw = floats(L.weight, ci * co * kh * kw), b = floats(L.bias, co) || new Float32Array(co);
-  // weights -> (kh, kw, Cout, Cin): for one tap and a block of output channels, contiguous runs over the input channels
-  const w = new Float32Array(raw.length);
-  for (let ky = 0; ky < kh; ky++)
-    for (let kx = 0; kx < kw; kx++)
-      for (let c = 0; c < co; c++)
-        for (let k = 0; k < ci; k++) w[(((ky * kw + kx) * co + c) * ci) + k] = raw[wAt(c, k, ky, kx)];
-  // the valid taps of every output pixel: [start[p], start[p + 1]) index tapX (input offset) and tapW (weights)
+// the valid taps of every output pixel of a convolution: [start[p], start[p + 1]) index tx (the input pixel's
+// offset, pix * Cin) and tw (the tap's first weight, (ky * kw + kx) * Cout * Cin)
+function convTapList(L, taps) {
+  const ci = L.in_shape[0], [co, oh, ow] = L.out_shape, [kh, kw] = L.kernel;
   const P = oh * ow, start = new Int32Array(P + 1), tx = [], tw = [];
   for (let oy = 0; oy < oh; oy++) {
     for (let ox = 0; ox < ow; ox++) {
@@ -124,6 +115,22 @@ function gatherConvStep(L, chunk, taps, wAt) {
       start[oy * ow + ox + 1] = tx.length;
     }
   }
+  return { P, start, tx, tw };
+}
+
+// A convolution (plain or transposed) as a gather over channels-last activations.
+// taps(oy, ox, ky, kx) -> the input pixel (iy * w + ix) that kernel tap (ky, kx) reads for output (oy, ox), or -1;
+// wAt(c, k, ky, kx) -> the index of that weight in torch's layout.
+function gatherConvStep(L, chunk, taps, wAt) {
+  const [ci, h, wd] = L.in_shape, [co, oh, ow] = L.out_shape, [kh, kw] = L.kernel;
+  const raw = floats(L.weight, ci * co * kh * kw), b = floats(L.bias, co) || new Float32Array(co);
+  // weights -> (kh, kw, Cout, Cin): for one tap and a block of output channels, contiguous runs over the input channels
+  const w = new Float32Array(raw.length);
+  for (let ky = 0; ky < kh; ky++)
+    for (let kx = 0; kx < kw; kx++)
+      for (let c = 0; c < co; c++)
+        for (let k = 0; k < ci; k++) w[(((ky * kw + kx) * co + c) * ci) + k] = raw[wAt(c, k, ky, kx)];
+  const { P, start, tx, tw } = convTapList(L, taps);
   const tapX = Int32Array.from(tx), tapW = Int32Array.from(tw);
   // pixels with the same taps (of a strided convolution: the same parity, away from the border) go in pairs:
   // one weight load then serves both pixels
@@ -212,20 +219,21 @@ function gatherConvStep(L, chunk, taps, wAt) {
   };
 }
 
-function conv2dStep(L, chunk) {
+// make: the step built from the geometry (gatherConvStep: plain JS; the WebAssembly compile passes its own)
+function conv2dStep(L, chunk, make = gatherConvStep) {
   const [ci, h, wd] = L.in_shape, co = L.out_shape[0], ow = L.out_shape[2];
   const [kh, kw] = L.kernel, [sh, sw] = L.stride, [ph, pw] = L.padding, [dh, dw] = L.dilation;
-  return gatherConvStep(L, chunk, (oy, ox, ky, kx) => {
+  return make(L, chunk, (oy, ox, ky, kx) => {
     const iy = oy * sh - ph + ky * dh, ix = ox * sw - pw + kx * dw;
     return iy >= 0 && iy < h && ix >= 0 && ix < wd ? iy * wd + ix : -1;
   }, (c, k, ky, kx) => ((c * ci + k) * kh + ky) * kw + kx); // torch: (Cout, Cin, kh, kw)
 }
 
-function convTranspose2dStep(L, chunk) {
+function convTranspose2dStep(L, chunk, make = gatherConvStep) {
   const [ci, h, wd] = L.in_shape, co = L.out_shape[0];
   const [kh, kw] = L.kernel, [sh, sw] = L.stride, [ph, pw] = L.padding, [dh, dw] = L.dilation;
   // torch scatters input (iy, ix) to output (iy * s - p + ky * d, ...): the output gathers from iy = (oy + p - ky * d) / s
-  return gatherConvStep(L, chunk, (oy, ox, ky, kx) => {
+  return make(L, chunk, (oy, ox, ky, kx) => {
     const ny = oy + ph - ky * dh, nx = ox + pw - kx * dw;
     if (ny < 0 || nx < 0 || ny % sh !== 0 || nx % sw !== 0) return -1;
     const iy = ny / sh, ix = nx / sw;
@@ -273,43 +281,234 @@ function activationStep(L, size) {
   return { size, run(x, m) { loop(x, m * size); return x; } };
 }
 
-function compile(spec) {
+// ----------------------------------------------------------------------------- the WebAssembly SIMD path
+// The same steps with their loops in WebAssembly f32x4 (ui/components/wasm/decoder_kernels.wat): 4-8x faster than
+// the plain JS loops in V8 (bench/js_decoder.py). All of a decoder's weights, tap lists and activations live in
+// one WebAssembly.Memory of its own; a step's activations are Float32Array views of it, so a kernel is passed
+// x.byteOffset, and the JS steps in between (permutations, tanh, sigmoid) run on the same views. Where the engine
+// has no SIMD (WebAssembly.validate says no), or a layer has a shape the kernels do not take (a linear layer with
+// outputs not a multiple of 4, a convolution with neither channel count a multiple of 4), the whole decoder is
+// compiled with the plain JS steps above. The kernels sum in float32 (like torch), the JS steps in doubles:
+// the two paths differ by float32 rounding (tests/test_js_decoder.py).
+
+// BEGIN GENERATED by ui/components/wasm/build.sh from decoder_kernels.wat (do not edit; run the script)
+const DECODER_WASM_WAT_SHA256 = "b09897d9fb2c6f45afe3b20b2ca1a6af7ac77c92f73a0be68df2472fd6e29dd2";
+const DECODER_WASM = "AGFzbQEAAAABKQRgB39/f39/f38AYA1/f39/f39/f39/f39/AGAEf39/fwF/YAN/f30AAg8BA2VudgZtZW1vcnkCAAEDBgUAAQECAwcwBQZsaW5lYXIAAAdjb252X2NvAAEHY29udl9jaQACB25lYXJlc3QAAwVsZWFreQAECvsQBccDAgd/BXsgBkECdCENQQAhBwJAA0AgByAETw0BIAAgByAFbEECdGohCiADIAcgDWxqIQtBACEIAkADQCAIQRBqIAZLDQEgAiAIQQJ0av0ABAAhDyACIAhBAnRq/QAEECEQIAIgCEECdGr9AAQgIREgAiAIQQJ0av0ABDAhEiABIAhBAnRqIQxBACEJAkADQCAJIAVPDQEgCiAJQQJ0aioCAP0TIQ4gDyAOIAz9AAQA/eYB/eQBIQ8gECAOIAz9AAQQ/eYB/eQBIRAgESAOIAz9AAQg/eYB/eQBIREgEiAOIAz9AAQw/eYB/eQBIRIgDCANaiEMIAlBAWohCQwACwsgCyAIQQJ0aiAP/QsEACALIAhBAnRqIBD9CwQQIAsgCEECdGogEf0LBCAgCyAIQQJ0aiAS/QsEMCAIQRBqIQgMAAsLAkADQCAIIAZPDQEgAiAIQQJ0av0ABAAhDyABIAhBAnRqIQxBACEJAkADQCAJIAVPDQEgDyAKIAlBAnRqKgIA/RMgDP0ABAD95gH95AEhDyAMIA1qIQwgCUEBaiEJDAALCyALIAhBAnRqIA/9CwQAIAhBBGohCAwACwsgB0EBaiEHDAALCwvHCAIMfwl7IAlBAnQhF0EAIQ0CQANAIA0gBE8NASAAIA0gBWxqIRMgAyANIAZsaiEUQQAhDgJAA0AgDiAHTw0BQQAhDwJAA0AgD0EgaiAJSw0BIA9BAnQhGCACIBhq/QAEACEaIAIgGGr9AAQQIRsgAiAYav0ABCAhHCACIBhq/QAEMCEdIAIgGGr9AARAIR4gAiAYav0ABFAhHyACIBhq/QAEYCEgIAIgGGr9AARwISEgCiAOQQJ0aigCACEQIAogDkECdGooAgQhEQJAA0AgECARTw0BIBMgCyAQQQJ0aigCAGohFSABIBhqIAwgEEECdGooAgBqIRYgCCESAkADQCASRQ0BIBUqAgD9EyEZIBogGSAW/QAEAP3mAf3kASEaIBsgGSAW/QAEEP3mAf3kASEbIBwgGSAW/QAEIP3mAf3kASEcIB0gGSAW/QAEMP3mAf3kASEdIB4gGSAW/QAEQP3mAf3kASEeIB8gGSAW/QAEUP3mAf3kASEfICAgGSAW/QAEYP3mAf3kASEgICEgGSAW/QAEcP3mAf3kASEhIBVBBGohFSAWIBdqIRYgEkEBayESDAALCyAQQQFqIRAMAAsLIBQgGGogGv0LBAAgFCAYaiAb/QsEECAUIBhqIBz9CwQgIBQgGGogHf0LBDAgFCAYaiAe/QsEQCAUIBhqIB/9CwRQIBQgGGogIP0LBGAgFCAYaiAh/QsEcCAPQSBqIQ8MAAsLAkADQCAPQRBqIAlLDQEgD0ECdCEYIAIgGGr9AAQAIRogAiAYav0ABBAhGyACIBhq/QAEICEcIAIgGGr9AAQwIR0gCiAOQQJ0aigCACEQIAogDkECdGooAgQhEQJAA0AgECARTw0BIBMgCyAQQQJ0aigCAGohFSABIBhqIAwgEEECdGooAgBqIRYgCCESAkADQCASRQ0BIBUqAgD9EyEZIBogGSAW/QAEAP3mAf3kASEaIBsgGSAW/QAEEP3mAf3kASEbIBwgGSAW/QAEIP3mAf3kASEcIB0gGSAW/QAEMP3mAf3kASEdIBVBBGohFSAWIBdqIRYgEkEBayESDAALCyAQQQFqIRAMAAsLIBQgGGogGv0LBAAgFCAYaiAb/QsEECAUIBhqIBz9CwQgIBQgGGogHf0LBDAgD0EQaiEPDAALCwJAA0AgDyAJTw0BIA9BAnQhGCACIBhq/QAEACEaIAogDkECdGooAgAhECAKIA5BAnRqKAIEIRECQANAIBAgEU8NASATIAsgEEECdGooAgBqIRUgASAYaiAMIBBBAnRqKAIAaiEWIAghEgJAA0AgEkUNASAaIBUqAgD9EyAW/QAEAP3mAf3kASEaIBVBBGohFSAWIBdqIRYgEkEBayESDAALCyAQQQFqIRAMAAsLIBQgGGogGv0LBAAgD0EEaiEPDAALCyAUIBdqIRQgDkEBaiEODAALCyANQQFqIQ0MAAsLC8sCAgx/AXsgCEECdCEYQQAhDQJAA0AgDSAETw0BIAAgDSAFbGohFCADIA0gBmxqIRVBACEOAkADQCAOIAdPDQEgCiAOQQJ0aigCACERIAogDkECdGooAgQhEkEAIQ8CQANAIA8gCU8NAf0MAAAAAAAAAAAAAAAAAAAAACEZIBEhEAJAA0AgECASTw0BIBQgCyAQQQJ0aigCAGohFiABIA8gGGxqIAwgEEECdGooAgBqIRdBACETAkADQCATIBhPDQEgGSAWIBNq/QAEACAXIBNq/QAEAP3mAf3kASEZIBNBEGohEwwACwsgEEEBaiEQDAALCyAVIA9BAnRqIAIgD0ECdGoqAgAgGf0fACAZ/R8BkiAZ/R8CIBn9HwOSkpI4AgAgD0EBaiEPDAALCyAVIAlBAnRqIRUgDkEBaiEODAALCyANQQFqIQ0MAAsLC70BAwV/AnsCfSACQQJ0IQdDAACAfyEMQX8hCCAAIQZBACEEAkADQCAEIAFPDQH9DAAAAAAAAAAAAAAAAAAAAAAhCUEAIQUCQANAIAUgB08NASAGIAVq/QAEACADIAVq/QAEAP3lASEKIAkgCiAK/eYB/eQBIQkgBUEQaiEFDAALCyAJ/R8AIAn9HwGSIAn9HwIgCf0fA5KSIQsgCyAMXQRAIAshDCAEIQgLIAYgB2ohBiAEQQFqIQQMAAsLIAgLWwIBfwJ7IAL9EyEFIAAgAUECdGohAwJAA0AgACADTw0BIAD9AAQAIQQgACAEIAUgBP3mASAE/QwAAAAAAAAAAAAAAAAAAAAA/Ub9Uv0LBAAgAEEQaiEADAALCws=";
+// END GENERATED
+
+// -> the compiled kernels' WebAssembly.Module, or null where this engine cannot run them (then: plain JS)
+function wasmKernels() {
+  if (wasmKernels.module !== undefined) return wasmKernels.module;
+  wasmKernels.module = null;
+  try {
+    if (typeof WebAssembly === "object" && LITTLE_ENDIAN && DECODER_WASM) { // wasm memory is little-endian
+      const bin = atob(DECODER_WASM);
+      const bytes = new Uint8Array(bin.length);
+      for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+      // small (< 4 KB): synchronous compilation is allowed on a page's main thread
+      if (WebAssembly.validate(bytes)) wasmKernels.module = new WebAssembly.Module(bytes);
+    }
+  } catch (e) {
+    wasmKernels.module = null;
+  }
+  return wasmKernels.module;
+}
+
+// One decoder's memory: alloc() while the steps are built (the memory grows; no view is kept meanwhile, since a
+// grow detaches them), finish() instantiates the kernels, then each step's bind() takes its views.
+function wasmArena(module) {
+  const memory = new WebAssembly.Memory({ initial: 8 });
+  let top = 16;
+  const A = {
+    kernels: null,
+    // n 4-byte values, 16-byte aligned -> their byte offset; init (a typed array): copied in now
+    alloc(n, init = null) {
+      const off = top;
+      top += Math.ceil(n / 4) * 16;
+      const pages = Math.ceil(top / 65536) - memory.buffer.byteLength / 65536;
+      if (pages > 0) memory.grow(pages);
+      if (init) new init.constructor(memory.buffer, off, n).set(init);
+      return off;
+    },
+    f32: (off, n) => new Float32Array(memory.buffer, off, n),
+    finish() { A.kernels = new WebAssembly.Instance(module, { env: { memory } }).exports; },
+  };
+  return A;
+}
+
+function wasmLinearStep(L, chunk, A) {
+  const nIn = L.in, nOut = L.out;
+  if (nOut % 4) return null;
+  const w = floats(L.weight, nIn * nOut), b = floats(L.bias, nOut) || new Float32Array(nOut);
+  const wt = new Float32Array(nIn * nOut); // torch's (nOut, nIn) -> (nIn, nOut): 4 outputs of one input = one vector
+  for (let o = 0; o < nOut; o++) for (let i = 0; i < nIn; i++) wt[i * nOut + o] = w[o * nIn + i];
+  const wOff = A.alloc(wt.length, wt), bOff = A.alloc(nOut, b), outOff = A.alloc(chunk * nOut);
+  let out, k;
+  return {
+    size: nOut,
+    bind() { out = A.f32(outOff, chunk * nOut); k = A.kernels; },
+    run(x, m) { k.linear(x.byteOffset, wOff, bOff, outOff, m, nIn, nOut); return out; },
+  };
+}
+
+// the gather of gatherConvStep, by conv_co (output channels % 4 == 0, weights (kh, kw, Cin, Cout)) or conv_ci
+// (input channels % 4 == 0, weights (kh, kw, Cout, Cin))
+function wasmConvStep(L, chunk, A, taps, wAt) {
+  const [ci, h, wd] = L.in_shape, [co, oh, ow] = L.out_shape, [kh, kw] = L.kernel;
+  const byOut = co % 4 === 0;
+  if (!byOut && ci % 4) return null;
+  const raw = floats(L.weight, ci * co * kh * kw), b = floats(L.bias, co) || new Float32Array(co);
+  const w = new Float32Array(raw.length);
+  for (let ky = 0; ky < kh; ky++)
+    for (let kx = 0; kx < kw; kx++)
+      for (let c = 0; c < co; c++)
+        for (let k = 0; k < ci; k++) {
+          const t = ky * kw + kx;
+          w[byOut ? (t * ci + k) * co + c : (t * co + c) * ci + k] = raw[wAt(c, k, ky, kx)];
+        }
+  const { P, start, tx, tw } = convTapList(L, taps);
+  const inSize = ci * h * wd, outSize = co * oh * ow;
+  const wOff = A.alloc(w.length, w), bOff = A.alloc(co, b), outOff = A.alloc(chunk * outSize);
+  const sOff = A.alloc(P + 1, start);
+  const xOff = A.alloc(tx.length, Int32Array.from(tx, (v) => 4 * v)); // offsets in bytes
+  const twOff = A.alloc(tw.length, Int32Array.from(tw, (v) => 4 * v));
+  let out, kernel;
+  return {
+    size: outSize,
+    bind() { out = A.f32(outOff, chunk * outSize); kernel = byOut ? A.kernels.conv_co : A.kernels.conv_ci; },
+    run(x, m) {
+      kernel(x.byteOffset, wOff, bOff, outOff, m, 4 * inSize, 4 * outSize, P, ci, co, sOff, xOff, twOff);
+      return out;
+    },
+  };
+}
+
+function wasmPermuteStep(from, chunk, A) {
+  const size = from.length, outOff = A.alloc(chunk * size);
+  let out;
+  return {
+    size,
+    bind() { out = A.f32(outOff, chunk * size); },
+    run(x, m) {
+      for (let j = 0; j < m; j++) {
+        const b = j * size;
+        for (let i = 0; i < size; i++) out[b + i] = x[b + from[i]];
+      }
+      return out;
+    },
+  };
+}
+
+function wasmActivationStep(L, size, A) {
+  if (L.op !== "relu" && L.op !== "leaky_relu") return activationStep(L, size); // in place on the views: the JS loop
+  const slope = L.op === "relu" ? 0 : L.slope, js = activationStep(L, size);
+  let k;
+  return {
+    size,
+    bind() { k = A.kernels; },
+    run(x, m) {
+      const n = m * size, n4 = n - (n % 4);
+      k.leaky(x.byteOffset, n4, slope);
+      if (n4 < n) js.run(x.subarray(n4), (n - n4) / size); // never for the shipped decoders (sizes % 4 == 0)
+      return x;
+    },
+  };
+}
+
+// the step builders of compile(): plain JS, or the WebAssembly kernels (null: a layer they do not take)
+function jsSteps() {
+  return {
+    kind: "js",
+    buffer: (n) => new Float32Array(n),
+    linear: (L) => linearStep(L, CHUNK),
+    conv2d: (L) => conv2dStep(L, CHUNK),
+    conv_transpose2d: (L) => convTranspose2dStep(L, CHUNK),
+    permute: (from) => permuteStep(from, CHUNK),
+    activation: (L, size) => activationStep(L, size),
+    finish: () => {},
+  };
+}
+
+function wasmSteps(module) {
+  const A = wasmArena(module);
+  const make = (L, chunk, taps, wAt) => wasmConvStep(L, chunk, A, taps, wAt);
+  const bound = [], keep = (step) => { if (step) bound.push(step); return step; };
+  const buffers = [];
+  return {
+    kind: "wasm-simd",
+    buffer: (n) => { const off = A.alloc(n); const v = { off, n, view: null }; buffers.push(v); return v; },
+    linear: (L) => keep(wasmLinearStep(L, CHUNK, A)),
+    conv2d: (L) => keep(conv2dStep(L, CHUNK, make)),
+    conv_transpose2d: (L) => keep(convTranspose2dStep(L, CHUNK, make)),
+    permute: (from) => keep(wasmPermuteStep(from, CHUNK, A)),
+    activation: (L, size) => keep(wasmActivationStep(L, size, A)),
+    finish: () => {
+      A.finish();
+      bound.forEach((s) => s.bind && s.bind());
+      buffers.forEach((v) => { v.view = A.f32(v.off, v.n); });
+    },
+  };
+}
+
+class NotForWasm extends Error {}
+
+// spec -> a decoder {decode, decodeMany, kind}; options.wasm === false, or globalThis.__latentLabWasm === false
+// (set by a bench or test before the page loads): the plain JS steps even where SIMD runs
+function compile(spec, options = {}) {
+  const module = options.wasm === false || globalThis.__latentLabWasm === false ? null : wasmKernels();
+  if (module) {
+    try {
+      return compileWith(spec, wasmSteps(module));
+    } catch (e) {
+      if (!(e instanceof NotForWasm)) throw e;
+    }
+  }
+  return compileWith(spec, jsSteps());
+}
+
+function compileWith(spec, S) {
   if (spec.format !== "latent-lab-decoder/1") throw new Error(`unknown decoder format ${spec.format}`);
   const steps = [];
+  const add = (step, what) => {
+    if (!step) throw new NotForWasm(`no WebAssembly kernel for ${what}`);
+    steps.push(step);
+  };
   const d = spec.latent_dim;
   let size = d;
   let hwc = null; // [C, H, W] while the activation is held channels-last, null while it is in torch's order
   const toTorchOrder = () => {
-    if (hwc && hwc[0] > 1 && hwc[1] * hwc[2] > 1) steps.push(permuteStep(hwcToChw(hwc), CHUNK));
+    if (hwc && hwc[0] > 1 && hwc[1] * hwc[2] > 1) add(S.permute(hwcToChw(hwc)), "a permutation");
     hwc = null;
   };
   const toChannelsLast = (shape) => {
-    if (shape[0] > 1 && shape[1] * shape[2] > 1) steps.push(permuteStep(chwToHwc(shape), CHUNK));
+    if (shape[0] > 1 && shape[1] * shape[2] > 1) add(S.permute(chwToHwc(shape)), "a permutation");
     hwc = shape.slice();
   };
   for (const L of spec.layers) {
     if (L.op === "linear") {
       toTorchOrder();
       if (L.in !== size) throw new Error(`linear expects ${L.in} inputs, gets ${size}`);
-      steps.push(linearStep(L, CHUNK));
+      add(S.linear(L), `linear ${L.in} -> ${L.out}`);
     } else if (L.op === "conv2d" || L.op === "conv_transpose2d") {
       if (!L.in_shape || prod(L.in_shape) !== size) throw new Error(`${L.op} expects ${L.in_shape}, gets ${size}`);
       if (!hwc || hwc.join() !== L.in_shape.join()) { toTorchOrder(); toChannelsLast(L.in_shape); }
-      steps.push(L.op === "conv2d" ? conv2dStep(L, CHUNK) : convTranspose2dStep(L, CHUNK));
+      add(S[L.op](L), `${L.op} ${L.in_shape} -> ${L.out_shape}`);
       hwc = L.out_shape.slice();
     } else if (L.op === "reshape") {
       if (prod(L.shape) !== size) throw new Error(`cannot reshape ${size} values to ${L.shape}`);
       toTorchOrder(); // a reshape is defined on torch's order
       if (L.shape.length === 3) toChannelsLast(L.shape);
       continue;
-    } else if (["relu", "leaky_relu", "tanh", "sigmoid"].includes(L.op)) steps.push(activationStep(L, size));
+    } else if (["relu", "leaky_relu", "tanh", "sigmoid"].includes(L.op)) add(S.activation(L, size), L.op);
     else throw new Error(`unknown layer ${L.op}`);
     size = steps[steps.length - 1].size;
   }
   toTorchOrder();
   if (size !== prod(spec.output_shape)) throw new Error(`decoder ends with ${size} values, not ${spec.output_shape}`);
   const sigmoid = spec.output === "sigmoid";
-  const input = new Float32Array(CHUNK * d);
+  const inputBuffer = S.buffer(CHUNK * d);
+  S.finish();
+  const input = inputBuffer.view || inputBuffer;
   // codes [j0, j0 + m) -> out at j0 * size (the decoder's output, then model.decode's sigmoid)
   const pass = (m, out, at) => {
     let x = input;
@@ -320,6 +519,7 @@ function compile(spec) {
   };
   return {
     spec,
+    kind: S.kind, // "wasm-simd" or "js": which steps run (the tests and the benches read it)
     latentDim: d,
     shape: spec.output_shape,
     // z (d numbers) -> a new Float32Array (*output_shape), what model.decode returns

@@ -75,18 +75,53 @@ function codeAtPoint(spec, px, py, hint = 0) {
   throw new Error(`unknown map inverse ${spec.kind}`);
 }
 
-// nearest training code (train: Float32Array (N * d)) -> {index, distance, depth}
-function nearest(train, d, typical, z) {
+// nearest training code (train: Float32Array (N * d)) -> {index, distance, depth}. The search runs in the
+// WebAssembly kernel (decoder_kernels.wat "nearest", float32 sums, ~4x the JS loop) where it can (d % 4 == 0; the
+// z = 2 maps are cheap anyway); the winner's distance is then computed in doubles like the JS loop's.
+// options.wasm === false: the JS loop (tests).
+function nearest(train, d, typical, z, options = {}) {
   let best = Infinity, bi = -1;
   const n = train.length / d;
-  for (let i = 0; i < n; i++) {
-    let s = 0;
-    const row = i * d;
-    for (let j = 0; j < d; j++) { const t = train[row + j] - z[j]; s += t * t; if (s >= best) break; }
-    if (s < best) { best = s; bi = i; }
+  const W = options.wasm === false ? null : nearestKernel(train, d);
+  if (W) {
+    W.z.set(z);
+    bi = W.run();
+    if (bi >= 0) {
+      best = 0;
+      for (let j = 0; j < d; j++) { const t = train[bi * d + j] - z[j]; best += t * t; }
+    }
+  } else {
+    for (let i = 0; i < n; i++) {
+      let s = 0;
+      const row = i * d;
+      for (let j = 0; j < d; j++) { const t = train[row + j] - z[j]; s += t * t; if (s >= best) break; }
+      if (s < best) { best = s; bi = i; }
+    }
   }
   const distance = Math.sqrt(best);
   return { index: bi, distance, depth: distance / typical };
+}
+
+// the training codes copied once into a WebAssembly memory of their own -> {z: a view to write the query into,
+// run() -> the nearest row}, or null (no SIMD, d % 4 !== 0)
+const NEAREST_KERNELS = new WeakMap();
+function nearestKernel(train, d) {
+  if (NEAREST_KERNELS.has(train)) return NEAREST_KERNELS.get(train);
+  let W = null;
+  const module = d % 4 === 0 && globalThis.__latentLabWasm !== false ? wasmKernels() : null;
+  if (module) {
+    try {
+      const A = wasmArena(module), n = train.length / d;
+      const trainOff = A.alloc(train.length, train), zOff = A.alloc(d);
+      A.finish();
+      const kernel = A.kernels.nearest;
+      W = { z: A.f32(zOff, d), run: () => kernel(trainOff, n, d, zOff) };
+    } catch (e) {
+      W = null;
+    }
+  }
+  NEAREST_KERNELS.set(train, W);
+  return W;
 }
 
 // ----------------------------------------------------------------------------- colours
@@ -164,6 +199,10 @@ function startGrid(panel, rel, n) {
   layer.width = panel.canvas.width; layer.height = panel.canvas.height;
   panel.grid = { n, win, points, codes: [], depth: [], inside: [], images: [], next: 0, hint: 0, done: false,
     pending: 0, drawn: 0, workers: !!workerPool(),
+    // where the time goes (ms, on the page's thread; bench/probe_browser.py prints it): the map -> code inverse,
+    // the hole depth (nearest training code), the decode, painting the tiles into the grid layer, redrawing the
+    // map (base + frame), and the frames the grid took
+    timing: { inverse: 0, depth: 0, decode: 0, tiles: 0, redraw: 0, frames: 0 },
     t0: performance.now(), ms: null, layer, tile: document.createElement("canvas") };
 }
 
@@ -212,8 +251,9 @@ onmessage = (e) => {
 
 function gridWorkers() {
   // with 4 cores or more: one worker per core but one (the page, the compositor), at most 4. On 2 cores the page's
-  // own thread was faster (bench/probe_browser.py on a loaded 2-core box: 16 x 16 in 432 ms here, 623 ms with 2
-  // workers, each of which starts with a cold JIT). window.__latentLabGridWorkers = n overrides (tests, benches).
+  // own thread was as fast or faster (bench/probe_browser.py on a loaded 2-core box: with the JS decoder 16 x 16 in
+  // 432 ms here, 623 ms with 2 workers, each of which starts with a cold JIT; with the SIMD decoder 163 / 205 ms for
+  // 16 x 16 / 24 x 24 here, 144 / 355 ms with --workers 2). window.__latentLabGridWorkers = n overrides.
   const forced = window.__latentLabGridWorkers;
   if (Number.isInteger(forced) && forced >= 0) return Math.min(forced, 8);
   const cores = navigator.hardwareConcurrency || 1;
@@ -235,8 +275,11 @@ function workerPool() {
   try {
     if (typeof Worker === "undefined" || typeof Blob === "undefined") return null;
     const source = [`const LITTLE_ENDIAN = ${LITTLE_ENDIAN};`, `const CHUNK = ${CHUNK};`,
-      ...[floats, linearStep, gatherConvStep, conv2dStep, convTranspose2dStep, permuteStep, chwToHwc, hwcToChw,
-        activationStep, compile].map(String), `const prod = ${String(prod)};`, WORKER_MAIN].join("\n");
+      `const DECODER_WASM = ${JSON.stringify(DECODER_WASM)};`,
+      ...[floats, linearStep, convTapList, gatherConvStep, conv2dStep, convTranspose2dStep, permuteStep, chwToHwc,
+        hwcToChw, activationStep, wasmKernels, wasmArena, wasmLinearStep, wasmConvStep, wasmPermuteStep,
+        wasmActivationStep, jsSteps, wasmSteps, NotForWasm, compile, compileWith].map(String),
+      `const prod = ${String(prod)};`, WORKER_MAIN].join("\n");
     const url = URL.createObjectURL(new Blob([source], { type: "text/javascript" }));
     const size = want;
     if (!size) return null;
@@ -303,20 +346,26 @@ function gridStep(panel, budgetMs) {
     // a batch of tiles: their codes (null outside the data), then one decodeMany of those inside
     const first = g.next, last = Math.min(g.points.length, first + GRID_BATCH);
     const codes = [];
+    let tt = performance.now();
     for (let k = first; k < last; k++) {
       const [x, y] = g.points[k];
       const r = codeAtPoint(inverse, x, y, g.hint);
       if (r.triangle >= 0) g.hint = r.triangle;
       codes.push(r.code);
     }
+    g.timing.inverse += performance.now() - tt;
     const inside = [];
     codes.forEach((z, i) => { if (z) inside.push(first + i); });
     const finish = (images) => {
       if (panel.grid !== g) return; // a newer grid replaced this one
+      let t = performance.now();
       if (!images && inside.length) images = panel.dec.decodeMany(inside.map((k) => g.codes[k]), inside.length);
+      g.timing.decode += performance.now() - t;
       const size = inside.length ? images.length / inside.length : 0;
       inside.forEach((k, i) => { g.images[k] = images.subarray(i * size, (i + 1) * size); });
+      t = performance.now();
       for (let k = first; k < last; k++) drawTile(panel, g, k);
+      g.timing.tiles += performance.now() - t;
       g.pending--;
       g.drawn += last - first;
     };
@@ -325,18 +374,44 @@ function gridStep(panel, budgetMs) {
       if (!workerPool() || workerPool().broken) g.workers = false; // no workers: decode here
       else break; // the workers are busy: dispatch more next frame
     }
+    tt = performance.now();
     codes.forEach((z) => {
       g.codes.push(z);
       g.depth.push(z ? nearest(train, dim, typical, z).depth : NaN);
       g.inside.push(!!z);
       g.images.push(null);
     });
+    g.timing.depth += performance.now() - tt;
     g.next = last;
     g.pending++;
     if (!inside.length || !g.workers) finish(null);
   }
   if (g.drawn >= g.points.length && !g.pending) { g.done = true; g.ms = performance.now() - g.t0; }
   return g.done;
+}
+
+// the data points of the current window, drawn once per (window, grid on/off) and kept: while a grid comes in, the
+// map is redrawn every frame with new tiles, and the ~5k points were the largest part of that redraw
+function dotsLayer(panel, rel, overGrid) {
+  const W = panel.canvas.width, H = panel.canvas.height;
+  const key = JSON.stringify([rel, overGrid, W, H, panel.baseKey]);
+  if (panel.dots && panel.dots.key === key) return panel.dots.canvas;
+  const canvas = panel.dots ? panel.dots.canvas : document.createElement("canvas");
+  if (canvas.width !== W || canvas.height !== H) { canvas.width = W; canvas.height = H; }
+  const ctx = canvas.getContext("2d");
+  ctx.clearRect(0, 0, W, H);
+  const { xy, labels, n } = panel.map;
+  const dot = overGrid ? 1.2 : 1.8;
+  ctx.globalAlpha = overGrid ? 0.45 : 0.7;
+  for (let i = 0; i < n; i++) {
+    const [px, py] = toPixel(panel, rel, xy[2 * i], xy[2 * i + 1]);
+    if (px < -2 || py < -2 || px > W + 2 || py > H + 2) continue;
+    ctx.fillStyle = PALETTE[labels[i] % PALETTE.length];
+    ctx.fillRect(px - dot, py - dot, 2 * dot, 2 * dot);
+  }
+  ctx.globalAlpha = 1;
+  panel.dots = { key, canvas };
+  return canvas;
 }
 
 function drawBase(panel, rel, data) {
@@ -349,16 +424,7 @@ function drawBase(panel, rel, data) {
   ctx.fillRect(0, 0, W, H);
   const g = panel.grid;
   if (g) ctx.drawImage(g.layer, 0, 0);
-  const { xy, labels, n } = panel.map;
-  const dot = g ? 1.2 : 1.8;
-  ctx.globalAlpha = g ? 0.45 : 0.7;
-  for (let i = 0; i < n; i++) {
-    const [px, py] = toPixel(panel, rel, xy[2 * i], xy[2 * i + 1]);
-    if (px < -2 || py < -2 || px > W + 2 || py > H + 2) continue;
-    ctx.fillStyle = PALETTE[labels[i] % PALETTE.length];
-    ctx.fillRect(px - dot, py - dot, 2 * dot, 2 * dot);
-  }
-  ctx.globalAlpha = 1;
+  ctx.drawImage(dotsLayer(panel, rel, !!g), 0, 0);
   (panel.pins || []).forEach((p, k) => {
     const [px, py] = toPixel(panel, rel, p.xy[0], p.xy[1]);
     ctx.strokeStyle = "#000"; ctx.fillStyle = "#ffd400"; ctx.lineWidth = 1.5;
@@ -435,6 +501,7 @@ window.latentLabProbe = {
     const roots = PROBE_LAB.roots.slice().sort((a, b) => a.getBoundingClientRect().top - b.getBoundingClientRect().top);
     return roots.flatMap((root) => (root.__lpView?.panels || []).map((p) => ({
       title: p.title, n: p.grid?.n ?? 0, win: p.grid?.win ?? null, done: !!p.grid?.done, ms: p.grid?.ms ?? null, points: p.grid?.points ?? [],
+      timing: p.grid ? { ...p.grid.timing } : null, kind: p.dec?.kind ?? null, // kind: "wasm-simd" or "js" decode
       workers: p.grid?.workers ? PROBE_LAB.pool.workers.length : 0, // 0: decoded on the page's thread
       codes: (p.grid?.codes ?? []).map((z) => (z ? Array.from(z) : null)),
       depth: (p.grid?.depth ?? []).map((v) => (Number.isFinite(v) ? v : null)),
@@ -523,7 +590,7 @@ export default function (component) {
     view.status = el("span", { class: "lp-status" }, bar);
     view.layout = layout;
     view.gridKey = null;
-    view.reset.addEventListener("click", () => { view.rel = [0, 1, 0, 1]; view.redrawBase(); view.gridNow(); view.schedule(); });
+    view.reset.addEventListener("click", () => { view.rel = [0, 1, 0, 1]; view.redrawBase(); view.settled(); view.schedule(); });
   }
   data.panels.forEach((p, i) => {
     const panel = view.panels[i];
@@ -534,6 +601,13 @@ export default function (component) {
     if (panel.baseKey !== p.map) { panel.baseWin = baseWindow(panel.map.xy, panel.map.n); panel.baseKey = p.map; }
   });
   view.data = data;
+  // the zoom window the server holds (the URL's `view`, or the echo of ours): adopted whenever it changes there
+  const serverView = JSON.stringify(data.view || null);
+  if (view.serverView !== serverView) {
+    view.serverView = serverView;
+    const rel = data.view || [0, 1, 0, 1];
+    if (rel.length === 4 && rel.every(Number.isFinite) && rel[0] < rel[1] && rel[2] < rel[3]) view.rel = rel.slice();
+  }
 
   const redrawBase = () => view.panels.forEach((p) => drawBase(p, view.rel, view.data));
   const gridNow = () => {
@@ -553,9 +627,12 @@ export default function (component) {
       const drawn = view.panels.reduce((a, p) => a + p.grid.drawn, 0);
       if (drawn !== view.gridDrawn || done) {
         view.gridDrawn = drawn;
+        const t = performance.now();
         redrawBase();
         view.panels.forEach((p) => drawFrame(p, view.uv));
+        view.panels[0].grid.timing.redraw += performance.now() - t;
       }
+      view.panels[0].grid.timing.frames++;
       if (!done) { view.status.textContent = `decoding the manifold… ${view.panels[0].grid.drawn} / ${n * n}`; requestAnimationFrame(step); return; }
       const ms = performance.now() - t0;
       root.setAttribute("data-grid-ms", String(ms));
@@ -581,6 +658,21 @@ export default function (component) {
     });
   };
   view.schedule = () => { if (!view.frame) view.frame = requestAnimationFrame(frame); };
+  // a zoom or pan has rested: the window to 10 significant digits (ui.state.format_view: what the URL keeps, so the
+  // echo changes nothing),
+  // the grid of it, and the window to the server (state "view": a rerun, like a pin) where the page asks for it
+  view.settled = () => {
+    const r = view.rel.map((v) => Number(v.toPrecision(10)));
+    // what ui.state.valid_view takes; beyond it (a zoom far out) the window stays in this tab only
+    const valid = r.every((v) => Number.isFinite(v) && Math.abs(v) <= 1e3) && r[1] - r[0] >= 1e-6 && r[3] - r[2] >= 1e-6;
+    if (valid) view.rel = r;
+    view.gridNow();
+    if (!valid || !view.data.reports_view) return;
+    const text = JSON.stringify(r.join() === "0,1,0,1" ? null : r);
+    if (text === view.serverView) return;
+    view.serverView = text;
+    view.setStateValue("view", r);
+  };
   view.redrawBase = redrawBase;
   view.gridNow = gridNow;
 
@@ -602,7 +694,7 @@ export default function (component) {
           view.rel = [view.drag.rel[0] - du * w, view.drag.rel[1] - du * w, view.drag.rel[2] - dv * h, view.drag.rel[3] - dv * h];
           view.redrawBase();
           clearTimeout(view.gridTimer);
-          view.gridTimer = setTimeout(() => view.gridNow(), 200);
+          view.gridTimer = setTimeout(() => view.settled(), 200);
         }
         return;
       }
@@ -634,7 +726,7 @@ export default function (component) {
       view.redrawBase();
       view.schedule();
       clearTimeout(view.gridTimer);
-      view.gridTimer = setTimeout(() => view.gridNow(), 200);
+      view.gridTimer = setTimeout(() => view.settled(), 200);
     }, { passive: false });
   }
   redrawBase();

@@ -21,6 +21,7 @@ from typing import Callable
 
 import streamlit as st
 
+from ui import state
 from ui.components import latent_decoder
 
 _HERE = Path(__file__).resolve().parent
@@ -35,12 +36,16 @@ _mount = st.components.v2.component(
 
 
 def probe_maps(wkey: str, panels: list[dict], *, shape: tuple[int, ...], grid: int = 0, pinnable: bool = False,
-               on_pin: Callable[[dict], None] | None = None, size: int = 460, probe_size: int = 140) -> str | None:
+               on_pin: Callable[[dict], None] | None = None, size: int = 460, probe_size: int = 140,
+               view: tuple[float, float, float, float] | None = None,
+               on_view: Callable[[tuple | None], None] | None = None) -> str | None:
     """Mount the probe element; -> None when mounted, else why it cannot be (the page says so).
 
     panels: [{"title", "ckpt_key", "sha": checkpoint sha256, "map_key": str, "map": () -> the map data
     (ui.probe_ops.map_payload; called only when the browser does not hold it yet), "pins": [{"xy": (x, y)}]}].
-    shape: the decoded image's (C, H, W)."""
+    shape: the decoded image's (C, H, W). view: the shared zoom window relative to each map's default one
+    (ui.state.valid_view; None: the default); the browser adopts it whenever it changes here, and reports its own
+    (once a wheel zoom or drag pan has rested) to `on_view(window or None)`, which runs before the rerun it causes."""
     if len(shape) != 3:
         return "vector data is drawn as a chart, which the browser decoder does not paint"
     blobs, held = {}, set(((st.session_state.get(wkey) or {}).get("have") or {}).get("keys") or [])
@@ -60,9 +65,14 @@ def probe_maps(wkey: str, panels: list[dict], *, shape: tuple[int, ...], grid: i
         if on_pin and isinstance(pin, dict) and isinstance(pin.get("z"), list) and isinstance(pin.get("xy"), list):
             on_pin(pin)
 
+    def _viewed() -> None:
+        if on_view:
+            on_view(state.valid_view((st.session_state.get(wkey) or {}).get("view") or (0, 1, 0, 1)))
+
     data = {"blobs": blobs, "shape": list(shape), "grid": int(grid or 0), "pinnable": bool(pinnable),
+            "view": list(view) if view else None, "reports_view": on_view is not None,
             "size": int(size), "probe_size": int(probe_size),
             "panels": [{"title": p["title"], "decoder": p["sha"], "map": p["map_key"],
                         "pins": [{"xy": [float(v) for v in q["xy"]]} for q in p.get("pins") or []]} for p in panels]}
-    _mount(key=wkey, data=data, on_have_change=lambda: None, on_pin_change=_pinned)
+    _mount(key=wkey, data=data, on_have_change=lambda: None, on_pin_change=_pinned, on_view_change=_viewed)
     return None
