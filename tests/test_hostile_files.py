@@ -67,7 +67,7 @@ def measure(setup: str, call: str) -> dict:
 
 def assert_small_and_fast(result: dict, refused_with: str) -> None:
     assert refused_with in result["outcome"], result["outcome"]
-    assert result["seconds"] < 1.0, result
+    assert result["seconds"] < 5.0, result   # refused from the header: ~0.04 s idle; allocating took 13 s
     if not result["peak_reset"]:
         pytest.skip("this kernel does not let a process reset its peak RSS; memory not measured")
     assert result["growth_mb"] < 100, result
