@@ -85,7 +85,7 @@ def test_queue_place_then_stop_well_before_the_run_ends(app_env):
         at.run()
         at.button(key="w_fs_stop").click().run()
         # 2,000 steps a cell run for minutes: ending within STOPPED_S can only be the stop (the ~0.5 s it takes on
-        # an idle box is bench/app_latency.py's figure, not a test's: a loaded CI box once took 2.3 s)
+        # an idle box is a bench figure, not a test's: the old 2 s bound failed on a loaded 2-core box)
         while not job.done and time.monotonic() - t0 < STOPPED_S:
             time.sleep(0.05)
         assert job.done, f"not stopped {STOPPED_S} s after Stop"
