@@ -39,6 +39,7 @@ import tempfile
 import threading
 import time
 import traceback
+import urllib.parse
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -896,7 +897,8 @@ def probe_decoder_spec(app: App) -> tuple[bool, str]:
     from core.config import ModelConfig
     from core.models import build_model
 
-    cfg = ModelConfig(kind="ae", input_shape=(1, 28, 28), latent_dim=16, hidden=4096, arch="mlp")
+    # 28 MB of weights (under the 64 MB an upload may unpack to), a 14 MB decoder: ~19 MB as a browser spec
+    cfg = ModelConfig(kind="ae", input_shape=(1, 28, 28), latent_dim=16, hidden=2048, arch="mlp")
     model = build_model(cfg)
     with torch.no_grad():
         for p in model.parameters():
@@ -914,6 +916,7 @@ def probe_decoder_spec(app: App) -> tuple[bool, str]:
     upload(page, path)
     settle(page)
     rejected = page.get_by_text(re.compile("Upload rejected")).count()
+    rejected = page.get_by_text(re.compile("Upload rejected")).first.inner_text() if rejected else ""
     frames.clear()
     page.locator("[data-testid='stSidebarNav'] a", has_text="Interpolation").first.click()
     settle(page)
@@ -923,7 +926,7 @@ def probe_decoder_spec(app: App) -> tuple[bool, str]:
     held = not rejected and caption > 0 and biggest < 9 * 2**20
     return held, (f"upload {path.stat().st_size >> 10} KB holding {n_bytes >> 20} MB of weights: largest frame to "
                   f"the browser {biggest / 2**20:.2f} MB; 'Decoding on the server' shown: {caption > 0}"
-                  + ("; upload rejected" if rejected else ""))
+                  + (f"; '{short(rejected, 80)}'" if rejected else ""))
 
 
 def probe_nan_link(app: App) -> tuple[bool, str]:
@@ -946,13 +949,17 @@ def url_probe(app: App, urls: list[str], forbidden=()) -> tuple[bool, str]:
     for u in urls:
         app.open(page, u)
         body = page.locator("[data-testid='stApp']").inner_text()
-        value = u.split("=", 1)[1] if "=" in u else ""
-        kept = value and urllib.request.quote(value, safe="") in page.url or (value and value in page.url)
+        key, _, value = u.split("?", 1)[1].partition("=")
+        now = urllib.parse.parse_qs(urllib.parse.urlsplit(page.url).query).get(key, [None])[0]
+        kept = key in SHARED_KEYS and now == urllib.parse.unquote(value)  # an unknown key does nothing either way
         if exceptions(page) or "Traceback" in body or kept or any(f in body for f in forbidden):
             bad.append(f"{u} (exception {exceptions(page)}, kept in link {bool(kept)})")
     ctx.close()
     return not bad, f"{len(urls) - len(bad)}/{len(urls)} rendered without exception, value not kept" + \
         (f"; not: {'; '.join(bad)}" if bad else "")
+
+
+SHARED_KEYS = ("dataset", "ckpt", "i0", "i1", "lam", "t", "za", "zb", "pins", "grid", "hgrid")  # ui.state.SHARED
 
 
 def data_upload_probe(app: App, files: dict[str, bytes], page_path="your_data") -> tuple[bool, str]:
