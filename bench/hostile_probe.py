@@ -1126,6 +1126,7 @@ class JobsProbe:
         self.app.open(page, f"operator?operator={OPERATOR_TOKEN}")
         text = page.locator("[data-testid='stMain']").inner_text()
         swept = "stopped: owner gone" in text
+        rows = re.findall(r"^(?:running|queued|done|cancelled|failed).*$", text, flags=re.M)
         stops = page.get_by_role("button", name="Stop", exact=True)
         n = stops.count()
         t = time.perf_counter()
@@ -1143,7 +1144,7 @@ class JobsProbe:
         self.y.close()
         held = swept and n >= 1 and not still
         return held, (f"closed browser's queued job cancelled after {time.monotonic() - self.x_closed:.0f} s: "
-                      f"{swept}; operator stopped {n} job(s), still running/queued: {still or 'none'} "
+                      f"{swept} (operator's list: {rows}); operator stopped {n} job(s), still running/queued: {still or 'none'} "
                       f"[{time.perf_counter() - t:.1f} s]")
 
 
