@@ -920,7 +920,7 @@ def probe_decoder_spec(app: App) -> tuple[bool, str]:
     page.locator("[data-testid='stSidebarNav'] a", has_text="Interpolation").first.click()
     settle(page)
     try:  # the decoder's part of the page comes after the rest
-        caption = short(wait_text(page, r"Decoding on the server", 60_000), 90)
+        caption = short(wait_text(page, r"Decoding on the server", 180_000), 90)  # it encodes in the worker first
     except Exception:  # noqa: BLE001 - not shown
         caption = None
     settle(page)
