@@ -305,6 +305,16 @@ def test_gzip_idx_holding_more_than_its_header_says_is_read_no_further(tmp_path,
     assert asked and all(0 <= s <= 10 * 28 * 28 + 1 for s in asked), asked
 
 
+def test_train_on_a_refused_data_file_says_so_in_one_line_without_a_progress_bar(tmp_path, capsys):
+    """The bar was drawn before the data was read: a refused .npz left '  0%|  | 0/1 [...]error: ...' on screen."""
+    np.savez(tmp_path / "short-y.npz", X=np.zeros((40, 8, 8), np.uint8), y=np.arange(30) % 2)
+    assert main([*TRAIN, "--dataset", f"npz:{tmp_path / 'short-y.npz'}", "--out", str(tmp_path / "ck")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: npz:") and err.count("\n") == 1 and "%|" not in err, err
+    assert main([*TRAIN, "--out", str(tmp_path / "ck")]) == 0
+    assert "100%|" in capsys.readouterr().err  # a training still shows its bar
+
+
 def test_memory_error_is_one_line(monkeypatch, capsys):
     import core.commands.info as info
 

@@ -72,9 +72,12 @@ def run(args) -> int:
     kind = "ray" if args.ray else args.executor
     task = {"model": model_cfg.to_dict(), "train": train_cfg.to_dict(), "dataset": args.dataset,
             "data_root": args.data_root, "download": args.download}
-    bar = tqdm(total=1, unit="batch", file=sys.stderr)
+    bar = None  # drawn once training reports (its data loaded and checked): a refused data set is one line
 
     def show(info: dict) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=1, unit="batch", file=sys.stderr)
         if info.get("total_steps"):
             bar.total = info["total_steps"]
         if info.get("step") is not None:
@@ -84,7 +87,12 @@ def run(args) -> int:
         bar.refresh()
 
     if kind == "inline":  # the default: no worker, torch keeps all its threads
-        trained = train_task(**task, report=show)
+        try:
+            trained = train_task(**task, report=show)
+        except BaseException:
+            if bar is not None:
+                bar.close()  # the error goes on a line of its own
+            raise
     else:
         with get_executor(kind, workers=1, address=args.ray) as ex:
             job = ex.submit(train_task, task)
@@ -100,14 +108,16 @@ def run(args) -> int:
             try:
                 trained = job.result()
             except JobFailed as exc:
-                bar.close()
+                if bar is not None:
+                    bar.close()
                 if not (exc.is_a("ValueError") or exc.is_a("TrainingDiverged") or exc.is_a("MemoryError")):
                     print(exc.traceback_text, file=sys.stderr)  # a bug: show where
                 raise
             for info in job.events_since(seen)[0]:
                 show(info)
-    bar.n = bar.total
-    bar.close()
+    if bar is not None:
+        bar.n = bar.total
+        bar.close()
     out = save_trained(args.out, trained, overwrite=args.overwrite)
     metrics = trained["metrics"]
     print(f"saved {out}  recon_mse={metrics['recon_mse']:.5f}  {metrics['seconds']} s")
