@@ -21,6 +21,7 @@ from core.user_data import MAX_ROWS, UserArrays, check_arrays, check_file_size
 
 MAX_ZIP_UNPACKED = MAX_DATA_BYTES        # what a zip's members may inflate to, all together
 MAX_IMAGE_SIDE = 4096                    # a member claiming more is refused from its header (a pixel bomb)
+MAX_IMAGE_BYTES = 64 << 20               # one image file: a 4096 x 4096 RGBA image is 64 MB even uncompressed
 MAX_RESIZE = 256                         # the largest side a zip's images are resized to
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 COLOURS = ("grey", "rgb")
@@ -131,6 +132,15 @@ def _class_of(path: str, archive: str) -> str:
     return parts[-2]
 
 
+def _check_image_bytes(source: str, member: str, n_bytes: int) -> None:
+    """One image file over MAX_IMAGE_BYTES is refused before it is read: the zip's total cap alone let one 600 MB
+    member of a 1 MB zip be read whole (+1.2 GB of server memory) before PIL said it was no image."""
+    if n_bytes > MAX_IMAGE_BYTES:
+        raise DatasetError(f"{source}: {member!r} is {n_bytes / 2**20:,.0f} MB unpacked; an image may be at most "
+                           f"{MAX_IMAGE_BYTES >> 20} MB (a zip bomb, or a file that is no image of this set): "
+                           f"remove it")
+
+
 def parse_image_zip(data: bytes, source: str = "upload.zip", colour: str = "grey", size: int = 28) -> UserArrays:
     """A zip of class folders (cats/1.png, dogs/2.jpg or top/cats/1.png): one class per image's folder."""
     check_file_size(source, len(data))
@@ -158,6 +168,7 @@ def parse_image_zip(data: bytes, source: str = "upload.zip", colour: str = "grey
                                    f"bomb, or too big a set); resize or subsample the images first")
             if info.is_dir() or _skipped(path) or not path.lower().endswith(IMAGE_SUFFIXES):
                 continue
+            _check_image_bytes(source, info.filename, info.file_size)   # from the directory, before any read
             members.append((path, info))
         if not members:
             raise DatasetError(f"{source}: no PNG or JPEG images found; the zip should hold one folder per class")
@@ -205,6 +216,7 @@ def parse_image_folder(folder: str | Path, colour: str = "grey", size: int = 28)
             raise DatasetError(f"{name}: {rel} is a symbolic link; links are refused: copy the files in")
         if not path.is_file() or _skipped(rel) or path.suffix.lower() not in IMAGE_SUFFIXES:
             continue
+        _check_image_bytes(name, rel, path.stat().st_size)
         total += path.stat().st_size
         if total > MAX_ZIP_UNPACKED or len(items) >= MAX_ROWS:
             raise DatasetError(f"{name}: more than {MAX_ZIP_UNPACKED >> 20} MB or {MAX_ROWS:,} images; subsample")

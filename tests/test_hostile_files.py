@@ -395,3 +395,34 @@ def test_written_files_honour_the_umask(tmp_path, tiny_model, umask_027):
     os.umask(0o022)
     atomic_write(tmp_path / "results.json", b"[1]")
     assert stat.S_IMODE((tmp_path / "results.json").stat().st_mode) == 0o644
+
+
+def test_one_huge_image_member_is_refused_from_the_zip_directory_with_little_memory(tmp_path):
+    """A 1 MB zip of class folders with one 600 MB 'png' of zeros (under the 1 GiB total cap): refused from its
+    directory entry before a byte is read (it used to be read whole: +1.2 GB of server memory, then 'could not
+    be read'); the folder form (CLI imagefolder:) is refused from the file's size alike."""
+    import zipfile
+
+    bomb = tmp_path / "bomb-images.zip"
+    zero = bytes(1 << 20)
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("set/a/0.png", b"\x89PNG\r\n\x1a\n")
+        zf.writestr("set/b/0.png", b"\x89PNG\r\n\x1a\n")
+        with zf.open("set/a/huge.png", "w", force_zip64=True) as fp:
+            for _ in range(600):
+                fp.write(zero)
+    assert bomb.stat().st_size < 2 << 20
+    result = measure("from core.user_images import parse_image_zip\n"
+                     f"blob = open({str(bomb)!r}, 'rb').read()", "parse_image_zip(blob, 'bomb-images.zip')")
+    assert_small_and_fast(result, "DatasetError")
+    assert "'set/a/huge.png' is 600 MB unpacked; an image may be at most 64 MB" in result["outcome"], result
+    folder = tmp_path / "folder" / "a"
+    folder.mkdir(parents=True)
+    with open(folder / "huge.png", "wb") as f:
+        f.truncate(65 << 20)                                      # sparse: no disk used
+    (tmp_path / "folder" / "b").mkdir()
+    from core.data import DatasetError
+    from core.user_images import parse_image_folder
+
+    with pytest.raises(DatasetError, match="an image may be at most 64 MB"):
+        parse_image_folder(tmp_path / "folder")
