@@ -220,6 +220,32 @@ def test_queued_jobs_of_a_closed_browser_are_cancelled(app_env, browser, busy_wo
     assert swept[0].stopped_by == "owner gone"
 
 
+def test_an_address_owners_queued_job_ends_with_its_tab_not_with_the_address(app_env, browser, busy_workers,
+                                                                              stop_all_session_jobs, fake_clock):
+    """A first visit has no cookie yet: its job is the address's. Other tabs at that address (a classroom behind
+    one router, or the next reload, which has the cookie) cannot see or adopt it, so they must not keep it alive:
+    it ends once the tab that started it is gone (it stayed queued for ever while anyone at the address was
+    active: issue 17's probe), while a browser's job lives on through any of its tabs."""
+    from ui import session_jobs
+
+    first_visit = browser(ip="203.0.113.9").open(TRAIN).click_train()
+    neighbour = browser(ip="203.0.113.9").open(TRAIN)                      # another person at the address
+    mine = browser(cookies={"latent_lab_browser": COOKIE_A}).open(TRAIN).click_train()
+    other_tab_of_mine = browser(cookies={"latent_lab_browser": COOKIE_A}).open(TRAIN)
+    address_job, browser_job = _train_job(first_visit), _train_job(mine)
+    assert address_job.status == browser_job.status == "queued"
+    assert session_jobs.owner_jobs("address:203.0.113.9")
+    for _ in range(2):                                 # both tabs that started a job are closed; the others run
+        fake_clock[0] += session_jobs.GONE_AFTER_S / 2 + 1
+        neighbour.run()
+        other_tab_of_mine.run()
+    swept = {t.handle: t for t in session_jobs.sweep()}   # (an earlier test's job still ending may be swept too)
+    assert address_job.handle in swept and swept[address_job.handle].stopped_by == "owner gone"
+    assert browser_job.handle not in swept
+    assert address_job.handle.wait(5) and address_job.cancelled
+    assert browser_job.status == "queued"
+
+
 def test_running_jobs_of_a_closed_browser_end_after_the_grace(app_env, fake_clock, stop_all_session_jobs):
     from core.executor import probe
     from ui import jobs, session_jobs

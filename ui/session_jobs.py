@@ -42,6 +42,16 @@ class TrackedJob:
     submitted: float  # clock() when it was started
     stopped_by: str | None = None  # "operator" | "owner gone", once stopped from outside its session
     view: Any = None  # what the page that started it keeps (an ExecutorJob, a run's JobHandle)
+    session: str | None = None  # the Streamlit session (tab) that started it; None outside a session
+
+    @property
+    def liveness_key(self) -> str:
+        """Whose presence keeps it alive: its browser (any tab, a reload), or, for an address owner (a first
+        visit without our cookie; one address may be a whole classroom), only the tab that started it — no
+        other tab can see or adopt it, and others at the same address must not keep it alive for ever."""
+        if self.owner.startswith("browser:") or self.session is None:
+            return self.owner
+        return f"session:{self.session}"
 
     @property
     def waiting(self) -> bool:
@@ -88,10 +98,24 @@ def admit():
         yield address
 
 
+def _session_id() -> str | None:
+    try:
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+        ctx = get_script_run_ctx()
+    except Exception:  # noqa: BLE001 - outside a session
+        return None
+    return getattr(ctx, "session_id", None)
+
+
 def heartbeat(owner: str, now: float | None = None) -> None:
-    """`owner` has a tab open (every page run, and the sidebar's fragment while it has jobs)."""
+    """`owner` has a tab open (every page run, and the sidebar's fragment while it has jobs); so has this tab."""
+    t = clock() if now is None else now
+    session = _session_id()
     with _registry.lock:
-        _registry.seen[owner] = clock() if now is None else now
+        _registry.seen[owner] = t
+        if session is not None:
+            _registry.seen[f"session:{session}"] = t
 
 
 def last_seen(owner: str) -> float | None:
@@ -116,9 +140,10 @@ def track(kind: str, handle: JobHandle, owner: str, *, stop: Callable[[], None] 
     with _registry.lock:
         now = clock()
         t = TrackedJob(next(_registry.ids), kind, owner, address, handle, stop or handle.cancel, now,
-                       view=handle if view is None else view)
+                       view=handle if view is None else view, session=_session_id())
         _registry.jobs[t.id] = t
         _registry.seen.setdefault(owner, now)
+        _registry.seen.setdefault(t.liveness_key, now)
         finished = [k for k, j in _registry.jobs.items() if j.handle.done]
         for k in finished[: max(0, len(_registry.jobs) - MAX_TRACKED)]:
             del _registry.jobs[k]
@@ -164,12 +189,17 @@ def stop_job(job_id: int, by: str = "operator") -> bool:
 
 
 def sweep(now: float | None = None) -> list[TrackedJob]:
-    """Stop the jobs of owners that are gone: waiting ones once the owner was not seen for GONE_AFTER_S,
-    running ones after RUNNING_GRACE_S. -> the jobs stopped."""
+    """Stop the jobs of owners that are gone: waiting ones once the owner (an address owner's job: the tab that
+    started it, TrackedJob.liveness_key) was not seen for GONE_AFTER_S, running ones after RUNNING_GRACE_S.
+    -> the jobs stopped."""
     now = clock() if now is None else now
     with _registry.lock:
-        candidates = [(t, now - _registry.seen.get(t.owner, t.submitted)) for t in _registry.jobs.values()
+        candidates = [(t, now - _registry.seen.get(t.liveness_key, t.submitted)) for t in _registry.jobs.values()
                       if not t.handle.done]
+        live = {t.liveness_key for t in _registry.jobs.values() if not t.handle.done}
+        for key in [k for k, at in _registry.seen.items() if k.startswith("session:") and k not in live
+                    and now - at > RUNNING_GRACE_S]:
+            del _registry.seen[key]   # tabs long closed, with no job left to keep alive
     stopped = []
     for t, unseen in candidates:
         if unseen > RUNNING_GRACE_S or (unseen > GONE_AFTER_S and t.waiting):
