@@ -30,6 +30,7 @@ BAD_FEWSHOT = [
     ("--gen", "vae.arch=transformer", ["vae.arch='transformer'", "'mlp'"]),
     ("--recipe", "lr=abc", ["recipe setting lr='abc'", "> 0"]),
     ("--steps", "-5", ["recipe setting steps=-5", ">= 1"]),
+    ("--recipe", "steps=-5", ["steps is given twice", "--steps 5", "--recipe steps=-5"]),   # beside --steps 5
     ("--recipe", "dropout=NaN", ["dropout=nan", "NaN"]),
     ("--param", "mixup.alpha=NaN", ["mixup.alpha=nan", "NaN", "> 0"]),
     ("--param", 'mixup.alpha="x"', ["mixup.alpha='x'", "text"]),

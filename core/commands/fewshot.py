@@ -12,7 +12,7 @@ import time
 import uuid
 from pathlib import Path
 
-from core.settings import dotted, flat, parse_value
+from core.settings import SettingError, dotted, flat, parse_value
 
 
 def add_parser(sub) -> None:
@@ -79,6 +79,10 @@ def spec_from_args(args):
     recipe = flat(args.recipe, "--recipe")
     for key in ("steps", "batch_size", "gen_ratio"):
         if getattr(args, key) is not None:
+            if key in recipe:   # one would silently win, and the other would never be checked
+                flag = "--" + key.replace("_", "-")
+                raise SettingError(f"{key} is given twice: {flag} {getattr(args, key)} and --recipe "
+                                   f"{key}={recipe[key]}; give one")
             recipe[key] = getattr(args, key)
     n_generated = [parse_value(n) for n in args.n_generated]          # numbers, or "shots"
     tuned = None
