@@ -874,6 +874,15 @@ def probe_huge_claim_upload(app: App) -> tuple[bool, str]:
                            "arch": "mlp"}, st_save({}))
     path = WORK / "huge-claim.zip"
     path.write_bytes(blob)
+    growth, seconds, msg, n_exceptions = upload_rejected(app, path)
+    held = growth < 100 and seconds < 5 and n_exceptions == 0
+    return held, f"{len(blob)} bytes: server RSS +{growth:.0f} MB, refused in {seconds:.1f} s " \
+                 f"(upload and page included): '{short(msg, 80)}'"
+
+
+def upload_rejected(app: App, path: Path) -> tuple[float, float, str, int]:
+    """Upload a checkpoint file on Train or load in a fresh browser context, until the page says it was
+    rejected -> (server RSS growth MB, seconds, the message, exceptions shown on the page)."""
     ctx = app.context()
     page = ctx.new_page()
     app.open(page, "train_load")
@@ -882,11 +891,11 @@ def probe_huge_claim_upload(app: App) -> tuple[bool, str]:
         upload(page, path)
         return wait_text(page, r"Upload rejected", 60_000)
 
-    growth, seconds, msg = app.peak_during(act)
-    ctx.close()
-    held = growth < 100 and seconds < 5 and exceptions(page) == 0 if not page.is_closed() else growth < 100
-    return held and seconds < 5, f"{len(blob)} bytes: server RSS +{growth:.0f} MB, refused in {seconds:.1f} s " \
-                                 f"(upload and page included): '{short(msg, 80)}'"
+    try:
+        growth, seconds, msg = app.peak_during(act)
+        return growth, seconds, msg, exceptions(page)
+    finally:
+        ctx.close()
 
 
 def probe_decoder_spec(app: App) -> tuple[bool, str]:
@@ -1025,22 +1034,13 @@ def checkpoint_upload_probe(app: App, blobs: dict[str, bytes], escape: Path | No
         path = WORK / "uploads" / name
         path.parent.mkdir(exist_ok=True)
         path.write_bytes(blob)
-        ctx = app.context()
-        page = ctx.new_page()
-        app.open(page, "train_load")
-
-        def act():
-            upload(page, path)
-            return wait_text(page, r"Upload rejected", 60_000)
-
         try:
-            growth, seconds, msg = app.peak_during(act)
+            growth, seconds, msg, n_exceptions = upload_rejected(app, path)
         except Exception as exc:  # noqa: BLE001
-            growth, seconds, msg = 0.0, 0.0, f"no rejection shown ({type(exc).__name__})"
+            growth, seconds, msg, n_exceptions = 0.0, 0.0, f"no rejection shown ({type(exc).__name__})", 0
         worst, slowest = max(worst, growth), max(slowest, seconds)
-        if not msg.startswith("Upload rejected") or growth > 100 or exceptions(page):
+        if not msg.startswith("Upload rejected") or growth > 100 or n_exceptions:
             bad.append(f"{name}: '{short(msg, 60)}' +{growth:.0f} MB")
-        ctx.close()
     escaped = escape is not None and escape.exists()
     return not bad and not escaped, (f"{len(blobs) - len(bad)}/{len(blobs)} rejected, server RSS at most "
                                      f"+{worst:.0f} MB, at most {slowest:.1f} s"

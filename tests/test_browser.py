@@ -109,15 +109,23 @@ def server(tmp_path_factory):
         yield url
 
 
-@pytest.fixture(scope="module")
-def page(server):
+@contextlib.contextmanager
+def chromium_page():
+    """A page of a headless Debian Chromium (1400 x 1000), closed on exit."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            yield browser.new_page(viewport={"width": 1400, "height": 1000})
+        finally:
+            browser.close()
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    with chromium_page() as pg:
         yield pg
-        browser.close()
 
 
 def _open(page, url: str) -> None:

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from test_browser import CHROMIUM, CHROMIUM_ARGS, IDLE, SHOTS, _no_exception, _open, _settle, streamlit_server
+from test_browser import IDLE, SHOTS, _no_exception, _open, _settle, chromium_page, streamlit_server
 from test_browser_decode import _FramesSent, _drag_without_rerun, _wait_live
 from test_browser_user_data import pets_zip
 
@@ -36,14 +36,8 @@ def lab(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(lab):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        page = chromium.new_page(viewport={"width": 1400, "height": 1000})
-        frames = _FramesSent(page)
-        yield page, frames
-        chromium.close()
+    with chromium_page() as page:
+        yield page, _FramesSent(page)
 
 
 @pytest.fixture(scope="module")
