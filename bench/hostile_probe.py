@@ -1140,9 +1140,12 @@ class JobsProbe:
             settle(page)
             after = page.locator("[data-testid='stMain']").inner_text()
             still = re.findall(r"^(?:running|queued).*$", after, flags=re.M)  # a job row's status cell
+        left = [line for line in after.splitlines() if line.strip()][:40] if still else []
         ctx.close()
         self.y.close()
         held = swept and n >= 1 and not still
+        if left:
+            print("item 4: the operator page after the stops:\n  " + "\n  ".join(left), flush=True)
         return held, (f"closed browser's queued job cancelled after {time.monotonic() - self.x_closed:.0f} s: "
                       f"{swept} (operator's list: {rows}); operator stopped {n} job(s), still running/queued: {still or 'none'} "
                       f"[{time.perf_counter() - t:.1f} s]")
