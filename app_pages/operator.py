@@ -42,7 +42,9 @@ for t in tracked:
                      + (f" (stopped: {t.stopped_by})" if t.stopped_by else ""))
     cols[3].markdown(f"started {now - t.submitted:.0f} s ago")
     cols[4].markdown("browser seen " + (f"{now - seen:.0f} s ago" if seen is not None else "never"))
-    if not h.done and cols[5].button("Stop", key=f"w_op_stop_{t.id}"):
+    if not h.done and t.stopped_by:   # asked already: one Stop is enough (a running job ends at its next step)
+        cols[5].markdown("stopping…")
+    elif not h.done and cols[5].button("Stop", key=f"w_op_stop_{t.id}"):
         session_jobs.stop_job(t.id, by="operator")
         st.toast(f"Stopping job #{t.id}…")
         st.rerun()

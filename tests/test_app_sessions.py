@@ -281,6 +281,26 @@ def test_the_operator_can_stop_another_sessions_job(app_env, browser, busy_worke
     assert job.handle.wait(5) and job.cancelled and tracked.stopped_by == "operator"
 
 
+def test_a_job_asked_to_stop_shows_stopping_instead_of_another_stop_button(app_env, browser, monkeypatch):
+    """A running job ends at its next step, not at once: until then its row says so, and the next Stop button on
+    the page is another job's (the hostile probe's operator pressed the same job's Stop three times)."""
+    from core.executor import probe
+    from ui import jobs, session_jobs
+
+    monkeypatch.setenv("LATENT_LAB_OPERATOR_TOKEN", "op-" + "x" * 30)
+    handle = jobs.shared_executor().submit(probe.sleep, {"seconds": 60}, owner="browser:" + "d" * 24)
+    slow = session_jobs.track("probe", handle, "browser:" + "d" * 24, stop=lambda: None)   # slow to end
+    try:
+        assert session_jobs.stop_job(slow.id) and not handle.done
+        op = browser(cookies={"latent_lab_browser": COOKIE_B}, query={"operator": "op-" + "x" * 30}).open(OPERATOR)
+        assert f"w_op_stop_{slow.id}" not in [b.key for b in op.at.button]
+        assert any(m.value == "stopping…" for m in op.at.markdown)
+        assert any("(stopped: operator)" in m.value for m in op.at.markdown)
+    finally:
+        handle.cancel()
+        handle.wait(5)
+
+
 @pytest.mark.parametrize("env, given", [(None, None), (None, "anything"), ("op-" + "x" * 30, None),
                                         ("op-" + "x" * 30, "op-wrong")])
 def test_without_the_operator_token_there_is_no_operator_view(app_env, browser, monkeypatch, env, given):
