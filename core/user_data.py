@@ -138,16 +138,22 @@ def _as_stored(name: str, x: np.ndarray) -> np.ndarray:
 NPZ_WANTED = ("X", "y", "class_names", "X_test", "y_test")
 
 
+def open_zip(data: bytes, name: str, kind: str, how: str, magics: tuple[bytes, ...] = (b"PK\x03\x04",)):
+    """bytes -> an open zipfile.ZipFile, after the size cap and the zip signature; DatasetError saying `how` to make
+    a `kind` file ("an .npz", "a .zip") otherwise."""
+    check_file_size(name, len(data))
+    if data[:4] not in magics:
+        raise DatasetError(f"{name}: not {kind} file; {how}")
+    try:
+        return zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile as exc:
+        raise DatasetError(f"{name}: not a readable {kind.split()[-1]} file ({exc})") from exc
+
+
 def parse_npz(data: bytes, source: str = "upload.npz") -> UserArrays:
     """An .npz with X, y, optional class_names (strings) and optional X_test / y_test. Pickles are refused."""
     name = source
-    check_file_size(name, len(data))
-    if data[:4] != b"PK\x03\x04":
-        raise DatasetError(f"{name}: not an .npz file (save X and y with numpy.savez)")
-    try:
-        zf = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile as exc:
-        raise DatasetError(f"{name}: not a readable .npz file ({exc})") from exc
+    zf = open_zip(data, name, "an .npz", "save X and y with numpy.savez")
     with zf:
         members = npz_members_checked(zf, name, NPZ_WANTED)
         if ("X_test" in members) != ("y_test" in members):

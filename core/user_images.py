@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from core.data import MAX_DATA_BYTES, DatasetError, check_data_size
-from core.user_data import MAX_ROWS, UserArrays, check_arrays, check_file_size
+from core.user_data import MAX_ROWS, UserArrays, check_arrays, check_file_size, open_zip
 
 MAX_ZIP_UNPACKED = MAX_DATA_BYTES        # what a zip's members may inflate to, all together
 MAX_IMAGE_SIDE = 4096                    # a member claiming more is refused from its header (a pixel bomb)
@@ -145,12 +145,8 @@ def parse_image_zip(data: bytes, source: str = "upload.zip", colour: str = "grey
     """A zip of class folders (cats/1.png, dogs/2.jpg or top/cats/1.png): one class per image's folder."""
     check_file_size(source, len(data))
     _check_image_options(source, colour, size)
-    if data[:4] not in (b"PK\x03\x04", b"PK\x05\x06"):
-        raise DatasetError(f"{source}: not a .zip file; zip the folder that holds one folder per class")
-    try:
-        zf = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile as exc:
-        raise DatasetError(f"{source}: not a readable .zip file ({exc})") from exc
+    zf = open_zip(data, source, "a .zip", "zip the folder that holds one folder per class",
+                  magics=(b"PK\x03\x04", b"PK\x05\x06"))
     with zf:
         infos = zf.infolist()
         if len(infos) > MAX_ROWS + 10_000:
