@@ -307,7 +307,7 @@ def move_panel(idx: int, on_server: bool) -> None:
         if not live:
             show.samples([ds.x[idx].numpy(), *res["x"]],
                          [f"Original #{idx}"] + [f"{title} · t = {t:.2f}" for title in titles],
-                         width=112, is_image=ds.is_image)
+                         width=112, **show.style(ds))
         else:
             st.caption("Drag t: your browser decodes every step; the page hears the value when you let go.")
         if res["spread"] is not None:

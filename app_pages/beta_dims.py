@@ -119,7 +119,7 @@ with friendly("The traversal grid"):
     left, right = st.columns([1, 4])
     with left:
         show.one(ds.x[int(i0)].numpy(), f"#{int(i0)} · class {names[int(ds.y[int(i0)])]}", width=112,
-                 is_image=ds.is_image)
+                 **show.style(ds))
     with right:
         if ds.is_image:
             grid = g["images"]  # (R, C, *shape)
@@ -133,7 +133,7 @@ with friendly("The traversal grid"):
     st.dataframe(rows, hide_index=True, width="stretch")
     if not ds.is_image:
         for r, dim in enumerate(g["dims"]):
-            show.samples(g["images"][r], [f"dim {dim} {t:+.1f}σ" for t in g["offsets"]], is_image=False)
+            show.samples(g["images"][r], [f"dim {dim} {t:+.1f}σ" for t in g["offsets"]], **show.style(ds))
 
 # ----------------------------------------------------------------------------- live offset slider
 OFFSET_LABEL = "Offset t, in σ of each row's dimension"
@@ -187,7 +187,7 @@ def offset_panel(g: dict) -> None:
         if why:
             st.caption(f"Decoding on the server: {why}.")
         column = traversal_column(ModelRef(sel.ckpt, ckpt.sha256), g["z0"], g["directions"], float(t))
-        show.samples(column, [f"dim {dim} {t:+.1f}σ" for dim in g["dims"]], width=72, is_image=ds.is_image)
+        show.samples(column, [f"dim {dim} {t:+.1f}σ" for dim in g["dims"]], width=72, **show.style(ds))
         state.sync_url()
 
 

@@ -128,6 +128,7 @@ if codes_given:
 
 # ----------------------------------------------------------------------------- slider + previews
 LAM_LABEL = "λ  (outside [0, 1] is extrapolation)"
+MIX = "Pixel" if ds.is_image else "Feature"   # mixup in the input space: pixels, or a table's features
 
 
 def _released(values: list[float]) -> None:
@@ -142,7 +143,7 @@ def _browser_panel(mode: str, lam: float) -> tuple[bool, str | None]:
         "w_lam_browser", sel.ckpt, ckpt.sha256, path={"kind": mode, "z0": z0, "z1": z1},
         sliders=[{"label": LAM_LABEL, "min": -0.5, "max": 1.5, "step": 0.05, "value": lam}],
         panels=[{"title": "Decoded LSI sample", "kind": "decoded", "caption": "λ = {0}"},
-                {"title": "Pixel mixup, same λ", "kind": "mix", "caption": "λ = {0}",
+                {"title": f"{MIX} mixup, same λ", "kind": "mix", "caption": "λ = {0}",
                  "x0": latent_decoder.images_b64(x0), "x1": latent_decoder.images_b64(x1)}],
         shape=tuple(x0.shape), on_release=_released, chart=latent_decoder.chart_of(ds))
 
@@ -178,10 +179,10 @@ def slider_panel() -> None:
         if not live:
             with cols[0]:
                 st.markdown("**Decoded LSI sample**")
-                show.one(f["x_lsi"], f"λ = {lam:.2f}", width=168, is_image=ds.is_image)
+                show.one(f["x_lsi"], f"λ = {lam:.2f}", width=168, **show.style(ds))
             with cols[1]:
-                st.markdown("**Pixel mixup, same λ**")
-                show.one(f["x_mix"], f"λ = {lam:.2f}", width=168, is_image=ds.is_image)
+                st.markdown(f"**{MIX} mixup, same λ**")
+                show.one(f["x_mix"], f"λ = {lam:.2f}", width=168, **show.style(ds))
         with cols[2]:
             st.markdown(f"**LSI soft label at λ = {lam:.2f}** (λ-weighted, two-hot at 0.5)")
             st.bar_chart(pd.DataFrame({"weight": f["soft"]}, index=names), height=200)
@@ -195,9 +196,9 @@ def slider_panel() -> None:
         else:
             path, mix = interpolation_path(ref_now, sel.dataset, int(i0), int(i1), mode, lambdas)
         caps = [f"λ={v:g}" for v in lambdas]
-        st.markdown(f"**The whole path ({mode})** — decoded, then pixel mixup")
-        show.samples(path, caps, width=72, is_image=ds.is_image)
-        show.samples(mix, caps, width=72, is_image=ds.is_image)
+        st.markdown(f"**The whole path ({mode})** — decoded, then {MIX.lower()} mixup")
+        show.samples(path, caps, width=72, **show.style(ds))
+        show.samples(mix, caps, width=72, **show.style(ds))
 
 
 slider_panel()
@@ -232,7 +233,7 @@ else:
             caps.append(f"#{r['source_index']}→#{r['neighbour_index']} ({names[r['label']]})")
         else:
             caps.append(f"#{r['source_index']}+ε ({names[r['label']]})")
-    show.samples(xs, caps, width=84, is_image=ds.is_image)
+    show.samples(xs, caps, width=84, **show.style(ds))
     from ui.export import download_samples_button
     download_samples_button(xs, names, method=method, dataset=sel.dataset, checkpoint=ckpt, key="w_s_download",
                             labels=[r["label"] for r in recs], alpha=alpha,

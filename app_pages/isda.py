@@ -120,15 +120,15 @@ def directions_panel() -> None:
             a, b, g = st.columns([1, 1, 3])
             with a:
                 st.markdown(f"**Original #{idx}**")
-                show.one(ds.x[idx].numpy(), None, width=140, is_image=ds.is_image)
+                show.one(ds.x[idx].numpy(), None, width=140, **show.style(ds))
             with b:
                 st.markdown("**Moved**")
-                show.one(x_new[0], " ".join(f"{t:+.2g}" for t in coeffs), width=140, is_image=ds.is_image)
+                show.one(x_new[0], " ".join(f"{t:+.2g}" for t in coeffs), width=140, **show.style(ds))
         with g:
             st.markdown(f"**16 draws from N(z, λΣ_{cls_name})**")
             seed = st.number_input("Seed of the draws", 0, 10_000, 0, key="w_isda_seed")
             grid = gaussian_grid(ModelRef(sel.ckpt, ckpt.sha256), sel.dataset, idx, c, float(lam), 16, int(seed), int(batch))
-            show.samples(grid, width=56, is_image=ds.is_image)
+            show.samples(grid, width=56, **show.style(ds))
             from ui.export import download_samples_button
             download_samples_button(grid, names, method="isda-gaussian", dataset=sel.dataset, checkpoint=ckpt,
                                     key="w_isda_download", labels=[c] * len(grid), source_index=[idx] * len(grid),

@@ -87,7 +87,7 @@ def map_and_gallery() -> None:
             return
         idx = chosen[:48]
         y = ds.y.numpy()
-        show.samples(ds.x[idx].numpy(), [f"#{i} · {names[y[i]]}" for i in idx], width=64, is_image=ds.is_image)
+        show.samples(ds.x[idx].numpy(), [f"#{i} · {names[y[i]]}" for i in idx], width=64, **show.style(ds))
         counts = pd.Series([names[y[i]] for i in chosen]).value_counts()
         st.caption("Classes in the selection: " + ", ".join(f"{k} × {v}" for k, v in counts.items()))
         c1, c2 = st.columns(2)

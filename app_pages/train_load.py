@@ -67,8 +67,8 @@ with tab_load:
                 x, x_hat = reconstructions(ModelRef(sel.ckpt, ckpt.sha256), sel.dataset, n=12)
                 st.markdown("**Originals (top) and reconstructions (bottom)** — the first sample of each class, "
                             "then more.")
-                show.samples(x, width=56, is_image=ds.is_image)
-                show.samples(x_hat, width=56, is_image=ds.is_image)
+                show.samples(x, width=56, **show.style(ds))
+                show.samples(x_hat, width=56, **show.style(ds))
             hist = meta.get("history") or {}
             if hist.get("epoch"):
                 from core.viz import loss_curve
