@@ -82,6 +82,10 @@ def sampler_records(table: dict, root: Path) -> list[dict]:
 def render(table: dict, root: Path) -> str:
     if table.get("kind") == "samplers":
         return render_samplers(table, root)
+    if table.get("kind") == "tuning":
+        from core.fewshot.tuning_table import render_tuning
+
+        return render_tuning(table, root)
     records = table_records(table, root)
     row = table.get("row", "shots")
     rows = summarize(records, table.get("metric", "f1_weighted"), table.get("baseline", "none"), row=row)
