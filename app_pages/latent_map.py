@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from ui import catalog, probe_ops, show, state
-from ui.components import latent_probe
+from ui.components import latent_decoder, latent_probe
 from ui.maps import hole_job, quick_projection, sampler_table, umap_job, umap_stage
 from ui.resources import ModelRef, UiError, check_compatible, entries, friendly, page_inputs
 from ui.sidebar import shared_sidebar
@@ -30,6 +30,10 @@ from core.viz import density_figure, latent_scatter, selection_to_indices  # noq
 
 names = list(ds.class_names)
 d = z.shape[1]
+is_table = not ds.is_image  # a decoded row is a bar chart over the features (chart), not an image
+chart = latent_decoder.chart_of(ds)
+GRID_IS_FOR_IMAGES = ("The decoded grid is for images; tables show one decoded row under the pointer, as a bar chart "
+                      "over the features (hover a bar for its name and value), with its hole depth beside it.")
 
 # ----------------------------------------------------------------------------- the map
 st.subheader("1 · The encoded dataset")
@@ -144,14 +148,17 @@ def probe_panel() -> None:
         state.put("pins", pins or None)
         if dropped:
             st.warning(dropped)
-        grid = _grid_choice("Decoded manifold (tiles per side)", "grid", "w_probe_grid")
+        if is_table:
+            st.caption(GRID_IS_FOR_IMAGES)
+        else:
+            _grid_choice("Decoded manifold (tiles per side)", "grid", "w_probe_grid")
         why = latent_probe.probe_maps(
             "w_probe", [{"title": f"{sel.entry.name if sel.entry else sel.ckpt} · {shown}", "ckpt_key": sel.ckpt,
                          "sha": ckpt.sha256, "map_key": probe_ops.map_key(ref, sel.dataset, key, xy),
                          "map": lambda: probe_ops.map_payload(ref, sel.dataset, key, xy),
                          "pins": [p for p in pins if p["m"] == key]}],
             shape=tuple(ds.x.shape[1:]), grid=state.get("grid") or 0, pinnable=True, on_pin=_pinned,
-            view=state.get("view"), on_view=lambda v: state.put("view", v))
+            view=state.get("view"), on_view=lambda v: state.put("view", v), chart=chart)
         if why:
             st.info(f"The probe needs the browser decoder: {why}.")
         if pins:
@@ -240,11 +247,18 @@ st.caption(f"Density of the codes on the {'raw latent axes' if all_2d else 'firs
 def compared_manifolds() -> None:
     """Each model's decoded manifold side by side on the same relative window; one pointer probes them all."""
     with friendly("The decoded manifolds"):
-        st.markdown("**Decoded manifolds, one pointer** — each model's map tiled with decoded images over the "
-                    "same *relative* window (wheel and drag move all of them); the pointer over any map probes "
-                    "every model at the same relative position. Tile border = hole depth (green: filled, red: "
-                    "a hole, as above).")
-        grid = _grid_choice("Tiles per side", "hgrid", "w_holes_grid")
+        if is_table:
+            st.markdown("**Decoded rows, one pointer** — each model's map over the same *relative* window (wheel "
+                        "and drag move all of them); the pointer over any map decodes every model at the same "
+                        "relative position, each row a bar chart with its hole depth.")
+            st.caption(GRID_IS_FOR_IMAGES)
+            grid = 0
+        else:
+            st.markdown("**Decoded manifolds, one pointer** — each model's map tiled with decoded images over the "
+                        "same *relative* window (wheel and drag move all of them); the pointer over any map probes "
+                        "every model at the same relative position. Tile border = hole depth (green: filled, red: "
+                        "a hole, as above).")
+            grid = _grid_choice("Tiles per side", "hgrid", "w_holes_grid")
         shown_models = drawn[:4]
         if len(drawn) > 4:
             st.caption(f"The first four of the {len(drawn)} models are drawn.")
@@ -255,7 +269,7 @@ def compared_manifolds() -> None:
               "map_key": probe_ops.map_key(r, sel.dataset, view, quick_projection(r, sel.dataset, view)),
               "map": lambda r=r: probe_ops.map_payload(r, sel.dataset, view, quick_projection(r, sel.dataset, view))}
              for _, name, r in shown_models],
-            shape=tuple(ds.x.shape[1:]), grid=grid or 0, size=size, probe_size=84)
+            shape=tuple(ds.x.shape[1:]), grid=grid or 0, size=size, probe_size=84, chart=chart)
         if why:
             st.info(f"The side-by-side manifolds need the browser decoder: {why}.")
         state.sync_url()

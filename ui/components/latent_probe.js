@@ -8,6 +8,9 @@
 //   A click pins the probe (state "pin"; the server keeps the list, ui/state.py puts it in the URL).
 //   The grid toggle draws an n x n decoded manifold over the current window, each tile bordered by its
 //   hole depth (core.holes.hole_depth_of: nearest training code / typical neighbour distance).
+// A table (shape (F,)): the probe is latent_decoder.js's bar chart over the named features on the data's fixed
+//   axis (data.chart: core.webdecoder.vector_chart), as the other pages draw a decoded row; there is no grid
+//   (tiles of tiny bar charts cannot be read), the readout and the pins are the same as for images.
 // Several panels (the hole comparison) share one relative view and one pointer: the pointer's relative
 // position in one panel probes every panel at the same relative position of its own window.
 // Large payloads (decoder specs, map data) are "blobs" sent once per tab: state "have" lists the keys
@@ -140,13 +143,27 @@ function depthColour(depth, hole) {
 
 // ----------------------------------------------------------------------------- one panel
 
-function makePanel(host, spec) {
+function makePanel(host, spec, data) {
   const fig = el("figure", { class: "lp-panel", "data-panel": spec.title }, host);
   el("div", { class: "lp-title", text: spec.title }, fig);
   const row = el("div", { class: "lp-row" }, fig);
   const canvas = el("canvas", { class: "lp-map", "data-testid": "llProbeMap" }, row);
-  const side = el("div", { class: "lp-side" }, row);
-  const probe = el("canvas", { class: "lp-probe", "data-kind": "probe" }, side);
+  const vector = data.shape.length === 1;
+  const side = el("div", { class: vector ? "lp-side lp-side-chart" : "lp-side" }, row);
+  const probe = el("canvas", { class: vector ? "lp-probe lp-chart" : "lp-probe", "data-kind": "probe" }, side);
+  if (vector) {
+    // a decoded row is a bar chart (paintBars sizes the canvas); hovering a bar names its feature and value
+    probe.__llChart = chartOf(data.chart, data.shape[0], data.chart_width);
+    probe.style.width = `${probe.__llChart.cssWidth}px`;
+    probe.style.height = `${probe.__llChart.cssHeight}px`;
+    probe.addEventListener("mousemove", (e) => {
+      const b = barAt(probe, e.clientX);
+      probe.title = b ? `${b.name}: ${b.value.toFixed(2)}` : "";
+    });
+  } else {
+    probe.width = probe.height = data.probe_size;
+    probe.style.width = probe.style.height = `${data.probe_size}px`;
+  }
   const readout = el("div", { class: "lp-readout" }, side);
   return { fig, canvas, probe, readout, base: document.createElement("canvas"), grid: null, hint: 0, last: null };
 }
@@ -457,6 +474,7 @@ function probePanel(panel, rel, uv) {
     const ctx = panel.probe.getContext("2d");
     ctx.fillStyle = "#ddd"; ctx.fillRect(0, 0, panel.probe.width, panel.probe.height);
     panel.probe.__llDecoded = null; panel.probe.__llCode = null;
+    if (panel.probe.__llBars) { panel.probe.__llBars = null; panel.probe.removeAttribute("data-bars"); }
     panel.readout.textContent = `(${x.toFixed(2)}, ${y.toFixed(2)}): outside the data — beyond the convex hull of ` +
       "the map there is no triangle to interpolate in, so nothing is decoded (no silent extrapolation).";
     return;
@@ -573,16 +591,15 @@ export default function (component) {
   root.setAttribute("data-ready", "live");
 
   // 2. the panels: rebuilt when the layout changes
-  const layout = JSON.stringify([data.panels.map((p) => [p.title, p.map, p.decoder]), data.size, data.probe_size]);
+  const layout = JSON.stringify([data.panels.map((p) => [p.title, p.map, p.decoder]), data.size, data.probe_size,
+    data.shape, data.chart || null, data.chart_width || null]);
   if (view.layout !== layout) {
     root.replaceChildren();
     const host = el("div", { class: `lp-panels${data.panels.length > 1 ? " lp-compact" : ""}` }, root);
     view.panels = data.panels.map((p) => {
-      const panel = makePanel(host, p);
+      const panel = makePanel(host, p, data);
       panel.title = p.title;
       panel.canvas.width = panel.canvas.height = data.size;
-      panel.probe.width = panel.probe.height = data.probe_size;
-      panel.probe.style.width = panel.probe.style.height = `${data.probe_size}px`;
       return panel;
     });
     const bar = el("div", { class: "lp-bar" }, root);
@@ -611,7 +628,7 @@ export default function (component) {
 
   const redrawBase = () => view.panels.forEach((p) => drawBase(p, view.rel, view.data));
   const gridNow = () => {
-    const n = view.data.grid;
+    const n = view.data.shape.length === 1 ? 0 : view.data.grid; // no grid of tiny bar charts (the server sends 0 too)
     const key = JSON.stringify([n, view.rel, layout]);
     if (key === view.gridKey) return;
     view.gridKey = key;

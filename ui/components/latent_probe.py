@@ -8,7 +8,9 @@ both elements share one decoder implementation and this tab's cache of compiled 
 share one relative view (wheel: zoom, drag: pan) and one pointer. A click pins the probe (single map only):
 `on_pin({"xy", "z"})` runs before the rerun it causes. `grid` n > 0 draws an n x n decoded manifold over the
 window, each tile bordered by its hole depth (core.holes.hole_depth_of, computed in the browser from the
-training codes and the typical neighbour distance the server sends).
+training codes and the typical neighbour distance the server sends). A table (shape (F,)): the probe is the bar
+chart latent_decoder.js paints for a decoded row (the features named, on the data's fixed axis: `chart`, as the
+other pages), with the same readout and pins; there is no grid (n x n tiles of tiny bar charts cannot be read).
 
 Hand-shake: decoder specs ("dec:<sha256>") and map data (ui.probe_ops.map_key) are sent as blobs until the
 browser lists them in its state "have"; afterwards a rerun sends only their names.
@@ -38,16 +40,20 @@ _mount = st.components.v2.component(
 def probe_maps(wkey: str, panels: list[dict], *, shape: tuple[int, ...], grid: int = 0, pinnable: bool = False,
                on_pin: Callable[[dict], None] | None = None, size: int = 460, probe_size: int = 140,
                view: tuple[float, float, float, float] | None = None,
-               on_view: Callable[[tuple | None], None] | None = None) -> str | None:
+               on_view: Callable[[tuple | None], None] | None = None, chart: dict | None = None) -> str | None:
     """Mount the probe element; -> None when mounted, else why it cannot be (the page says so).
 
     panels: [{"title", "ckpt_key", "sha": checkpoint sha256, "map_key": str, "map": () -> the map data
     (ui.probe_ops.map_payload; called only when the browser does not hold it yet), "pins": [{"xy": (x, y)}]}].
-    shape: the decoded image's (C, H, W). view: the shared zoom window relative to each map's default one
-    (ui.state.valid_view; None: the default); the browser adopts it whenever it changes here, and reports its own
-    (once a wheel zoom or drag pan has rested) to `on_view(window or None)`, which runs before the rerun it causes."""
-    if len(shape) != 3:
-        return "vector data is drawn as a chart, which the browser decoder does not paint"
+    shape: the decoded image's (C, H, W), or a table row's (F,): then the probe is a bar chart over the features,
+    `chart` (latent_decoder.chart_of(ds): their names and the data's fixed axis; None: f0.. on [-3, 3]) and `grid`
+    is ignored (no decoded grid for tables: the page says so). view: the shared zoom window relative to each
+    map's default one (ui.state.valid_view; None: the default); the browser adopts it whenever it changes here,
+    and reports its own (once a wheel zoom or drag pan has rested) to `on_view(window or None)`, which runs before
+    the rerun it causes."""
+    if len(shape) not in (1, 3):
+        return f"data of shape {tuple(shape)} cannot be painted by the browser decoder"
+    vector = len(shape) == 1
     blobs, held = {}, set(((st.session_state.get(wkey) or {}).get("have") or {}).get("keys") or [])
     errors = ((st.session_state.get(wkey) or {}).get("have") or {}).get("errors") or []
     if errors:
@@ -69,9 +75,12 @@ def probe_maps(wkey: str, panels: list[dict], *, shape: tuple[int, ...], grid: i
         if on_view:
             on_view(state.valid_view((st.session_state.get(wkey) or {}).get("view") or (0, 1, 0, 1)))
 
-    data = {"blobs": blobs, "shape": list(shape), "grid": int(grid or 0), "pinnable": bool(pinnable),
+    data = {"blobs": blobs, "shape": list(shape), "grid": 0 if vector else int(grid or 0),
+            "pinnable": bool(pinnable),
             "view": list(view) if view else None, "reports_view": on_view is not None,
             "size": int(size), "probe_size": int(probe_size),
+            "chart": chart if vector else None,
+            "chart_width": latent_decoder.chart_width(int(shape[0]), 168) if vector else None,
             "panels": [{"title": p["title"], "decoder": p["sha"], "map": p["map_key"],
                         "pins": [{"xy": [float(v) for v in q["xy"]]} for q in p.get("pins") or []]} for p in panels]}
     _mount(key=wkey, data=data, on_have_change=lambda: None, on_pin_change=_pinned, on_view_change=_viewed)
