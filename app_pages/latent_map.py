@@ -15,7 +15,7 @@ from ui.state import stop_page
 sel = shared_sidebar("latent_map")
 st.title("Latent map & holes")
 st.markdown(
-    "Each dot is one training image, placed by its latent code (projected to 2-d) and coloured by class. "
+    "Each dot is one training example (an image, or a row of a table), placed by its latent code (projected to 2-d) and coloured by class. "
     "Liu et al. (2018) argue that a plain autoencoder leaves **holes** — empty regions between classes that "
     "decode to garbage — and that an adversarial autoencoder with a **uniform prior** fills them, which is "
     "what makes latent interpolation a good augmentation. "
