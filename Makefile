@@ -3,7 +3,7 @@ PY := .venv/bin/python
 PIP := .venv/bin/pip
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.cache/numba
 
-.PHONY: run test test-fast venv checkpoints beta-checkpoints bench
+.PHONY: run test test-heavy test-fast venv checkpoints beta-checkpoints bench
 
 .venv/.installed: requirements.txt
 	test -x $(PY) || python3 -m venv .venv
@@ -25,10 +25,15 @@ run: .venv/.installed
 	touch $@
 
 test: .venv/.installed-test .venv/.installed-ray
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not heavy"
+
+# The tests that take a minute or more each (two-node Ray cluster, the GPU script's CPU dry run, 20k-code neighbour
+# agreement, batched cells with batch transforms / ISDA): CI runs them after `make test`.
+test-heavy: .venv/.installed-test .venv/.installed-ray
+	$(PY) -m pytest -q -m heavy
 
 test-fast: .venv/.installed-test
-	$(PY) -m pytest -q -m "not slow and not browser"
+	$(PY) -m pytest -q -m "not slow and not browser and not heavy"
 
 # Re-create the shipped checkpoints (about 8 minutes on a 2-core CPU). One command per checkpoint; the
 # WAE-MMD joins the z = 2 hole comparison only (one thread: about 3 minutes).

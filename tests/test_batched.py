@@ -46,7 +46,9 @@ def _max_diff(a, b) -> float:
     return max((p - q).abs().max().item() for p, q in zip(a.parameters(), b.parameters()))
 
 
-@pytest.mark.parametrize("method", ["none", "classic", "isda"])
+# none in the quick run; classic (batch transforms) and isda (its covariance per slice), ~25-40 s each, in the heavy one
+@pytest.mark.parametrize("method", ["none", pytest.param("classic", marks=pytest.mark.heavy),
+                                    pytest.param("isda", marks=pytest.mark.heavy)])
 def test_batched_cells_match_single_cells(digits_xy, method):
     items = [_item(digits_xy, seed, method) for seed in (0, 1, 2)]
     x_eval = digits_xy[0][:400]

@@ -69,7 +69,7 @@ def comparable(records: list[dict]) -> list[dict]:
     return [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in records]
 
 
-@pytest.mark.slow
+@pytest.mark.heavy   # ~95 s: two Ray nodes in their own network namespace
 def test_two_node_ray_cluster_matches_local_bit_for_bit(tmp_path):
     why = loopback.unavailable()
     if why:

@@ -162,7 +162,7 @@ def test_fewshot_run_through_gpu_workers_equals_a_second_run(tmp_path):
     assert _no_timing(a) == _no_timing(b)
 
 
-@pytest.mark.slow  # about a minute: trains tiny generators and starts two worker processes
+@pytest.mark.heavy  # about a minute: trains tiny generators and starts two worker processes
 def test_gpu_check_dry_run_works_on_the_cpu():
     """bench/gpu_check.sh --dry-run (runs here, without a GPU): the gpu tests collect and skip or pass, the
     bench runs tiny sizes on the CPU and ends with the one summary line the README figures are read from."""

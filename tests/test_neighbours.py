@@ -17,7 +17,7 @@ def codes(n: int, d: int = 16, classes: int = 10, seed: int = 0):
     return centres[y] + torch.randn(n, d, generator=gen), y
 
 
-@pytest.mark.slow
+@pytest.mark.heavy   # ~55 s, mostly pynndescent's JIT (numba cannot cache it)
 def test_approximate_agrees_with_exact_on_20k():
     z, _ = codes(21_000)
     reference, queries = z[:20_000], z[20_000:]
