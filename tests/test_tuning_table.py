@@ -52,3 +52,19 @@ def test_a_tuned_file_that_disagrees_with_its_records_is_refused(tmp_path):
     _write(tmp_path / "tuning", {"mixup": [[0.70, 0.80], [0.60, 0.80], [0.75, 0.85]]}, {"mixup": mixup[1]})
     with pytest.raises(ValueError, match="rerun `python -m core tune`"):
         _table(tmp_path)
+
+
+def test_prose_cites_the_tuning_table_and_a_doctored_gain_is_caught(tmp_path):
+    from core.fewshot.claims import rewrite
+
+    (tmp_path / "tuning").mkdir()
+    mixup = configurations("mixup", 3)
+    _write(tmp_path / "tuning", {"mixup": [[0.70, 0.80], [0.60, 0.80], [0.75, 0.85]]}, {"mixup": mixup[2]})
+    tables = [{"name": "tuning", "kind": "tuning", "records": ["tuning/tuning.csv"]}]
+    prose = ("mixup gains +0.050<!-- cite tuning | mixup | gain --> over its defaults' 0.750<!-- cite tuning | mixup | "
+             "defaults --> (c1: 0.70<!-- cite tuning | mixup | c1 -->)")
+    assert rewrite(prose, tables, tmp_path) == (prose, [])
+    text, problems = rewrite(prose.replace("+0.050", "+0.060"), tables, tmp_path)
+    assert text == prose and problems == ["line 1: +0.060 cites tuning | mixup | gain = +0.050"]
+    with pytest.raises(ValueError, match="defaults, chosen, gain or c0..c2"):
+        rewrite("0.1<!-- cite tuning | mixup | c7 -->", tables, tmp_path)

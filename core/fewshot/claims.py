@@ -16,6 +16,9 @@ A number in prose cites its source with an HTML comment right after it, invisibl
         below C       C minus the mean
         avg KEY       the mean over the cell's seeds of the records' column KEY (e.g. "avg pseudo_label_accuracy")
         -FIELD        minus FIELD: a loss written without its sign ("costs 0.047<!-- cite ... | -diff -->")
+    A tuning table (`"kind": "tuning"`) is cited by method and what:
+      <!-- cite tuning | METHOD | WHAT -->   WHAT: defaults (configuration 0's mean validation F1), chosen (the
+      chosen configuration's), gain (chosen minus defaults), or cK (configuration K's).
     A samplers table (`"kind": "samplers"`) is cited by figure and row:
       <!-- cite samplers | FIGURE | MODEL SAMPLER [| FIELD] -->   FIGURE as core.sample_quality names it (fd,
       hole_share, ...); FIELD: mean, lo, hi, or vs / vslo / vshi / vsci "MODEL SAMPLER" (the paired difference,
@@ -102,7 +105,9 @@ class Cited:
 
     def value(self, body: str) -> float:
         name, column, row_text, kind, other, negated = _parse(body)
-        if self.tables.get(name, {}).get("kind") == "samplers":
+        if self.tables.get(name, {}).get("kind") == "tuning":
+            value = self._tuning_value(name, column, row_text)
+        elif self.tables.get(name, {}).get("kind") == "samplers":
             value = self._sampler_value(name, column, row_text, kind, other)
         else:
             rows = [r.strip() for r in row_text.split("+")]
@@ -141,6 +146,24 @@ class Cited:
         if not values:
             raise ValueError(f"table {name!r} has no records with {key!r} for {column!r} at {row_key} {row_text}")
         return sum(values) / len(values)
+
+    def _tuning_value(self, name: str, method: str, what: str) -> float:
+        """A tuning table's figure: defaults / chosen / gain / cK of one method (core.fewshot.tuning_table)."""
+        if name not in self._records:
+            import pandas as pd
+
+            from core.fewshot.tuning_table import tuning_rows
+            (pattern,) = self.tables[name]["records"]
+            self._records[name] = tuning_rows(pd.read_csv(self.root / pattern).to_dict("records"))
+        match = [r for r in self._records[name] if r["method"] == method]
+        if not match:
+            raise ValueError(f"tuning table {name!r} has no method {method!r}")
+        means, chosen = match[0]["means"], match[0]["chosen"]
+        if what in ("defaults", "chosen", "gain"):
+            return {"defaults": means[0], "chosen": means[chosen], "gain": means[chosen] - means[0]}[what]
+        if what.startswith("c") and what[1:].isdigit() and int(what[1:]) < len(means):
+            return means[int(what[1:])]
+        raise ValueError(f"a tuning table is cited with defaults, chosen, gain or c0..c{len(means) - 1}, not {what!r}")
 
     def _sampler_value(self, name: str, figure: str, row_text: str, kind: str, other: str) -> float:
         from core.sampler_table import paired_difference, summarise
