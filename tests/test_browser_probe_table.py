@@ -16,21 +16,15 @@ import numpy as np
 import pytest
 import torch
 
-from test_browser import IDLE, SHOTS, _no_exception, _open, _settle, chromium_page, streamlit_server
+from test_browser import IDLE, SHOTS, _no_exception, _open, _settle, chromium_page
 from test_browser_probe import _hover, _reports, _torch_decode, _wait_probe
+from test_browser_user_data_train import lab, train_tiny_wine_vae  # noqa: F401  (lab: the module-scoped server fixture)
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 TOL = 1e-3
 WINE = ("wine-probe-a", "wine-probe-b")  # two models: the hole comparison is drawn too
 POSITIONS = [(0.5, 0.5), (0.2, 0.3), (0.85, 0.7), (0.05, 0.95)]
-
-
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    """(url, runs folder) of one streamlit server."""
-    with streamlit_server(tmp_path_factory) as served:
-        yield served
 
 
 @pytest.fixture(scope="module")
@@ -43,23 +37,11 @@ def page(lab):
 def wine(lab):
     """[(checkpoint, training codes (N, 2))] of two tiny MLP VAEs on wine, saved where the server lists them, and the
     dataset."""
-    from core.checkpoints import load_checkpoint, save_checkpoint
-    from core.config import ModelConfig, TrainConfig
-    from core.data import load_dataset
     from core.latent import encode_dataset
-    from core.models import build_model
-    from core.train import fit
 
-    _, runs = lab
-    ds = load_dataset("wine")
     models = []
     for seed, name in enumerate(WINE):
-        model = build_model(ModelConfig(kind="vae", input_shape=ds.input_shape, latent_dim=2, hidden=32))
-        tcfg = TrainConfig(epochs=20, batch_size=32, seed=seed)
-        hist = fit(model, ds, tcfg)
-        save_checkpoint(runs / "checkpoints" / name, model, train_config=tcfg, dataset_id="wine",
-                        class_names=list(ds.class_names), metrics={"recon_mse": 1.0}, history=hist)
-        ckpt = load_checkpoint(runs / "checkpoints" / name, device="cpu")
+        ckpt, ds = train_tiny_wine_vae(lab[1] / "checkpoints" / name, seed, epochs=20)
         models.append((ckpt, encode_dataset(ckpt.model, ds.x).numpy()))
     return models, ds
 

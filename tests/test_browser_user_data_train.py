@@ -40,24 +40,28 @@ def browser(lab):
         yield page, _FramesSent(page)
 
 
-@pytest.fixture(scope="module")
-def wine_model(lab):
-    """A tiny MLP beta-VAE (z = 2) on the wine table, trained here (about a second), saved where the app lists it."""
+def train_tiny_wine_vae(folder, seed: int = 0, epochs: int = 40):
+    """(checkpoint, dataset) of a tiny MLP beta-VAE (z = 2) on the wine table, trained here (about a second) and
+    saved in `folder` (under the runs folder's checkpoints/ the app lists it)."""
     from core.checkpoints import load_checkpoint, save_checkpoint
     from core.config import ModelConfig, TrainConfig
     from core.data import load_dataset
     from core.models import build_model
     from core.train import fit
 
-    _, runs = lab
     ds = load_dataset("wine")
     model = build_model(ModelConfig(kind="vae", input_shape=ds.input_shape, latent_dim=2, hidden=32))
-    tcfg = TrainConfig(epochs=40, batch_size=32, seed=0)
+    tcfg = TrainConfig(epochs=epochs, batch_size=32, seed=seed)
     hist = fit(model, ds, tcfg)
-    folder = runs / "checkpoints" / WINE_CKPT
     save_checkpoint(folder, model, train_config=tcfg, dataset_id="wine", class_names=list(ds.class_names),
                     metrics={"recon_mse": 0.5}, history=hist)
     return load_checkpoint(folder, device="cpu"), ds
+
+
+@pytest.fixture(scope="module")
+def wine_model(lab):
+    """A tiny wine VAE saved where the app lists it."""
+    return train_tiny_wine_vae(lab[1] / "checkpoints" / WINE_CKPT)
 
 
 def _bars(canvas) -> tuple[np.ndarray, list[dict]]:
