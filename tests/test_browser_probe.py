@@ -97,7 +97,8 @@ def test_hover_decodes_the_inverse_like_torch(page, server, name, kind):  # noqa
         assert diff <= TOL, f"{name} at {u, v}: browser vs torch max |diff| = {diff:.2e}"
     page.wait_for_timeout(300)
     assert _reports(root) == sent, "hovering must not talk to the server (no rerun)"
-    assert page.locator(IDLE).count() == 1
+    # the page's own job polls (the hole table's worker job) may still rerun it: wait for them, then no exception
+    page.wait_for_selector(IDLE, timeout=120_000)
     _no_exception(page, name)
 
 

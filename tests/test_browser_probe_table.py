@@ -91,7 +91,7 @@ def test_table_probe_paints_the_decoded_row_as_bars_like_torch(lab, page, wine):
     root.screenshot(path=str(SHOTS / "table_probe.png"))
     page.wait_for_timeout(300)
     assert _reports(root) == sent, "hovering must not talk to the server (no rerun)"
-    assert page.locator(IDLE).count() == 1
+    page.wait_for_selector(IDLE, timeout=120_000)      # the page's own job polls may still rerun it
     grids = page.evaluate("() => window.latentLabProbe.grids()")
     assert grids and all(g["n"] == 0 and not g["images"] for g in grids), "no decoded grid of bar charts"
 
@@ -117,5 +117,6 @@ def test_table_probe_paints_the_decoded_row_as_bars_like_torch(lab, page, wine):
     _settle(page)
     pin = page.evaluate("() => new URLSearchParams(location.search).get('pins')").split(":")
     np.testing.assert_allclose([float(v) for v in pin[2].split(",")], got["code"], atol=1e-4)
+    page.get_by_text("Use as interpolation endpoint A").wait_for(timeout=60_000)   # the pin's rerun may start late
     assert page.get_by_text("Use as interpolation endpoint A").count() == 1
     _no_exception(page, "the probe on a table")
