@@ -22,6 +22,7 @@ st.markdown(
 )
 
 ckpt, ds, z = page_inputs(sel)
+look = show.style(ds)  # how this data's rows are drawn (images, or bars on a fixed axis)
 ref = ModelRef(sel.ckpt, ckpt.sha256)
 
 from core.attributes import AttributeVector, vectors_to_json  # noqa: E402
@@ -294,7 +295,7 @@ def move_panel(idx: int, on_server: bool) -> None:
                     "path": {"kind": "directions", "base": z[idx], "dirs": [vec]}}
                    for title, vec in zip(titles, vectors)],
                 shape=tuple(ds.x.shape[1:]), on_release=_released, width=112,
-                chart=latent_decoder.chart_of(ds))
+                chart=look.get("chart"))
         t = _t()
         if not live:
             if why:
@@ -307,7 +308,7 @@ def move_panel(idx: int, on_server: bool) -> None:
         if not live:
             show.samples([ds.x[idx].numpy(), *res["x"]],
                          [f"Original #{idx}"] + [f"{title} · t = {t:.2f}" for title in titles],
-                         width=112, **show.style(ds))
+                         width=112, **look)
         else:
             st.caption("Drag t: your browser decodes every step; the page hears the value when you let go.")
         if res["spread"] is not None:

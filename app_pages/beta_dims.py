@@ -100,6 +100,7 @@ st.markdown(
     "*disentangled* dimension."
 )
 ckpt, ds, z = page_inputs(sel)
+look = show.style(ds)  # how this data's rows are drawn (images, or bars on a fixed axis)
 n, d = len(ds), z.shape[1]
 is_vae = hasattr(ckpt.model, "encode_dist")
 c1, c2, c3, c4 = st.columns([1, 1, 1, 1])
@@ -119,7 +120,7 @@ with friendly("The traversal grid"):
     left, right = st.columns([1, 4])
     with left:
         show.one(ds.x[int(i0)].numpy(), f"#{int(i0)} · class {names[int(ds.y[int(i0)])]}", width=112,
-                 **show.style(ds))
+                 **look)
     with right:
         if ds.is_image:
             grid = g["images"]  # (R, C, *shape)
@@ -133,7 +134,7 @@ with friendly("The traversal grid"):
     st.dataframe(rows, hide_index=True, width="stretch")
     if not ds.is_image:
         for r, dim in enumerate(g["dims"]):
-            show.samples(g["images"][r], [f"dim {dim} {t:+.1f}σ" for t in g["offsets"]], **show.style(ds))
+            show.samples(g["images"][r], [f"dim {dim} {t:+.1f}σ" for t in g["offsets"]], **look)
 
 # ----------------------------------------------------------------------------- live offset slider
 OFFSET_LABEL = "Offset t, in σ of each row's dimension"
@@ -167,7 +168,7 @@ def _browser_column(g: dict) -> tuple[bool, str | None]:
         panels=[{"title": f"dim {dim}", "kind": "decoded", "caption": "{+0}σ",
                  "path": {"kind": "directions", "base": g["z0"], "dirs": g["directions"][r:r + 1]}}
                 for r, dim in enumerate(g["dims"])],
-        shape=tuple(ds.x.shape[1:]), on_release=_released, width=72, chart=latent_decoder.chart_of(ds))
+        shape=tuple(ds.x.shape[1:]), on_release=_released, width=72, chart=look.get("chart"))
 
 
 @st.fragment
@@ -187,7 +188,7 @@ def offset_panel(g: dict) -> None:
         if why:
             st.caption(f"Decoding on the server: {why}.")
         column = traversal_column(ModelRef(sel.ckpt, ckpt.sha256), g["z0"], g["directions"], float(t))
-        show.samples(column, [f"dim {dim} {t:+.1f}σ" for dim in g["dims"]], width=72, **show.style(ds))
+        show.samples(column, [f"dim {dim} {t:+.1f}σ" for dim in g["dims"]], width=72, **look)
         state.sync_url()
 
 

@@ -24,6 +24,7 @@ st.markdown(
 
 
 ckpt, ds, z_all = page_inputs(sel)  # encode once here, not inside the slider's timing
+look = show.style(ds)  # how this data's rows are drawn (images, or bars on a fixed axis)
 
 n, names = len(ds), list(ds.class_names)
 y = ds.y.numpy()
@@ -145,7 +146,7 @@ def _browser_panel(mode: str, lam: float) -> tuple[bool, str | None]:
         panels=[{"title": "Decoded LSI sample", "kind": "decoded", "caption": "λ = {0}"},
                 {"title": f"{MIX} mixup, same λ", "kind": "mix", "caption": "λ = {0}",
                  "x0": latent_decoder.images_b64(x0), "x1": latent_decoder.images_b64(x1)}],
-        shape=tuple(x0.shape), on_release=_released, chart=latent_decoder.chart_of(ds))
+        shape=tuple(x0.shape), on_release=_released, chart=look.get("chart"))
 
 
 @st.fragment
@@ -179,10 +180,10 @@ def slider_panel() -> None:
         if not live:
             with cols[0]:
                 st.markdown("**Decoded LSI sample**")
-                show.one(f["x_lsi"], f"λ = {lam:.2f}", width=168, **show.style(ds))
+                show.one(f["x_lsi"], f"λ = {lam:.2f}", width=168, **look)
             with cols[1]:
                 st.markdown(f"**{MIX} mixup, same λ**")
-                show.one(f["x_mix"], f"λ = {lam:.2f}", width=168, **show.style(ds))
+                show.one(f["x_mix"], f"λ = {lam:.2f}", width=168, **look)
         with cols[2]:
             st.markdown(f"**LSI soft label at λ = {lam:.2f}** (λ-weighted, two-hot at 0.5)")
             st.bar_chart(pd.DataFrame({"weight": f["soft"]}, index=names), height=200)
@@ -197,8 +198,8 @@ def slider_panel() -> None:
             path, mix = interpolation_path(ref_now, sel.dataset, int(i0), int(i1), mode, lambdas)
         caps = [f"λ={v:g}" for v in lambdas]
         st.markdown(f"**The whole path ({mode})** — decoded, then {MIX.lower()} mixup")
-        show.samples(path, caps, width=72, **show.style(ds))
-        show.samples(mix, caps, width=72, **show.style(ds))
+        show.samples(path, caps, width=72, **look)
+        show.samples(mix, caps, width=72, **look)
 
 
 slider_panel()
@@ -233,7 +234,7 @@ else:
             caps.append(f"#{r['source_index']}→#{r['neighbour_index']} ({names[r['label']]})")
         else:
             caps.append(f"#{r['source_index']}+ε ({names[r['label']]})")
-    show.samples(xs, caps, width=84, **show.style(ds))
+    show.samples(xs, caps, width=84, **look)
     from ui.export import download_samples_button
     download_samples_button(xs, names, method=method, dataset=sel.dataset, checkpoint=ckpt, key="w_s_download",
                             labels=[r["label"] for r in recs], alpha=alpha,

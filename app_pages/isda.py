@@ -24,6 +24,7 @@ st.markdown(
 
 
 ckpt, ds, z_all = page_inputs(sel)
+look = show.style(ds)  # how this data's rows are drawn (images, or bars on a fixed axis)
 
 from core.viz import spectrum_figure  # noqa: E402
 
@@ -88,7 +89,7 @@ def _browser_sliders(idx: int, k: int, lam: float) -> tuple[bool, str | None]:
         panels=[{"title": f"Original #{idx}", "kind": "image", "x": latent_decoder.images_b64(ds.x[idx].numpy())},
                 {"title": "Moved", "kind": "decoded", "caption": " ".join(f"{{+{i}}}" for i in range(k))}],
         shape=tuple(ds.x.shape[1:]), on_release=_released, width=140, slider_columns=2,
-        chart=latent_decoder.chart_of(ds))
+        chart=look.get("chart"))
 
 
 @st.fragment
@@ -120,15 +121,15 @@ def directions_panel() -> None:
             a, b, g = st.columns([1, 1, 3])
             with a:
                 st.markdown(f"**Original #{idx}**")
-                show.one(ds.x[idx].numpy(), None, width=140, **show.style(ds))
+                show.one(ds.x[idx].numpy(), None, width=140, **look)
             with b:
                 st.markdown("**Moved**")
-                show.one(x_new[0], " ".join(f"{t:+.2g}" for t in coeffs), width=140, **show.style(ds))
+                show.one(x_new[0], " ".join(f"{t:+.2g}" for t in coeffs), width=140, **look)
         with g:
             st.markdown(f"**16 draws from N(z, λΣ_{cls_name})**")
             seed = st.number_input("Seed of the draws", 0, 10_000, 0, key="w_isda_seed")
             grid = gaussian_grid(ModelRef(sel.ckpt, ckpt.sha256), sel.dataset, idx, c, float(lam), 16, int(seed), int(batch))
-            show.samples(grid, width=56, **show.style(ds))
+            show.samples(grid, width=56, **look)
             from ui.export import download_samples_button
             download_samples_button(grid, names, method="isda-gaussian", dataset=sel.dataset, checkpoint=ckpt,
                                     key="w_isda_download", labels=[c] * len(grid), source_index=[idx] * len(grid),

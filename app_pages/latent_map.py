@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from ui import catalog, probe_ops, show, state
-from ui.components import latent_decoder, latent_probe
+from ui.components import latent_probe
 from ui.maps import hole_job, quick_projection, sampler_table, umap_job, umap_stage
 from ui.resources import ModelRef, UiError, check_compatible, entries, friendly, page_inputs
 from ui.sidebar import shared_sidebar
@@ -24,6 +24,7 @@ st.markdown(
 
 
 ckpt, ds, z = page_inputs(sel)
+look = show.style(ds)  # how this data's rows are drawn (images, or bars on a fixed axis)
 ref = ModelRef(sel.ckpt, ckpt.sha256)
 
 from core.viz import density_figure, latent_scatter, selection_to_indices  # noqa: E402
@@ -31,7 +32,7 @@ from core.viz import density_figure, latent_scatter, selection_to_indices  # noq
 names = list(ds.class_names)
 d = z.shape[1]
 is_table = not ds.is_image  # a decoded row is a bar chart over the features (chart), not an image
-chart = latent_decoder.chart_of(ds)
+chart = look.get("chart")
 GRID_IS_FOR_IMAGES = ("The decoded grid is for images; tables show one decoded row under the pointer, as a bar chart "
                       "over the features (hover a bar for its name and value), with its hole depth beside it.")
 
@@ -91,7 +92,7 @@ def map_and_gallery() -> None:
             return
         idx = chosen[:48]
         y = ds.y.numpy()
-        show.samples(ds.x[idx].numpy(), [f"#{i} · {names[y[i]]}" for i in idx], width=64, **show.style(ds))
+        show.samples(ds.x[idx].numpy(), [f"#{i} · {names[y[i]]}" for i in idx], width=64, **look)
         counts = pd.Series([names[y[i]] for i in chosen]).value_counts()
         st.caption("Classes in the selection: " + ", ".join(f"{k} × {v}" for k, v in counts.items()))
         c1, c2 = st.columns(2)

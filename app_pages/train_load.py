@@ -67,8 +67,9 @@ with tab_load:
                 x, x_hat = reconstructions(ModelRef(sel.ckpt, ckpt.sha256), sel.dataset, n=12)
                 st.markdown("**Originals (top) and reconstructions (bottom)** — the first sample of each class, "
                             "then more.")
-                show.samples(x, width=56, **show.style(ds))
-                show.samples(x_hat, width=56, **show.style(ds))
+                look = show.style(ds)
+                show.samples(x, width=56, **look)
+                show.samples(x_hat, width=56, **look)
             hist = meta.get("history") or {}
             if hist.get("epoch"):
                 from core.viz import loss_curve

@@ -15,12 +15,13 @@ def to_uint8(x) -> list[np.ndarray]:
 
 def style(ds) -> dict:
     """How `samples` / `one` draw a data set's rows: images, or bars over its named features on the axis the
-    browser decoder uses (core.webdecoder.vector_chart: fixed by the data, so bar heights compare across rows)."""
+    browser decoder uses (latent_decoder.chart_of: fixed by the data, so bar heights compare across rows).
+    Pages compute it once per run (`look = show.style(ds)`) for both."""
     if ds.is_image:
         return {"is_image": True}
-    from core.webdecoder import vector_chart
+    from ui.components.latent_decoder import chart_of
 
-    return {"is_image": False, "chart": vector_chart(ds.x, getattr(ds, "feature_names", ()))}
+    return {"is_image": False, "chart": chart_of(ds)}
 
 
 def samples(x, captions: list[str] | None = None, width: int = 84, is_image: bool = True,
@@ -48,7 +49,7 @@ def vector_bars(x, captions: list[str] | None = None, chart: dict | None = None)
     caps = list(captions) if captions and len(captions) == len(a) else [str(i) for i in range(len(a))]
     lo, hi = chart["range"] if chart else (min(0.0, float(a.min())), max(0.0, float(a.max())))
     df = pd.DataFrame({"sample": np.repeat(caps, a.shape[1]), "feature": names * len(a),
-                       "value": a.ravel().clip(lo, hi), "order": np.tile(np.arange(a.shape[1]), len(a))})
+                       "value": a.ravel().clip(lo, hi)})
     per = max(60, min(400, 12 * a.shape[1]))
     return alt.Chart(df).mark_bar().encode(
         x=alt.X("feature:N", sort=names, title=None, axis=alt.Axis(labels=a.shape[1] <= 30)),

@@ -150,11 +150,8 @@ class Cited:
     def _tuning_value(self, name: str, method: str, what: str) -> float:
         """A tuning table's figure: defaults / chosen / gain / cK of one method (core.fewshot.tuning_table)."""
         if name not in self._records:
-            import pandas as pd
-
-            from core.fewshot.tuning_table import tuning_rows
-            (pattern,) = self.tables[name]["records"]
-            self._records[name] = tuning_rows(pd.read_csv(self.root / pattern).to_dict("records"))
+            from core.fewshot.tuning_table import table_rows
+            self._records[name] = table_rows(self.tables[name], self.root)
         match = [r for r in self._records[name] if r["method"] == method]
         if not match:
             raise ValueError(f"tuning table {name!r} has no method {method!r}")

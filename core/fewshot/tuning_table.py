@@ -67,9 +67,9 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def render_tuning(table: dict, root: Path) -> str:
-    """The table block: caption, then the table of `table["records"]` (one tuning.csv, relative to root) checked
-    against the tuned.json in the same folder."""
+def table_rows(table: dict, root: Path) -> list[dict]:
+    """tuning_rows of a tuning table's records (one tuning.csv, relative to root), checked against the tuned.json
+    in the same folder: what the table shows and the prose cites (core.fewshot.claims)."""
     import pandas as pd
 
     (pattern,) = table["records"]
@@ -78,6 +78,13 @@ def render_tuning(table: dict, root: Path) -> str:
         raise ValueError(f"no tuning records at {path}: run docs/experiments/tuning.sh")
     rows = tuning_rows(pd.read_csv(path).to_dict("records"))
     check_against(rows, json.loads((path.parent / "tuned.json").read_text()))
+    return rows
+
+
+def render_tuning(table: dict, root: Path) -> str:
+    """The table block: caption, then the table of table_rows."""
+    (pattern,) = table["records"]
+    rows = table_rows(table, root)
     cells = sum(sum(r["cells"]) for r in rows)
     moved = sum(r["chosen"] != 0 for r in rows)
     shown = os.path.normpath(f"docs/records/{pattern}")
