@@ -89,13 +89,14 @@ def test_tune_runs_on_validation_only_and_writes_the_file_the_fewshot_cli_reads(
     seen = []
     monkeypatch.setattr(cells.Splits, "evaluation", lambda self, spec: seen.append(spec.evaluate_on) or real(self, spec))
     base = {**{k: v for k, v in FAST.items() if k != "seeds"}, "shots_tuning": [2], "seeds_tuning": 1}
-    doc = tune(["none", "vae-noise"], tmp_path, base, n_configs=2)
+    out_dir = tmp_path / "tuning" / "pool"                           # a folder that does not exist yet
+    doc = tune(["none", "vae-noise"], out_dir, base, n_configs=2, runs_dir=tmp_path / "runs")
     assert set(seen) == {"validation"}                              # the test set is never scored
     assert set(doc["methods"]) == {"none", "vae-noise"} and doc["rule"].startswith("highest mean validation")
-    rows = (tmp_path / "tuning.csv").read_text().splitlines()
+    rows = (out_dir / "tuning.csv").read_text().splitlines()
     assert len(rows) == 1 + 2 * 2 and all(",validation 0.1," in r for r in rows[1:])
     assert list((tmp_path / "runs" / "generators").iterdir())       # one set of generators serves every config
-    assert load_tuned(tmp_path / "tuned.json") == doc["methods"]
+    assert load_tuned(out_dir / "tuned.json") == doc["methods"]
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"methods": {"mixup": {"params": {"mixup": {"alpha": -1}}}}}))
     with pytest.raises(ValueError, match="alpha"):

@@ -191,6 +191,7 @@ def tune(methods: list[str], out_dir, base: dict, n_configs: int = N_CONFIGS, ex
     from core.fewshot.runner import run_experiment
 
     out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)     # now, not after hours of runs (its files are written at the end)
     runs = Path(runs_dir) if runs_dir is not None else out / "runs"
     shared = runs / "generators"
     shared.mkdir(parents=True, exist_ok=True)
