@@ -19,6 +19,8 @@ A number in prose cites its source with an HTML comment right after it, invisibl
     A tuning table (`"kind": "tuning"`) is cited by method and what:
       <!-- cite tuning | METHOD | WHAT -->   WHAT: defaults (configuration 0's mean validation F1), chosen (the
       chosen configuration's), gain (chosen minus defaults), or cK (configuration K's).
+    A tuned table (`"kind": "tuned"`, core.fewshot.tuned_table) is cited like any table; its diff / ci are the
+    paired difference tuned − defaults of the same method (no "vs OTHER").
     A samplers table (`"kind": "samplers"`) is cited by figure and row:
       <!-- cite samplers | FIGURE | MODEL SAMPLER [| FIELD] -->   FIGURE as core.sample_quality names it (fd,
       hole_share, ...); FIELD: mean, lo, hi, or vs / vslo / vshi / vsci "MODEL SAMPLER" (the paired difference,
@@ -37,6 +39,8 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+
+from core.fewshot.tuned_table import BASELINE as TUNED_BASELINE
 
 NUMBER = r"[+\-\u2212]?\d+\.\d+"
 CITE = re.compile(rf"(?P<num>{NUMBER})(?P<tag><!-- cite (?P<body>[^>]*?) -->)")
@@ -88,6 +92,9 @@ class Cited:
             if table.get("kind") == "samplers":
                 from core.fewshot.tables import sampler_records
                 self._records[name] = sampler_records(table, self.root)
+            elif table.get("kind") == "tuned":             # the tuned run's cells ("avg KEY" reads them)
+                from core.fewshot.tuned_table import tuned_records
+                self._records[name] = tuned_records(table, self.root)[1]
             else:
                 self._records[name] = table_records(table, self.root)
         return self._records[name]
@@ -97,6 +104,14 @@ class Cited:
 
         records = self.records(name)
         table = self.tables[name]
+        if table.get("kind") == "tuned":                   # paired with each method's own defaults only
+            from core.fewshot.tuned_table import tuned_rows
+            if baseline not in (None, TUNED_BASELINE):
+                raise ValueError(f"table {name!r} pairs each method with its own defaults; cite diff / ci, "
+                                 f"not vs {baseline!r}")
+            if (name, TUNED_BASELINE) not in self._rows:
+                self._rows[(name, TUNED_BASELINE)] = tuned_rows(table, self.root, table.get("metric", "f1_weighted"))
+            return self._rows[(name, TUNED_BASELINE)]
         key = (name, baseline or table.get("baseline", "none"))
         if key not in self._rows:
             self._rows[key] = summarize(records, table.get("metric", "f1_weighted"), key[1],
@@ -131,7 +146,7 @@ class Cited:
             return r["mean"] - r["ci95"] if kind == "lo" else r["mean"] + r["ci95"]
         if kind in ("above", "below"):
             return (r["mean"] - float(other)) * (1 if kind == "above" else -1)
-        base = baseline or table.get("baseline", "none")
+        base = baseline or (TUNED_BASELINE if table.get("kind") == "tuned" else table.get("baseline", "none"))
         if "diff_vs_" + base not in r:
             raise ValueError(f"table {name!r}: {column!r} at {row_text} has no paired difference against {base!r}")
         diff, half = r["diff_vs_" + base], r["diff_ci95"]

@@ -86,6 +86,10 @@ def render(table: dict, root: Path) -> str:
         from core.fewshot.tuning_table import render_tuning
 
         return render_tuning(table, root)
+    if table.get("kind") == "tuned":
+        from core.fewshot.tuned_table import render_tuned
+
+        return render_tuned(table, root)
     records = table_records(table, root)
     row = table.get("row", "shots")
     rows = summarize(records, table.get("metric", "f1_weighted"), table.get("baseline", "none"), row=row)

@@ -9,10 +9,9 @@
 # methods) to ~25 s (label-spread: a UMAP fit), 2 workers: about 2-2.5 h on the idle 2-core box; the pool block
 # 6 x 5 x 10 = 300 cells, about 1 h. Add EXTRA=--deterministic to pin the kernel path (records then say avx2).
 # Afterwards add to docs/tables.json (then `python -m core report`):
-#   {"name": "headline-tuned", "records": ["mnist-headline.csv", "mnist-headline-tuned.csv"], "label": "method+run",
-#    "strip": "mnist-headline", "rename": {}, "caption": "Each method at its defaults beside its tuned setting."}
-#   (the two files share `none`'s defaults cells only if none has no tuned entry; otherwise give none its own
-#    column with "label": "run")
+#   {"name": "headline-v3", "records": ["mnist-headline-tuned.csv"], "caption": "Every method at its tuned setting."}
+#   {"name": "headline-tuned", "kind": "tuned", "records": ["mnist-headline.csv", "mnist-headline-tuned.csv"],
+#    "caption": "Each method's tuned setting paired with its own defaults (core/fewshot/tuned_table.py)."}
 #   {"name": "pool-tuned", "records": ["mnist-pool-tuned.csv"], "caption": "Pool-using methods, tuned settings."}
 set -euo pipefail
 source "$(dirname "$0")/v3_common.sh"
