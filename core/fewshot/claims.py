@@ -75,6 +75,11 @@ def _parse(body: str) -> tuple[str, str, str, str, str, bool]:
     return parts[0], parts[1], parts[2], kind, other, negated
 
 
+def _baseline(table: dict) -> str:
+    """The column a table's "diff" is paired with: a tuned table pairs each method with its own defaults."""
+    return TUNED_BASELINE if table.get("kind") == "tuned" else table.get("baseline", "none")
+
+
 class Cited:
     """One table's records and summaries, computed once per (table, baseline)."""
 
@@ -92,9 +97,11 @@ class Cited:
             if table.get("kind") == "samplers":
                 from core.fewshot.tables import sampler_records
                 self._records[name] = sampler_records(table, self.root)
-            elif table.get("kind") == "tuned":             # the tuned run's cells ("avg KEY" reads them)
-                from core.fewshot.tuned_table import tuned_records
-                self._records[name] = tuned_records(table, self.root)[1]
+            elif table.get("kind") == "tuned":             # the tuned run's cells ("avg KEY" reads them), and
+                from core.fewshot.tuned_table import tuned_records, tuned_rows   # its rows, from one read
+                defaults, self._records[name], _ = tuned_records(table, self.root)
+                self._rows[(name, TUNED_BASELINE)] = tuned_rows(defaults, self._records[name],
+                                                                table.get("metric", "f1_weighted"))
             else:
                 self._records[name] = table_records(table, self.root)
         return self._records[name]
@@ -104,15 +111,10 @@ class Cited:
 
         records = self.records(name)
         table = self.tables[name]
-        if table.get("kind") == "tuned":                   # paired with each method's own defaults only
-            from core.fewshot.tuned_table import tuned_rows
-            if baseline not in (None, TUNED_BASELINE):
-                raise ValueError(f"table {name!r} pairs each method with its own defaults; cite diff / ci, "
-                                 f"not vs {baseline!r}")
-            if (name, TUNED_BASELINE) not in self._rows:
-                self._rows[(name, TUNED_BASELINE)] = tuned_rows(table, self.root, table.get("metric", "f1_weighted"))
-            return self._rows[(name, TUNED_BASELINE)]
-        key = (name, baseline or table.get("baseline", "none"))
+        key = (name, baseline or _baseline(table))
+        if table.get("kind") == "tuned" and key[1] != TUNED_BASELINE:   # its rows are made with its records
+            raise ValueError(f"table {name!r} pairs each method with its own defaults; cite diff / ci, "
+                             f"not vs {baseline!r}")
         if key not in self._rows:
             self._rows[key] = summarize(records, table.get("metric", "f1_weighted"), key[1],
                                         row=table.get("row", "shots"))
@@ -146,7 +148,7 @@ class Cited:
             return r["mean"] - r["ci95"] if kind == "lo" else r["mean"] + r["ci95"]
         if kind in ("above", "below"):
             return (r["mean"] - float(other)) * (1 if kind == "above" else -1)
-        base = baseline or (TUNED_BASELINE if table.get("kind") == "tuned" else table.get("baseline", "none"))
+        base = baseline or _baseline(table)
         if "diff_vs_" + base not in r:
             raise ValueError(f"table {name!r}: {column!r} at {row_text} has no paired difference against {base!r}")
         diff, half = r["diff_vs_" + base], r["diff_ci95"]

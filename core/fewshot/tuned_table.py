@@ -30,9 +30,9 @@ def tuned_records(table: dict, root: Path) -> tuple[list[dict], list[dict], list
     return defaults, [r for r in tuned if r["method"] in have], only_tuned
 
 
-def tuned_rows(table: dict, root: Path, metric: str = "f1_weighted") -> list[dict]:
-    """summarize()-style rows, one per (method, shots): the tuned mean and diff_vs_defaults, Holm over all."""
-    defaults, tuned, _ = tuned_records(table, root)
+def tuned_rows(defaults: list[dict], tuned: list[dict], metric: str = "f1_weighted") -> list[dict]:
+    """summarize()-style rows of tuned_records' two lists, one per (method, shots): the tuned mean and
+    diff_vs_defaults, Holm over all."""
     rows = []
     for method in dict.fromkeys(r["method"] for r in tuned):
         pair = [{**r, "method": BASELINE} for r in defaults if r["method"] == method]
@@ -54,5 +54,5 @@ def render_tuned(table: dict, root: Path) -> str:
             f"{len(tuned)} tuned cells paired with their defaults, seeds {seeds[0]}-{seeds[-1]}, "
             f"{table.get('metric', 'f1_weighted')}; each cell the tuned mean, below it tuned − defaults on the same "
             f"seeds.{note}")
-    return head + "\n\n" + markdown_table(tuned_rows(table, root, table.get("metric", "f1_weighted")),
+    return head + "\n\n" + markdown_table(tuned_rows(defaults, tuned, table.get("metric", "f1_weighted")),
                                           baseline=BASELINE)
